@@ -1,0 +1,1 @@
+"""The database schema: SQLAlchemy models and the Alembic migrations that own them."""

@@ -1,0 +1,257 @@
+"""SQLAlchemy 2.0 models of the unified schema.
+
+Time-series tables carry ``device_id`` without a foreign key: the database is a projection of
+the streams, and a rebuild may project a device's metrics before its registration. Devices are
+soft-deleted (``deleted_at``), so their history stays readable. Every unique key of a
+time-series table includes ``time``, as TimescaleDB hypertables require.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger, Boolean, DateTime, Float, Index, Integer, MetaData, Numeric, String, Text, func, text,
+)
+from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+TZ = DateTime(timezone=True)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {dict[str, Any]: JSONB, list[Any]: JSONB, datetime: TZ, uuid.UUID: UUID(as_uuid=True)}
+
+
+class Device(Base):
+    __tablename__ = "devices"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(63))
+    address: Mapped[str] = mapped_column(String(255))
+    port: Mapped[int] = mapped_column(Integer, default=22)
+    username: Mapped[str | None] = mapped_column(String(64))
+    transport: Mapped[str] = mapped_column(String(16), default="ssh")
+    trust_on_first_use: Mapped[bool] = mapped_column(Boolean, default=False)
+    device_type: Mapped[str | None] = mapped_column(String(50))
+    description: Mapped[str | None] = mapped_column(Text)
+    tags: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default=text("'{}'::jsonb"))
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    deleted_at: Mapped[datetime | None]
+    stream_seq: Mapped[int] = mapped_column(BigInteger, default=0, comment="devices-stream sequence last applied")
+
+    __table_args__ = (
+        Index("uq_devices_live_name", "name", unique=True, postgresql_where=text("deleted_at IS NULL")),
+    )
+
+
+class SystemMetric(Base):
+    __tablename__ = "system_metrics"
+
+    time: Mapped[datetime] = mapped_column(primary_key=True)
+    device_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    event_id: Mapped[uuid.UUID]
+    cpu_usage: Mapped[float | None] = mapped_column(Float, comment="percent")
+    cpu_count: Mapped[int | None]
+    cpu_iowait: Mapped[float | None] = mapped_column(Float)
+    memory_usage: Mapped[float | None] = mapped_column(Float, comment="percent")
+    memory_total_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    memory_used_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    memory_available_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    swap_total_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    swap_used_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    load_1: Mapped[float | None] = mapped_column(Float)
+    load_5: Mapped[float | None] = mapped_column(Float)
+    load_15: Mapped[float | None] = mapped_column(Float)
+    uptime_seconds: Mapped[float | None] = mapped_column(Float)
+    disk_usage: Mapped[list[Any] | None] = mapped_column(JSONB)
+    disk_io: Mapped[list[Any] | None] = mapped_column(JSONB)
+    network_traffic: Mapped[list[Any] | None] = mapped_column(JSONB)
+
+    __table_args__ = (Index("ix_system_metrics_device_time", "device_id", text("time DESC")),)
+
+
+class ContainerSnapshot(Base):
+    __tablename__ = "container_snapshots"
+
+    time: Mapped[datetime] = mapped_column(primary_key=True)
+    device_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    container_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    event_id: Mapped[uuid.UUID]
+    name: Mapped[str | None] = mapped_column(String(255))
+    image: Mapped[str | None] = mapped_column(String(512))
+    status: Mapped[str | None] = mapped_column(String(255))
+    state: Mapped[str | None] = mapped_column(String(50))
+    health: Mapped[str | None] = mapped_column(String(50))
+    restart_count: Mapped[int | None]
+    cpu_usage: Mapped[float | None] = mapped_column(Float)
+    memory_usage_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    memory_limit_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    ports: Mapped[list[Any] | None] = mapped_column(JSONB)
+    network_io: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    block_io: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    created: Mapped[datetime | None]
+    removed: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    __table_args__ = (Index("ix_container_snapshots_device_time", "device_id", text("time DESC")),)
+
+
+class DriveHealth(Base):
+    __tablename__ = "drive_health"
+
+    time: Mapped[datetime] = mapped_column(primary_key=True)
+    device_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    drive_name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    event_id: Mapped[uuid.UUID]
+    model: Mapped[str | None] = mapped_column(String(255))
+    serial_number: Mapped[str | None] = mapped_column(String(255))
+    firmware: Mapped[str | None] = mapped_column(String(64))
+    capacity_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    smart_attributes: Mapped[list[Any] | None] = mapped_column(JSONB)
+    temperature_celsius: Mapped[int | None]
+    power_on_hours: Mapped[int | None]
+    is_healthy: Mapped[bool | None]
+    smartctl_exit_status: Mapped[int | None]
+
+    __table_args__ = (Index("ix_drive_health_device_time", "device_id", text("time DESC")),)
+
+
+class DataCollectionAudit(Base):
+    __tablename__ = "data_collection_audit"
+
+    time: Mapped[datetime] = mapped_column(primary_key=True)
+    event_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    device_id: Mapped[uuid.UUID | None]
+    operation_id: Mapped[uuid.UUID]
+    data_type: Mapped[str] = mapped_column(String(50))
+    collection_method: Mapped[str] = mapped_column(String(50))
+    collection_source: Mapped[str | None] = mapped_column(String(100), comment="service/instance")
+    trigger: Mapped[str] = mapped_column(String(20))
+    force_refresh: Mapped[bool] = mapped_column(Boolean, default=False)
+    cache_hit: Mapped[bool] = mapped_column(Boolean, default=False)
+    duration_ms: Mapped[int | None]
+    ssh_command_count: Mapped[int] = mapped_column(Integer, default=0)
+    data_size_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(String(20))
+    error_message: Mapped[str | None] = mapped_column(Text)
+    warnings: Mapped[list[Any] | None] = mapped_column(JSONB)
+    records_created: Mapped[int] = mapped_column(Integer, default=0)
+    records_updated: Mapped[int] = mapped_column(Integer, default=0)
+    freshness_threshold: Mapped[int | None]
+
+    __table_args__ = (
+        Index("ix_audit_device_time", "device_id", text("time DESC")),
+        Index("ix_audit_operation", "operation_id"),
+    )
+
+
+class ConfigurationSnapshot(Base):
+    __tablename__ = "configuration_snapshots"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    time: Mapped[datetime] = mapped_column(primary_key=True)
+    device_id: Mapped[uuid.UUID]
+    event_id: Mapped[uuid.UUID]
+    config_type: Mapped[str] = mapped_column(String(50))
+    file_path: Mapped[str] = mapped_column(String(4096))
+    content_hash: Mapped[str] = mapped_column(String(64))
+    file_size_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    raw_content: Mapped[str | None] = mapped_column(Text)
+    content_truncated: Mapped[bool] = mapped_column(Boolean, default=False)
+    parsed_data: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    change_type: Mapped[str] = mapped_column(String(20))
+    previous_hash: Mapped[str | None] = mapped_column(String(64))
+    file_modified_time: Mapped[datetime | None]
+    collection_source: Mapped[str] = mapped_column(String(50))
+    detection_latency_ms: Mapped[int | None]
+    affected_services: Mapped[list[Any] | None] = mapped_column(JSONB)
+    requires_restart: Mapped[bool] = mapped_column(Boolean, default=False)
+    risk_level: Mapped[str] = mapped_column(String(20), default="MEDIUM")
+
+    __table_args__ = (Index("ix_config_snapshots_device_path_time", "device_id", "file_path", text("time DESC")),)
+
+
+class ConfigurationChangeEvent(Base):
+    __tablename__ = "configuration_change_events"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    time: Mapped[datetime] = mapped_column(primary_key=True)
+    device_id: Mapped[uuid.UUID]
+    snapshot_id: Mapped[uuid.UUID]
+    config_type: Mapped[str] = mapped_column(String(50))
+    file_path: Mapped[str] = mapped_column(String(4096))
+    change_type: Mapped[str] = mapped_column(String(20))
+    old_path: Mapped[str | None] = mapped_column(String(4096))
+    affected_services: Mapped[list[Any] | None] = mapped_column(JSONB)
+    service_dependencies: Mapped[list[Any] | None] = mapped_column(JSONB)
+    requires_restart: Mapped[bool] = mapped_column(Boolean, default=False)
+    restart_services: Mapped[list[Any] | None] = mapped_column(JSONB)
+    changes_summary: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    risk_level: Mapped[str] = mapped_column(String(20), default="MEDIUM")
+    confidence_score: Mapped[Decimal | None] = mapped_column(Numeric(3, 2))
+    processed: Mapped[bool] = mapped_column(Boolean, default=False)
+    notifications_sent: Mapped[list[Any] | None] = mapped_column(JSONB)
+
+    __table_args__ = (
+        Index("ix_config_changes_device_time", "device_id", text("time DESC")),
+        Index("ix_config_changes_snapshot", "snapshot_id"),
+    )
+
+
+class ServicePerformanceMetric(Base):
+    __tablename__ = "service_performance_metrics"
+
+    time: Mapped[datetime] = mapped_column(primary_key=True)
+    service_name: Mapped[str] = mapped_column(String(50), primary_key=True)
+    instance: Mapped[str] = mapped_column(String(255), primary_key=True)
+    operations_total: Mapped[int] = mapped_column(Integer, default=0)
+    operations_successful: Mapped[int] = mapped_column(Integer, default=0)
+    operations_failed: Mapped[int] = mapped_column(Integer, default=0)
+    operations_cached: Mapped[int] = mapped_column(Integer, default=0)
+    avg_duration_ms: Mapped[Decimal | None] = mapped_column(Numeric(10, 2))
+    max_duration_ms: Mapped[int | None]
+    min_duration_ms: Mapped[int | None]
+    ssh_connections_created: Mapped[int] = mapped_column(Integer, default=0)
+    ssh_connections_reused: Mapped[int] = mapped_column(Integer, default=0)
+    ssh_commands_executed: Mapped[int] = mapped_column(Integer, default=0)
+    cache_hit_ratio: Mapped[Decimal | None] = mapped_column(Numeric(5, 2))
+    cache_size_entries: Mapped[int | None]
+    cache_evictions: Mapped[int] = mapped_column(Integer, default=0)
+    data_collected_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    database_writes: Mapped[int] = mapped_column(Integer, default=0)
+    error_types: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    top_errors: Mapped[list[Any] | None] = mapped_column(JSONB)
+
+
+class ApiKey(Base):
+    __tablename__ = "api_keys"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    prefix: Mapped[str] = mapped_column(String(16), unique=True, comment="visible part of the key")
+    key_hash: Mapped[str] = mapped_column(String(64), comment="sha256 of the whole key")
+    role: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    last_used_at: Mapped[datetime | None]
+    expires_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+
+
+TIME_SERIES_TABLES = (
+    "system_metrics", "container_snapshots", "drive_health", "data_collection_audit",
+    "configuration_snapshots", "configuration_change_events", "service_performance_metrics",
+)

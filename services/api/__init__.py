@@ -1,0 +1,1 @@
+"""API: reads from the database and the cache, publishes refresh requests and device changes."""

@@ -1,0 +1,1 @@
+"""Collector: logs in to devices, runs each data type's commands, publishes collected events."""

@@ -1,0 +1,1 @@
+"""Watcher: follows configuration files on devices and publishes config events."""

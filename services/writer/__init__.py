@@ -1,0 +1,1 @@
+"""Writer: projects the event streams into PostgreSQL/TimescaleDB."""

@@ -1,0 +1,1 @@
+"""Code shared by every infrawatch service: settings, event contract, NATS names and helpers."""

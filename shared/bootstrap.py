@@ -1,0 +1,78 @@
+"""Idempotent creation of the JetStream streams and KV buckets the services share."""
+
+from __future__ import annotations
+
+import logging
+
+from nats.js import JetStreamContext
+from nats.js.api import DiscardPolicy, KeyValueConfig, RetentionPolicy, StorageType, StreamConfig
+from nats.js.errors import BadRequestError, NotFoundError
+
+from shared.names import Names
+from shared.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def stream_configs(settings: Settings) -> list[StreamConfig]:
+    """The streams of DESIGN.md, retention set per kind (max_age 0 = never expires)."""
+    n = Names(settings.subject_prefix)
+
+    def cfg(name: str, kind: str, max_age_s: int, description: str) -> StreamConfig:
+        return StreamConfig(
+            name=name,
+            description=description,
+            subjects=[n.all(kind)],
+            retention=RetentionPolicy.LIMITS,
+            storage=StorageType.FILE,
+            discard=DiscardPolicy.OLD,
+            max_age=float(max_age_s) if max_age_s else None,
+            duplicate_window=float(settings.duplicate_window_s),
+            num_replicas=settings.stream_replicas,
+        )
+
+    return [
+        cfg(n.stream_collected, "collected", settings.collected_max_age_s, "collection operations and their results"),
+        cfg(n.stream_config, "config", 0, "configuration file changes, kept forever"),
+        cfg(n.stream_devices, "device", 0, "device registrations, kept forever"),
+        cfg(n.stream_audit, "audit", settings.audit_max_age_s, "operations that collect nothing"),
+        cfg(n.stream_perf, "perf", settings.perf_max_age_s, "service performance counters"),
+        cfg(n.stream_alerts, "alert", settings.alert_max_age_s, "alerts fired and resolved"),
+        cfg(n.stream_dlq, "dlq", settings.dlq_max_age_s, "messages that could not be processed, with the reason"),
+    ]
+
+
+def kv_configs(settings: Settings) -> list[KeyValueConfig]:
+    n = Names(settings.subject_prefix)
+    return [
+        KeyValueConfig(
+            bucket=n.cache_bucket,
+            description="latest successful collection per <device>.<data_type>",
+            history=1,
+            replicas=settings.stream_replicas,
+            storage=StorageType.FILE,
+        ),
+    ]
+
+
+async def ensure(js: JetStreamContext, settings: Settings) -> None:
+    """Create or update every stream and KV bucket; safe to run from every service at start."""
+    for cfg in stream_configs(settings):
+        try:
+            await js.stream_info(cfg.name)  # type: ignore[arg-type]
+        except NotFoundError:
+            await js.add_stream(cfg)
+            log.info("created stream %s", cfg.name)
+            continue
+        try:
+            await js.update_stream(cfg)
+        except BadRequestError as exc:  # e.g. a replica change the cluster refuses
+            log.warning("stream %s kept its configuration: %s", cfg.name, exc)
+    for kv in kv_configs(settings):
+        try:
+            await js.key_value(kv.bucket)
+        except (NotFoundError, Exception) as exc:  # BucketNotFoundError subclasses vary
+            if type(exc).__name__ not in ("BucketNotFoundError", "NotFoundError"):
+                raise
+            await js.create_key_value(kv)
+            log.info("created KV bucket %s", kv.bucket)

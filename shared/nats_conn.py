@@ -1,0 +1,72 @@
+"""Connecting to NATS: automatic reconnects, and a drain on SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Awaitable, Callable
+
+import nats
+from nats.aio.client import Client
+
+from shared.settings import Settings, redact_url
+
+log = logging.getLogger(__name__)
+
+
+async def connect(settings: Settings, name: str) -> Client:
+    """Connect with unlimited reconnects; logs disconnects and reconnects."""
+
+    async def on_error(exc: Exception) -> None:
+        log.warning("nats error: %s", exc)
+
+    async def on_disconnect() -> None:
+        log.warning("nats disconnected")
+
+    async def on_reconnect() -> None:
+        log.info("nats reconnected")
+
+    opts: dict = dict(
+        servers=[s.strip() for s in settings.nats_url.split(",")],
+        name=f"infrawatch-{name}-{settings.instance}",
+        max_reconnect_attempts=-1,
+        reconnect_time_wait=1,
+        connect_timeout=5,
+        allow_reconnect=True,
+        error_cb=on_error,
+        disconnected_cb=on_disconnect,
+        reconnected_cb=on_reconnect,
+    )
+    if settings.nats_creds:
+        opts["user_credentials"] = str(settings.nats_creds)
+    elif settings.nats_user:
+        opts["user"] = settings.nats_user
+        opts["password"] = settings.nats_password
+    log.info("connecting to nats at %s", redact_url(settings.nats_url))
+    return await nats.connect(**opts)
+
+
+def stop_event_on_signals() -> asyncio.Event:
+    """An event set by SIGTERM or SIGINT, for graceful shutdown."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
+async def run_until_signal(
+    main: Callable[[asyncio.Event], Awaitable[None]], nc: Client | None = None
+) -> None:
+    """Run ``main(stop)`` until it returns; SIGTERM/SIGINT set ``stop``; then drain NATS."""
+    stop = stop_event_on_signals()
+    try:
+        await main(stop)
+    finally:
+        if nc is not None and not nc.is_closed:
+            try:
+                await asyncio.wait_for(nc.drain(), timeout=10)
+            except Exception as exc:  # drain on a dead connection
+                log.warning("nats drain: %s", exc)
+                await nc.close()

@@ -1,0 +1,1 @@
+"""Typed payloads carried by events, one module per data type."""
