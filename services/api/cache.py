@@ -1,0 +1,65 @@
+"""An in-process mirror of the KV cache bucket, so a cached read makes no network round trip."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from nats.js import JetStreamContext
+from nats.js.kv import KV_DEL, KV_PURGE
+
+from shared import events
+from shared.events import AnyEvent
+
+log = logging.getLogger(__name__)
+
+
+class CacheMirror:
+    """Latest decoded event per key of a KV bucket, kept current by a watch over all keys."""
+
+    def __init__(self, js: JetStreamContext, bucket: str) -> None:
+        self._js = js
+        self.bucket = bucket
+        self.entries: dict[str, AnyEvent] = {}
+        self._watcher = None
+        self._task: asyncio.Task | None = None
+        self._synced = asyncio.Event()
+
+    def get(self, key: str) -> AnyEvent | None:
+        return self.entries.get(key)
+
+    async def start(self, timeout: float = 30) -> None:
+        """Start watching; returns once the bucket's current values are loaded."""
+        kv = await self._js.key_value(self.bucket)
+        self._watcher = await kv.watchall()
+        self._task = asyncio.create_task(self._run(), name=f"cache-mirror-{self.bucket}")
+        await asyncio.wait_for(self._synced.wait(), timeout)
+
+    def apply(self, key: str, operation: str | None, value: bytes | None) -> None:
+        """Apply one KV update: a put stores the decoded event, a delete or purge drops the key."""
+        if operation in (KV_DEL, KV_PURGE):
+            self.entries.pop(key, None)
+            return
+        try:
+            self.entries[key] = events.decode(value or b"")
+        except Exception as exc:
+            self.entries.pop(key, None)
+            log.warning("cache key %s holds an undecodable value: %s", key, exc)
+
+    async def _run(self) -> None:
+        assert self._watcher is not None
+        async for entry in self._watcher:
+            if entry is None:  # the initial values have all been delivered
+                self._synced.set()
+                continue
+            self.apply(entry.key, entry.operation, entry.value)
+
+    async def stop(self) -> None:
+        if self._watcher is not None:
+            try:
+                await self._watcher.stop()
+            except Exception as exc:  # the connection may already be closed
+                log.debug("cache watch stop: %s", exc)
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)

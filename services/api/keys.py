@@ -1,0 +1,90 @@
+"""API keys: ``iw_<prefix>_<secret>``, stored as the sha256 of the whole key beside its visible prefix."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
+from sqlalchemy.pool import NullPool
+
+from schema.migrate import async_url
+from schema.models import ApiKey
+
+ROLES = ("viewer", "operator", "admin")
+KEY_PREFIX = "iw_"
+PREFIX_LEN = 8
+TOUCH_INTERVAL = timedelta(seconds=60)  # last_used_at is written at most this often
+_DUMMY_HASH = hashlib.sha256(b"no such key").hexdigest()
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The key a request was authenticated with; never holds the key itself."""
+
+    key_id: uuid.UUID
+    name: str
+    prefix: str
+    role: str
+
+    def allows(self, role: str) -> bool:
+        return ROLES.index(self.role) >= ROLES.index(role)
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def generate_key() -> tuple[str, str]:
+    """A new key and its visible prefix."""
+    prefix = secrets.token_hex(PREFIX_LEN // 2)
+    return f"{KEY_PREFIX}{prefix}_{secrets.token_urlsafe(32)}", prefix
+
+
+def parse_prefix(key: str) -> str | None:
+    """The prefix of a well-formed key, else None."""
+    start = len(KEY_PREFIX)
+    if not key.startswith(KEY_PREFIX) or len(key) < start + PREFIX_LEN + 2 or key[start + PREFIX_LEN] != "_":
+        return None
+    return key[start : start + PREFIX_LEN]
+
+
+async def create_api_key(database_url: str, role: str, name: str) -> tuple[str, uuid.UUID]:
+    """Store a new key with ``role``; returns the key (shown once, never stored) and its id."""
+    if role not in ROLES:
+        raise ValueError(f"role must be one of {', '.join(ROLES)}")
+    key, prefix = generate_key()
+    key_id = uuid.uuid4()
+    engine = create_async_engine(async_url(database_url), poolclass=NullPool)
+    try:
+        async with AsyncSession(engine) as session, session.begin():
+            session.add(ApiKey(id=key_id, name=name, prefix=prefix, key_hash=hash_key(key), role=role))
+    finally:
+        await engine.dispose()
+    return key, key_id
+
+
+async def authenticate(session: AsyncSession, key: str) -> Principal | None:
+    """The principal of a valid, unrevoked, unexpired key; None otherwise."""
+    prefix = parse_prefix(key)
+    row = None
+    if prefix is not None:
+        row = (await session.execute(select(ApiKey).where(ApiKey.prefix == prefix))).scalar_one_or_none()
+    stored = row.key_hash if row is not None else _DUMMY_HASH
+    if not hmac.compare_digest(hash_key(key), stored) or row is None:
+        return None
+    now = datetime.now(timezone.utc)
+    if row.revoked_at is not None or (row.expires_at is not None and row.expires_at <= now):
+        return None
+    if row.role not in ROLES:
+        return None
+    principal = Principal(key_id=row.id, name=row.name, prefix=row.prefix, role=row.role)
+    if row.last_used_at is None or now - row.last_used_at >= TOUCH_INTERVAL:
+        await session.execute(update(ApiKey).where(ApiKey.id == row.id).values(last_used_at=now))
+        await session.commit()
+    return principal

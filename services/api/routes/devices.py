@@ -1,0 +1,90 @@
+"""The device registry: register, list, read and remove devices."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, HTTPException, Query, Response, status
+
+from services.api.deps import JsDep, NamesDep, OperatorKey, RegistryDep, SessionDep, SettingsDep, ViewerKey
+from services.api.queries import collections
+from services.api.schemas import DeviceCreate, DeviceResponse, Page
+from shared import devices
+from shared.devices import DeviceRegistry
+from shared.events import DeviceSpec
+
+router = APIRouter(prefix="/devices", tags=["devices"])
+
+SERVICE = "api"
+
+
+def resolve(registry: DeviceRegistry, device: str) -> DeviceSpec:
+    """The device named by UUID or unique name, else 404."""
+    spec = registry.get(device)
+    if spec is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"device {device!r} not found")
+    return spec
+
+
+@router.post("", status_code=status.HTTP_201_CREATED)
+async def create_device(
+    body: DeviceCreate, _: OperatorKey, js: JsDep, names: NamesDep, registry: RegistryDep, settings: SettingsDep
+) -> DeviceResponse:
+    """Register a device; 409 when the name is taken."""
+    try:
+        ev = await devices.register(js, names, body.spec(), SERVICE, settings.instance)
+    except devices.DeviceExists as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
+    except devices.DeviceError as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
+    registry.apply(ev)  # read-your-writes: the mirror catches up with the same event shortly
+    return DeviceResponse.build(ev.spec, {})
+
+
+@router.get("")
+async def list_devices(
+    _: ViewerKey,
+    registry: RegistryDep,
+    session: SessionDep,
+    page: Annotated[int, Query(ge=1)] = 1,
+    page_size: Annotated[int, Query(ge=1, le=500)] = 50,
+    name: Annotated[str | None, Query(description="substring of the name")] = None,
+    device_type: str | None = None,
+    status_: Annotated[Literal["enabled", "disabled"] | None, Query(alias="status")] = None,
+) -> Page[DeviceResponse]:
+    """Devices ordered by name, filtered, one page at a time."""
+    specs = sorted(registry.by_name.values(), key=lambda s: s.name)
+    if name:
+        specs = [s for s in specs if name.lower() in s.name.lower()]
+    if device_type:
+        specs = [s for s in specs if s.device_type == device_type]
+    if status_:
+        specs = [s for s in specs if s.enabled == (status_ == "enabled")]
+    chunk = specs[(page - 1) * page_size : page * page_size]
+    info = await collections(session, [s.id for s in chunk])
+    items = [DeviceResponse.build(s, info[s.id]) for s in chunk]
+    return Page[DeviceResponse].of(items, len(specs), page, page_size)
+
+
+@router.get("/{device}")
+async def get_device(device: str, _: ViewerKey, registry: RegistryDep, session: SessionDep) -> DeviceResponse:
+    """One device by UUID or name."""
+    spec = resolve(registry, device)
+    info = await collections(session, [spec.id])
+    return DeviceResponse.build(spec, info[spec.id])
+
+
+@router.delete("/{device}", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_device(
+    device: str, _: OperatorKey, js: JsDep, names: NamesDep, registry: RegistryDep, settings: SettingsDep
+) -> Response:
+    """Remove a device; its history stays in the database."""
+    spec = resolve(registry, device)
+    try:
+        ev = await devices.remove(js, names, spec.name, SERVICE, settings.instance)
+    except devices.DeviceNotFound as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
+    except devices.DeviceExists as exc:  # changed concurrently
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
+    registry.apply(ev)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,216 @@
+"""The `infrawatch` command: run services, manage devices and keys, parse captured output."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+import uuid
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from shared.settings import Settings
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
+device_app = typer.Typer(no_args_is_help=True, help="Register, list and remove devices.")
+apikey_app = typer.Typer(no_args_is_help=True, help="Manage API keys.")
+app.add_typer(device_app, name="device")
+app.add_typer(apikey_app, name="apikey")
+
+
+def _settings() -> Settings:
+    s = Settings()
+    logging.basicConfig(level=s.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return s
+
+
+def _fail(message: str, code: int = 1) -> None:
+    typer.secho(message, fg=typer.colors.RED, err=True)
+    raise typer.Exit(code)
+
+
+def _run_service(name: str, module: str) -> None:
+    settings = _settings()
+    from importlib import import_module
+
+    from shared.nats_conn import stop_event_on_signals
+
+    mod = import_module(module)
+
+    async def main() -> None:
+        await mod.run(settings, stop_event_on_signals())
+
+    try:
+        asyncio.run(main())
+    except OSError as exc:
+        _fail(f"{name}: cannot reach a server: {exc}")
+
+
+@app.command()
+def up() -> None:
+    """Run the whole system locally: nats-server, PostgreSQL, migrations, every service, device `local`."""
+    from services.up import run_up
+
+    raise typer.Exit(run_up(_settings()))
+
+
+@app.command()
+def collector() -> None:
+    """Run the collector service."""
+    _run_service("collector", "services.collector.service")
+
+
+@app.command()
+def watcher() -> None:
+    """Run the watcher service (not implemented yet)."""
+    _fail("the watcher service is not implemented yet: configuration files are not watched", 2)
+
+
+@app.command()
+def writer() -> None:
+    """Run the writer service."""
+    _run_service("writer", "services.writer.service")
+
+
+@app.command()
+def api() -> None:
+    """Run the API service."""
+    from services.api.main import serve
+
+    serve(_settings())
+
+
+@app.command()
+def migrate(revision: Annotated[str, typer.Argument(help="target revision")] = "head",
+            down: Annotated[bool, typer.Option("--down", help="downgrade to REVISION")] = False) -> None:
+    """Upgrade (or downgrade) the database schema."""
+    from schema.migrate import downgrade, upgrade
+
+    settings = _settings()
+    try:
+        (downgrade if down else upgrade)(settings.database_url, revision)
+    except OSError as exc:
+        _fail(f"cannot reach the database: {exc}")
+    typer.echo(f"database at {'base' if down and revision == 'base' else revision}")
+
+
+@app.command()
+def parse(data_type: str, files: list[Path]) -> None:
+    """Run a data type's parser on captured command output and print the payload as JSON."""
+    from services.collector.parse_cli import parse_files
+
+    raise typer.Exit(parse_files(data_type, files))
+
+
+async def _with_js(fn):
+    from shared.bootstrap import ensure
+    from shared.nats_conn import connect
+
+    settings = _settings()
+    try:
+        nc = await connect(settings, "cli")
+    except Exception as exc:
+        _fail(f"cannot reach NATS at {settings.nats_url}: {exc}")
+    try:
+        js = nc.jetstream()
+        await ensure(js, settings)
+        return await fn(settings, js)
+    finally:
+        await nc.close()
+
+
+@device_app.command("add")
+def device_add(
+    name: str,
+    address: Annotated[str, typer.Option(help="host name or IP address")] = "127.0.0.1",
+    port: Annotated[int, typer.Option()] = 22,
+    username: Annotated[Optional[str], typer.Option()] = None,
+    transport: Annotated[str, typer.Option(help="ssh, or local for the collector's own host")] = "ssh",
+    tofu: Annotated[bool, typer.Option("--tofu", help="trust the host key on first use")] = False,
+    device_type: Annotated[Optional[str], typer.Option("--type")] = None,
+) -> None:
+    """Register a device."""
+    from shared import devices
+    from shared.events import DeviceSpec
+    from shared.names import Names
+
+    if transport not in ("ssh", "local"):
+        _fail("transport must be ssh or local")
+    spec = DeviceSpec(id=uuid.uuid4(), name=name, address=address, port=port, username=username,
+                      transport=transport, trust_on_first_use=tofu, device_type=device_type)  # type: ignore[arg-type]
+
+    async def go(settings, js):
+        try:
+            await devices.register(js, Names(settings.subject_prefix), spec, "cli", settings.instance)
+        except devices.DeviceError as exc:
+            _fail(str(exc))
+        typer.echo(f"registered {name} ({spec.id})")
+
+    asyncio.run(_with_js(go))
+
+
+@device_app.command("list")
+def device_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """List registered devices."""
+    from shared.devices import DeviceRegistry
+    from shared.names import Names
+
+    async def go(settings, js):
+        reg = DeviceRegistry(js, Names(settings.subject_prefix))
+        await reg.start()
+        await reg.stop()
+        return sorted(reg.by_name.values(), key=lambda d: d.name)
+
+    specs = asyncio.run(_with_js(go))
+    if as_json:
+        import msgspec
+
+        typer.echo(msgspec.json.encode(specs).decode())
+        return
+    for d in specs:
+        typer.echo(f"{d.name:20} {d.transport:6} {d.username or '-'}@{d.address}:{d.port}  {d.id}")
+
+
+@device_app.command("rm")
+def device_rm(name: str) -> None:
+    """Remove a device (its history stays in the database)."""
+    from shared import devices
+    from shared.names import Names
+
+    async def go(settings, js):
+        try:
+            await devices.remove(js, Names(settings.subject_prefix), name, "cli", settings.instance)
+        except devices.DeviceError as exc:
+            _fail(str(exc))
+        typer.echo(f"removed {name}")
+
+    asyncio.run(_with_js(go))
+
+
+@apikey_app.command("create")
+def apikey_create(
+    role: Annotated[str, typer.Option(help="viewer, operator or admin")] = "viewer",
+    name: Annotated[str, typer.Option(help="a label for the key")] = "cli",
+) -> None:
+    """Create an API key and print it once."""
+    from services.api.keys import create_api_key
+
+    if role not in ("viewer", "operator", "admin"):
+        _fail("role must be viewer, operator or admin")
+    settings = _settings()
+    try:
+        key, key_id = asyncio.run(create_api_key(settings.database_url, role, name))
+    except OSError as exc:
+        _fail(f"cannot reach the database: {exc}")
+    typer.echo(key)
+    typer.secho(f"key {key_id} ({role}); it is shown only this once", err=True)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

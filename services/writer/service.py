@@ -1,0 +1,191 @@
+"""The writer: durable pull consumers on the event streams, batches projected into the
+database in one transaction each, acknowledged only after commit."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+
+import asyncpg
+import msgspec
+import nats.errors
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+
+from services.writer import sink
+from services.writer.projection import ProjectionError, Rows, merge, rows
+from shared import events
+from shared.bootstrap import ensure
+from shared.names import DLQ_REASON, DLQ_STREAM_SEQ, DLQ_SUBJECT, MSG_ID, Names
+from shared.nats_conn import connect
+from shared.settings import Settings
+
+log = logging.getLogger(__name__)
+
+# The kinds of stream the writer projects: (kind in the subject, stream attribute of Names).
+PROJECTED = (("device", "stream_devices"), ("collected", "stream_collected"), ("audit", "stream_audit"))
+
+
+@dataclass
+class Counters:
+    batches: int = 0
+    events: int = 0
+    rows_inserted: int = 0
+    dead_lettered: int = 0
+    db_unavailable: int = 0
+    bisections: int = 0
+    last_batch_ms: float = 0.0
+    by_stream: dict[str, int] = field(default_factory=dict)
+
+
+class Writer:
+    """Projects one or more streams into the database."""
+
+    def __init__(self, settings: Settings, js: JetStreamContext, pool: asyncpg.Pool) -> None:
+        self.settings = settings
+        self.names = Names(settings.subject_prefix)
+        self.js = js
+        self.pool = pool
+        self.counters = Counters()
+        self._backoff = 0.0
+
+    async def consume(self, kind: str, stream: str, stop: asyncio.Event) -> None:
+        """Fetch batches from one stream's durable consumer until ``stop`` is set."""
+        cfg = ConsumerConfig(
+            durable_name=self.settings.writer_durable,
+            ack_policy=AckPolicy.EXPLICIT,
+            deliver_policy=DeliverPolicy.ALL,
+            ack_wait=60,
+            max_deliver=-1,
+            max_ack_pending=max(self.settings.writer_batch_size * 4, 1000),
+        )
+        psub = await self.js.pull_subscribe(self.names.all(kind), durable=self.settings.writer_durable,
+                                            stream=stream, config=cfg)
+        while not stop.is_set():
+            try:
+                msgs = await psub.fetch(self.settings.writer_batch_size, timeout=self.settings.writer_batch_wait_s)
+            except nats.errors.TimeoutError:
+                continue
+            except (nats.errors.ConnectionClosedError, nats.errors.ConnectionDrainingError):
+                break
+            except Exception as exc:  # NATS briefly away: the client reconnects
+                log.warning("fetch from %s failed: %s", stream, exc)
+                await asyncio.sleep(1)
+                continue
+            await self.handle(kind, msgs)
+            if self._backoff:
+                await asyncio.sleep(self._backoff)
+
+    async def handle(self, kind: str, msgs: list) -> None:
+        """Decode and project a batch; dead-letter what cannot be projected; write the rest."""
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        items: list[tuple[object, Rows]] = []
+        for msg in msgs:
+            try:
+                ev = events.decode(msg.data)
+                items.append((msg, rows(ev, msg.metadata.sequence.stream)))
+            except (msgspec.DecodeError, msgspec.ValidationError, ProjectionError) as exc:
+                await self.dead_letter(kind, msg, f"{type(exc).__name__}: {exc}")
+        if items:
+            await self.commit(kind, items)
+        self.counters.batches += 1
+        self.counters.last_batch_ms = (loop.time() - t0) * 1000
+
+    async def commit(self, kind: str, items: list[tuple[object, Rows]]) -> None:
+        """Write items in one transaction and ack them; bisect on a data error to isolate it."""
+        batch: Rows = {}
+        for _, r in items:
+            merge(batch, r)
+        try:
+            async with self.pool.acquire() as conn:
+                inserted = await sink.write(conn, batch)
+        except sink.DATA_ERRORS as exc:
+            await self._isolate(kind, items, exc)
+            return
+        except sink.UNAVAILABLE as exc:
+            self.counters.db_unavailable += 1
+            self._backoff = min(max(self._backoff * 2, 0.5), 30.0)
+            log.warning("database unavailable (%s: %s); %d events redelivered in %.1fs",
+                        type(exc).__name__, exc, len(items), self._backoff)
+            for msg, _ in items:
+                await msg.nak(delay=self._backoff)
+            return
+        except asyncpg.PostgresError as exc:
+            await self._isolate(kind, items, exc)
+            return
+        self._backoff = 0.0
+        for msg, _ in items:
+            await msg.ack()
+        self.counters.events += len(items)
+        self.counters.rows_inserted += inserted
+        self.counters.by_stream[kind] = self.counters.by_stream.get(kind, 0) + len(items)
+
+    async def _isolate(self, kind: str, items: list[tuple[object, Rows]], exc: Exception) -> None:
+        """The database refused the data: bisect the batch so only the bad event is dead-lettered."""
+        if len(items) == 1:
+            await self.dead_letter(kind, items[0][0], f"database refused the rows: {type(exc).__name__}: {exc}")
+            return
+        self.counters.bisections += 1
+        mid = len(items) // 2
+        await self.commit(kind, items[:mid])
+        await self.commit(kind, items[mid:])
+
+    async def dead_letter(self, kind: str, msg, reason: str) -> None:
+        """Put the original bytes on the dead-letter stream with the reason, then terminate the message."""
+        seq = msg.metadata.sequence.stream
+        reason = " ".join(reason.split())[:1000]
+        headers = {
+            DLQ_REASON: reason,
+            DLQ_SUBJECT: msg.subject,
+            DLQ_STREAM_SEQ: str(seq),
+            MSG_ID: f"dlq:{kind}:{seq}",
+        }
+        await self.js.publish(self.names.dlq("writer", kind), msg.data or b"", headers=headers)
+        await msg.term()
+        self.counters.dead_lettered += 1
+        log.error("dead-lettered %s seq %d: %s", msg.subject, seq, reason)
+
+
+async def create_pool(settings: Settings, stop: asyncio.Event) -> asyncpg.Pool | None:
+    """A connection pool, waiting (with backoff) for the database instead of crash-looping."""
+    delay = 0.5
+    while not stop.is_set():
+        try:
+            return await asyncpg.create_pool(settings.asyncpg_dsn, min_size=1, max_size=4)
+        except sink.UNAVAILABLE as exc:
+            log.warning("database not reachable (%s); retrying in %.1fs", exc, delay)
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=delay)
+            except asyncio.TimeoutError:
+                pass
+            delay = min(delay * 2, 30)
+    return None
+
+
+async def run(settings: Settings, stop: asyncio.Event) -> None:
+    """Run the writer until ``stop`` is set."""
+    nc = await connect(settings, "writer")
+    try:
+        js = nc.jetstream()
+        await ensure(js, settings)
+        pool = await create_pool(settings, stop)
+        if pool is None:
+            return
+        writer = Writer(settings, js, pool)
+        names = writer.names
+        tasks = [asyncio.create_task(writer.consume(kind, getattr(names, attr), stop), name=f"writer-{kind}")
+                 for kind, attr in PROJECTED]
+        log.info("writer consuming %s", ", ".join(k for k, _ in PROJECTED))
+        await stop.wait()
+        _, pending = await asyncio.wait(tasks, timeout=settings.writer_batch_wait_s + 10)
+        for t in pending:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await pool.close()
+    finally:
+        try:
+            await asyncio.wait_for(nc.drain(), timeout=10)
+        except Exception:
+            await nc.close()

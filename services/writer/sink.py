@@ -1,0 +1,57 @@
+"""Set-based writes: COPY each table's rows into a temporary staging table, then one
+``INSERT … SELECT … ON CONFLICT`` into the real table, all in one transaction."""
+
+from __future__ import annotations
+
+import asyncpg
+
+from services.writer.projection import COLUMNS, CONFLICT, Rows
+
+# Bad values in the rows themselves (raised client-side while encoding them).
+DATA_ERRORS = (asyncpg.exceptions.DataError, OverflowError, ValueError)
+
+# Connection-level failures: the database is unavailable, retry later; anything else is a
+# problem with the data itself.
+UNAVAILABLE = (
+    OSError,
+    asyncpg.exceptions.PostgresConnectionError,
+    asyncpg.exceptions.InterfaceError,
+    asyncpg.exceptions.CannotConnectNowError,
+    asyncpg.exceptions.AdminShutdownError,
+    asyncpg.exceptions.TooManyConnectionsError,
+    asyncpg.exceptions.InsufficientResourcesError,
+    ConnectionError,
+    TimeoutError,
+)
+
+# Tables written before others within a batch (devices first, so joins find them).
+ORDER = ("devices",)
+
+
+def _stage(table: str) -> str:
+    return f"_stage_{table}"
+
+
+async def write(conn: asyncpg.Connection, batch: Rows) -> int:
+    """Write all rows of a batch in one transaction; returns the number of rows inserted."""
+    inserted = 0
+    tables = sorted(batch, key=lambda t: (t not in ORDER, t))
+    async with conn.transaction():
+        for table in tables:
+            records = batch[table]
+            if not records:
+                continue
+            cols = COLUMNS[table]
+            collist = ", ".join(cols)
+            stage = _stage(table)
+            await conn.execute(
+                f"CREATE TEMP TABLE IF NOT EXISTS {stage} (LIKE {table} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+            )
+            await conn.copy_records_to_table(stage, records=records, columns=cols)
+            distinct = "DISTINCT ON (id) " if table == "devices" else ""
+            order = " ORDER BY id, stream_seq DESC" if table == "devices" else ""
+            status = await conn.execute(
+                f"INSERT INTO {table} ({collist}) SELECT {distinct}{collist} FROM {stage}{order} {CONFLICT[table]}"
+            )
+            inserted += int(status.rsplit(" ", 1)[-1])
+    return inserted

@@ -1,0 +1,78 @@
+"""system_metrics.parse over captured outputs: X.txt beside X.json (payload) and optional
+X.warnings (one expected substring a line), or X.error (expected error substring)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from services.collector.types import system_metrics
+from services.collector.types.errors import ParseError
+
+CASES = sorted((Path(__file__).parent / "testdata" / "system_metrics").glob("*.txt"))
+
+
+@pytest.mark.parametrize("sample", CASES, ids=[p.stem for p in CASES])
+def test_sample(sample: Path) -> None:
+    text = sample.read_text()
+    error = sample.with_suffix(".error")
+    if error.exists():
+        with pytest.raises(ParseError) as exc:
+            system_metrics.parse(text)
+        assert error.read_text().strip() in str(exc.value)
+        return
+    result = system_metrics.parse(text)
+    assert msgspec.to_builtins(result.payload) == json.loads(sample.with_suffix(".json").read_text())
+    expected = sample.with_suffix(".warnings")
+    wanted = expected.read_text().splitlines() if expected.exists() else []
+    assert len(result.warnings) == len(wanted), result.warnings
+    for want, got in zip(wanted, result.warnings):
+        assert want in got
+
+
+def test_samples_present() -> None:
+    names = {p.stem for p in CASES}
+    assert {"local", "sshd", "old-kernel", "df-missing", "empty", "garbage"} <= names
+
+
+def test_parse_error_carries_the_line() -> None:
+    text = (Path(__file__).parent / "testdata" / "system_metrics" / "corrupt-meminfo.txt").read_text()
+    with pytest.raises(ParseError) as exc:
+        system_metrics.parse(text)
+    assert exc.value.line == "MemTotal:       lots kB"
+    assert exc.value.line_no == 24
+
+
+def test_script_runs_here_and_parses() -> None:
+    out = subprocess.run(system_metrics.ARGV, capture_output=True, timeout=system_metrics.TIMEOUT_S, check=True)
+    result = system_metrics.parse(out.stdout.decode())
+    assert result.payload.cpu_count >= 1
+    assert result.payload.memory_total_bytes > 0
+    assert 0 <= result.payload.cpu_percent <= 100
+
+
+def test_argv_is_the_fixed_script() -> None:
+    assert system_metrics.ARGV == ["sh", "-c", system_metrics.SCRIPT]
+
+
+def test_cpu_counter_going_backwards_counts_as_zero() -> None:
+    first = [(1, "cpu  100 0 100 1000 50 0 0 0"), (2, "cpu0 100 0 100 1000 50 0 0 0")]
+    second = [(3, "cpu  150 0 150 1100 40 0 0 0"), (4, "cpu0 150 0 150 1100 40 0 0 0")]
+    fields = system_metrics.parse_cpu(first, second, [])
+    assert fields["cpu_percent"] == 50.0
+    assert fields["cpu_iowait_percent"] == 0.0
+    assert fields["per_cpu_percent"] == [50.0]
+
+
+def test_registry_modules_have_the_same_attributes() -> None:
+    from services.collector.registry import DATA_TYPES, REQUIRED_ATTRIBUTES
+    from shared.events import COLLECTED_TYPES
+
+    for name, module in DATA_TYPES.items():
+        assert module.NAME == name
+        assert all(hasattr(module, attr) for attr in REQUIRED_ATTRIBUTES), name
+        assert COLLECTED_TYPES[name] is module.EVENT

@@ -1,0 +1,210 @@
+"""The Alembic migrations against a real PostgreSQL (and TimescaleDB when the server has it)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import asyncpg
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.pool import NullPool
+
+from schema.migrate import async_url, current, downgrade, upgrade
+from schema.models import TIME_SERIES_TABLES, Base
+from shared.settings import Settings
+
+MODEL_TABLES = set(Base.metadata.tables)
+HOURLY_VIEW = "system_metrics_hourly"
+
+
+async def _fetch(url: str, sql: str, *args) -> list[asyncpg.Record]:
+    conn = await asyncpg.connect(url)
+    try:
+        return await conn.fetch(sql, *args)
+    finally:
+        await conn.close()
+
+
+async def _tables(url: str) -> set[str]:
+    rows = await _fetch(url, "SELECT table_name FROM information_schema.tables "
+                             "WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'")
+    return {r["table_name"] for r in rows} - {"alembic_version"}
+
+
+async def _relation_exists(url: str, name: str) -> bool:
+    rows = await _fetch(url, "SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                             "WHERE n.nspname = current_schema() AND c.relname = $1", name)
+    return bool(rows)
+
+
+async def test_upgrade_creates_every_model_table(empty_database_url):
+    assert await asyncio.to_thread(current, empty_database_url) is None
+    await asyncio.to_thread(upgrade, empty_database_url)
+    assert await _tables(empty_database_url) == MODEL_TABLES
+    assert await _relation_exists(empty_database_url, HOURLY_VIEW)
+    assert await asyncio.to_thread(current, empty_database_url) == "0001"
+    # Idempotent at head; the asyncpg URL form is accepted too.
+    await asyncio.to_thread(upgrade, async_url(empty_database_url))
+
+
+async def test_downgrade_of_a_fresh_schema_removes_everything(empty_database_url):
+    await asyncio.to_thread(upgrade, empty_database_url)
+    await asyncio.to_thread(downgrade, empty_database_url, "base")
+    assert await _tables(empty_database_url) == set()
+    assert not await _relation_exists(empty_database_url, HOURLY_VIEW)
+    assert await asyncio.to_thread(current, empty_database_url) is None
+
+    await asyncio.to_thread(upgrade, empty_database_url)
+    assert await _tables(empty_database_url) == MODEL_TABLES
+    assert await asyncio.to_thread(current, empty_database_url) == "0001"
+
+
+def _one_row_per_table() -> dict[str, dict]:
+    now = datetime.now(UTC)
+    device, event, snapshot = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    return {
+        "devices": dict(id=device, name="web-1", address="10.0.0.5", stream_seq=1),
+        "system_metrics": dict(time=now, device_id=device, event_id=event, cpu_usage=12.5,
+                               memory_usage=40.0, load_1=0.3, disk_usage=[{"mount": "/", "used": 1}]),
+        "container_snapshots": dict(time=now, device_id=device, container_id="abc123", event_id=event,
+                                    name="nginx", network_io={"rx": 1, "tx": 2}),
+        "drive_health": dict(time=now, device_id=device, drive_name="sda", event_id=event, is_healthy=True),
+        "data_collection_audit": dict(time=now, event_id=event, device_id=device, operation_id=uuid.uuid4(),
+                                      data_type="system_metrics", collection_method="ssh", trigger="poll",
+                                      status="success"),
+        "configuration_snapshots": dict(id=snapshot, time=now, device_id=device, event_id=event,
+                                        config_type="docker_compose", file_path="/srv/compose.yaml",
+                                        content_hash="0" * 64, raw_content="services: {}",
+                                        change_type="created", collection_source="watch"),
+        "configuration_change_events": dict(id=uuid.uuid4(), time=now, device_id=device, snapshot_id=snapshot,
+                                            config_type="docker_compose", file_path="/srv/compose.yaml",
+                                            change_type="created", confidence_score=Decimal("0.90")),
+        "service_performance_metrics": dict(time=now, service_name="collector", instance="host-1",
+                                            avg_duration_ms=Decimal("12.50")),
+        "api_keys": dict(id=uuid.uuid4(), name="ci", prefix="iw_abcd", key_hash="f" * 64, role="admin"),
+    }
+
+
+async def _insert_rows(url: str) -> None:
+    engine = create_async_engine(async_url(url), poolclass=NullPool)
+    try:
+        async with engine.begin() as conn:
+            for name, row in _one_row_per_table().items():
+                await conn.execute(sa.insert(Base.metadata.tables[name]).values(**row))
+    finally:
+        await engine.dispose()
+
+
+async def _row_counts(url: str) -> dict[str, int]:
+    conn = await asyncpg.connect(url)
+    try:
+        return {t: await conn.fetchval(f'SELECT count(*) FROM "{t}"') for t in sorted(MODEL_TABLES)}
+    finally:
+        await conn.close()
+
+
+async def test_downgrade_and_upgrade_of_a_populated_database(database_url):
+    await _insert_rows(database_url)
+    assert set(_one_row_per_table()) == MODEL_TABLES
+    assert all(n == 1 for n in (await _row_counts(database_url)).values())
+    assert (await _fetch(database_url, f"SELECT sample_count FROM {HOURLY_VIEW}"))[0]["sample_count"] == 1
+
+    await asyncio.to_thread(downgrade, database_url, "base")
+    assert await _tables(database_url) == set()
+    assert not await _relation_exists(database_url, HOURLY_VIEW)
+
+    await asyncio.to_thread(upgrade, database_url)
+    assert all(n == 0 for n in (await _row_counts(database_url)).values())
+
+
+def _include_object(obj, name, type_, reflected, compare_to) -> bool:
+    # TimescaleDB adds a "<table>_time_idx" index to hypertables whose keys do not lead with time.
+    return not (type_ == "index" and reflected and compare_to is None and name.endswith("_time_idx"))
+
+
+async def test_migrated_schema_matches_the_models(database_url):
+    def diff(conn) -> list:
+        ctx = MigrationContext.configure(conn, opts={
+            "compare_type": True, "compare_server_default": True, "include_object": _include_object})
+        return compare_metadata(ctx, Base.metadata)
+
+    engine = create_async_engine(async_url(database_url), poolclass=NullPool)
+    try:
+        async with engine.connect() as conn:
+            assert await conn.run_sync(diff) == []
+    finally:
+        await engine.dispose()
+    # compare_metadata does not compare index predicates: check the partial unique index directly.
+    (index,) = await _fetch(
+        database_url, "SELECT indexdef FROM pg_indexes WHERE indexname = 'uq_devices_live_name'")
+    assert index["indexdef"].startswith("CREATE UNIQUE INDEX")
+    assert index["indexdef"].endswith("(name) WHERE (deleted_at IS NULL)")
+
+
+async def test_timescaledb_features(timescaledb, empty_database_url):
+    database_url = empty_database_url
+    await asyncio.to_thread(upgrade, database_url)
+    hypertables = await _fetch(database_url, "SELECT hypertable_name, compression_enabled "
+                                             "FROM timescaledb_information.hypertables")
+    compressed = {r["hypertable_name"] for r in hypertables if r["compression_enabled"]}
+    assert set(TIME_SERIES_TABLES) <= compressed
+
+    settings = await _fetch(database_url, """
+        SELECT hypertable_name, attname, segmentby_column_index, orderby_column_index, orderby_asc
+        FROM timescaledb_information.compression_settings""")
+    segment = {r["hypertable_name"]: r["attname"] for r in settings if r["segmentby_column_index"] == 1}
+    order = {r["hypertable_name"]: (r["attname"], r["orderby_asc"])
+             for r in settings if r["orderby_column_index"] == 1}
+    for table in TIME_SERIES_TABLES:
+        expected = "service_name" if table == "service_performance_metrics" else "device_id"
+        assert segment[table] == expected
+        assert order[table] == ("time", False)
+
+    jobs = await _fetch(database_url, """
+        SELECT proc_name, hypertable_name, config FROM timescaledb_information.jobs
+        WHERE proc_name IN ('policy_compression', 'policy_retention')""")
+    compression = {r["hypertable_name"] for r in jobs if r["proc_name"] == "policy_compression"}
+    assert set(TIME_SERIES_TABLES) <= compression
+    retention = await _fetch(database_url, """
+        SELECT hypertable_name, (config->>'drop_after')::interval AS drop_after
+        FROM timescaledb_information.jobs WHERE proc_name = 'policy_retention'""")
+    kept = {r["hypertable_name"]: r["drop_after"].days for r in retention}
+    days = Settings().metrics_retention_days
+    assert kept == {"data_collection_audit": 90, "service_performance_metrics": 30,
+                    "system_metrics": days, "container_snapshots": days, "drive_health": days}
+
+    refresh = await _fetch(database_url, """
+        SELECT j.job_id FROM timescaledb_information.continuous_aggregates c
+        JOIN timescaledb_information.jobs j
+          ON j.hypertable_schema = c.materialization_hypertable_schema
+         AND j.hypertable_name = c.materialization_hypertable_name
+        WHERE c.view_name = $1 AND j.proc_name = 'policy_refresh_continuous_aggregate'""", HOURLY_VIEW)
+    assert len(refresh) == 1
+
+    await asyncio.to_thread(downgrade, database_url, "base")
+    assert await _fetch(database_url, "SELECT 1 FROM timescaledb_information.hypertables") == []
+    assert await _fetch(database_url, "SELECT 1 FROM timescaledb_information.jobs "
+                                      "WHERE proc_name LIKE 'policy_%'") == []
+    await asyncio.to_thread(upgrade, database_url)
+    assert await _tables(database_url) == MODEL_TABLES
+
+
+async def test_plain_postgresql_is_reported(empty_database_url, has_timescaledb, caplog):
+    with caplog.at_level(logging.WARNING, logger="schema.migrations"):
+        await asyncio.to_thread(upgrade, empty_database_url)
+    absent = [r for r in caplog.records
+              if r.levelno == logging.WARNING and "TimescaleDB is absent" in r.getMessage()]
+    if has_timescaledb:
+        assert absent == []
+    else:
+        assert len(absent) == 1
+        message = absent[0].getMessage()
+        for feature in ("hypertables", "compression", "retention", "continuous aggregate"):
+            assert feature in message

@@ -1,0 +1,63 @@
+"""Small helpers for tests that wait on real servers."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import asyncpg
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+async def wait_until(check: Callable[[], Awaitable[object]], timeout: float = 15, interval: float = 0.1,
+                     what: str = "condition"):
+    """Poll ``check`` until it returns something truthy; the timeout only bounds the wait."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    last = None
+    while True:
+        last = await check()
+        if last:
+            return last
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}; last value {last!r}")
+        await asyncio.sleep(interval)
+
+
+async def fetchval(url: str, sql: str, *args):
+    conn = await asyncpg.connect(url)
+    try:
+        return await conn.fetchval(sql, *args)
+    finally:
+        await conn.close()
+
+
+async def fetch(url: str, sql: str, *args):
+    conn = await asyncpg.connect(url)
+    try:
+        return await conn.fetch(sql, *args)
+    finally:
+        await conn.close()
+
+
+def service_env(settings) -> dict[str, str]:
+    """Environment that makes a child `infrawatch` process use the test's settings."""
+    return {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "INFRAWATCH_NATS_URL": settings.nats_url,
+        "INFRAWATCH_DATABASE_URL": settings.database_url,
+        "INFRAWATCH_SUBJECT_PREFIX": settings.subject_prefix,
+        "INFRAWATCH_DATA_DIR": str(settings.data_dir),
+        "INFRAWATCH_WRITER_BATCH_WAIT_S": str(settings.writer_batch_wait_s),
+        "INFRAWATCH_LOG_LEVEL": "INFO",
+    }
+
+
+async def start_service(name: str, settings, log_path: Path) -> asyncio.subprocess.Process:
+    out = open(log_path, "ab")
+    return await asyncio.create_subprocess_exec(sys.executable, "-m", "services.cli", name, env=service_env(settings),
+                                                stdout=out, stderr=asyncio.subprocess.STDOUT, cwd=ROOT)
