@@ -1,64 +1,25 @@
-"""The event contract: msgspec Structs in one tagged union, JSON on the wire.
+"""The event contract: every event type in one msgspec tagged union, JSON on the wire.
 
-Rules for evolving it: a new field gets a default; an existing field's type never changes;
-a new event type is a new tag. ``schema_version`` is bumped only for incompatible changes.
+The envelope is in ``shared.envelope``; collected events in ``shared.collected``. This module
+assembles the union and holds the one encoder and the one decoder every service uses.
 """
 
 from __future__ import annotations
 
 import uuid
 from datetime import datetime, timezone
-from typing import Annotated, Any, ClassVar, Literal, TypeVar, Union
+from typing import Any, Literal, TypeVar, Union
 
 import msgspec
 
-from shared.payloads.system_metrics import SystemMetrics
+from shared.collected import COLLECTED_EVENTS, SystemMetricsCollected
+from shared.envelope import SCHEMA_VERSION, Collected, Event, Status, Trigger, UtcDatetime
 
-SCHEMA_VERSION = 1
-
-Trigger = Literal["poll", "api", "refresh", "watch", "scan"]
-Status = Literal["success", "partial", "error", "unsupported"]
-UtcDatetime = Annotated[datetime, msgspec.Meta(tz=True)]
-
-
-class Event(msgspec.Struct, kw_only=True, tag_field="kind"):
-    """The envelope every event carries."""
-
-    schema_version: int = SCHEMA_VERSION
-    event_id: uuid.UUID
-    operation_id: uuid.UUID
-    device_id: uuid.UUID | None = None
-    device: str | None = None
-    occurred_at: UtcDatetime
-    service: str
-    instance: str
-    trigger: Trigger
-    status: Status = "success"
-    duration_ms: float = 0.0
-    ssh_command_count: int = 0
-    data_size_bytes: int = 0
-    error: str | None = None
-    warnings: list[str] = []
-
-
-# ---------------------------------------------------------------- collected
-
-
-class Collected(Event, kw_only=True):
-    """One collection operation on one device and its result."""
-
-    data_type: ClassVar[str]
-    collection_method: Literal["ssh", "local"] = "ssh"
-    force_refresh: bool = False
-    freshness_threshold_s: int | None = None
-
-
-class SystemMetricsCollected(Collected, kw_only=True, tag="collected.system_metrics"):
-    data_type: ClassVar[str] = "system_metrics"
-    payload: SystemMetrics | None = None
-
-
-# ---------------------------------------------------------------- devices
+__all__ = [
+    "SCHEMA_VERSION", "Event", "Collected", "Status", "Trigger", "UtcDatetime", "SystemMetricsCollected",
+    "DeviceSpec", "DeviceChanged", "Audited", "RefreshRequested", "AnyEvent", "COLLECTED_TYPES",
+    "encode", "decode", "new_event", "utcnow", "tag_of",
+]
 
 
 class DeviceSpec(msgspec.Struct, kw_only=True):
@@ -82,9 +43,6 @@ class DeviceChanged(Event, kw_only=True, tag="device"):
     spec: DeviceSpec
 
 
-# ---------------------------------------------------------------- audit, refresh
-
-
 class Audited(Event, kw_only=True, tag="audit"):
     """An operation that collects nothing itself: a cache hit, a refusal, a read."""
 
@@ -102,10 +60,9 @@ class RefreshRequested(Event, kw_only=True, tag="refresh"):
     requested_by: str | None = None
 
 
-AnyEvent = Union[SystemMetricsCollected, DeviceChanged, Audited, RefreshRequested]
-COLLECTED_TYPES: dict[str, type[Collected]] = {
-    cls.data_type: cls for cls in (SystemMetricsCollected,)
-}
+OTHER_EVENTS: tuple[type[Event], ...] = (DeviceChanged, Audited, RefreshRequested)
+AnyEvent = Union[COLLECTED_EVENTS + OTHER_EVENTS]  # type: ignore[valid-type]
+COLLECTED_TYPES: dict[str, type[Collected]] = {cls.data_type: cls for cls in COLLECTED_EVENTS}
 
 _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder(AnyEvent)
@@ -117,7 +74,7 @@ def encode(event: Event) -> bytes:
     return _encoder.encode(event)
 
 
-def decode(data: bytes) -> AnyEvent:
+def decode(data: bytes) -> Event:
     """Decode one event; raises msgspec.DecodeError / ValidationError with the reason."""
     return _decoder.decode(data)
 

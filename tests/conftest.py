@@ -113,12 +113,25 @@ def migrated_template(pg_admin_url) -> str:
     from schema.migrate import upgrade
 
     async def make() -> None:
-        await _exec_admin(pg_admin_url, f'DROP DATABASE IF EXISTS "{TEMPLATE_DB}"')
-        await _exec_admin(pg_admin_url, f'CREATE DATABASE "{TEMPLATE_DB}"')
+        conn = await asyncpg.connect(pg_admin_url)
+        try:
+            if await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", TEMPLATE_DB):
+                await conn.execute(f'ALTER DATABASE "{TEMPLATE_DB}" WITH IS_TEMPLATE false ALLOW_CONNECTIONS true')
+                await conn.execute(f'DROP DATABASE "{TEMPLATE_DB}" WITH (FORCE)')
+            await conn.execute(f'CREATE DATABASE "{TEMPLATE_DB}"')
+        finally:
+            await conn.close()
+
+    async def seal() -> None:
+        # No connections to the template (TimescaleDB's job scheduler would hold one), so copies never fail.
+        await _exec_admin(pg_admin_url, f'ALTER DATABASE "{TEMPLATE_DB}" WITH IS_TEMPLATE true ALLOW_CONNECTIONS false')
+        await _exec_admin(pg_admin_url, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                                        f"WHERE datname = '{TEMPLATE_DB}' AND pid <> pg_backend_pid()")
 
     asyncio.run(make())
     url = _db_url(pg_admin_url, TEMPLATE_DB)
     upgrade(url)
+    asyncio.run(seal())
     return TEMPLATE_DB
 
 

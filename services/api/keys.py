@@ -88,3 +88,13 @@ async def authenticate(session: AsyncSession, key: str) -> Principal | None:
         await session.execute(update(ApiKey).where(ApiKey.id == row.id).values(last_used_at=now))
         await session.commit()
     return principal
+
+
+async def key_is_valid(database_url: str, key: str) -> bool:
+    """Whether ``key`` still authenticates (used by `infrawatch up` to reuse its admin key)."""
+    engine = create_async_engine(async_url(database_url), poolclass=NullPool)
+    try:
+        async with AsyncSession(engine) as session:
+            return await authenticate(session, key) is not None
+    finally:
+        await engine.dispose()

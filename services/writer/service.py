@@ -56,7 +56,7 @@ class Writer:
             durable_name=self.settings.writer_durable,
             ack_policy=AckPolicy.EXPLICIT,
             deliver_policy=DeliverPolicy.ALL,
-            ack_wait=60,
+            ack_wait=30,
             max_deliver=-1,
             max_ack_pending=max(self.settings.writer_batch_size * 4, 1000),
         )

@@ -4,6 +4,7 @@ import uuid
 
 import pytest
 
+import services.writer.projections  # noqa: F401
 from services.writer.projection import COLUMNS, ProjectionError, rows
 from shared.events import DeviceChanged, RefreshRequested
 from shared import events

@@ -170,7 +170,8 @@ async def test_writer_killed_with_sigkill_loses_and_duplicates_nothing(settings,
     proc = await start_service("writer", settings, tmp_path / "writer2.log")
     try:
         await pub
-        await wait_until(lambda: _at_least(settings.database_url, "system_metrics", total), timeout=60,
+        # messages the killed writer had fetched come back after the consumer's ack_wait
+        await wait_until(lambda: _at_least(settings.database_url, "system_metrics", total), timeout=120,
                          what="all rows")
         await wait_until(lambda: _drained(js, names.stream_collected, settings.writer_durable), what="drained")
         ids = {r["event_id"] for r in await fetch(settings.database_url, "SELECT event_id FROM system_metrics")}

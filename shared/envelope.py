@@ -1,0 +1,48 @@
+"""The envelope every event carries, and the base class of collected events.
+
+Rules for evolving events: a new field gets a default; an existing field's type never changes;
+a new event type is a new tag. ``schema_version`` is bumped only for incompatible changes.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, ClassVar, Literal
+
+import msgspec
+
+SCHEMA_VERSION = 1
+
+Trigger = Literal["poll", "api", "refresh", "watch", "scan"]
+Status = Literal["success", "partial", "error", "unsupported"]
+UtcDatetime = Annotated[datetime, msgspec.Meta(tz=True)]
+
+
+class Event(msgspec.Struct, kw_only=True, tag_field="kind"):
+    """The envelope every event carries."""
+
+    schema_version: int = SCHEMA_VERSION
+    event_id: uuid.UUID
+    operation_id: uuid.UUID
+    device_id: uuid.UUID | None = None
+    device: str | None = None
+    occurred_at: UtcDatetime
+    service: str
+    instance: str
+    trigger: Trigger
+    status: Status = "success"
+    duration_ms: float = 0.0
+    ssh_command_count: int = 0
+    data_size_bytes: int = 0
+    error: str | None = None
+    warnings: list[str] = []
+
+
+class Collected(Event, kw_only=True):
+    """One collection operation on one device and its result (``payload`` on success)."""
+
+    data_type: ClassVar[str]
+    collection_method: Literal["ssh", "local"] = "ssh"
+    force_refresh: bool = False
+    freshness_threshold_s: int | None = None

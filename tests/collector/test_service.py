@@ -1,0 +1,164 @@
+"""The collector service against real NATS JetStream and a real sshd."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import pytest
+import pytest_asyncio
+from nats.errors import NoRespondersError
+
+from services.collector.service import Collector, CollectorStats, run
+from shared import events
+from shared.devices import register, remove
+from shared.embedded import free_port
+from shared.events import Audited, DeviceChanged, RefreshRequested, SystemMetricsCollected
+from shared.names import Names
+from tests.collector.conftest import ssh_spec
+
+pytestmark = pytest.mark.ssh
+
+WAIT_S = 10  # upper bound for waiting on events, not a performance assertion
+
+
+@pytest_asyncio.fixture
+async def collector_running(ssh_settings):
+    """The service running as a task; yields its stats."""
+    stop = asyncio.Event()
+    stats = CollectorStats()
+    task = asyncio.create_task(run(ssh_settings, stop, stats=stats))
+    yield stats
+    stop.set()
+    await asyncio.wait_for(task, timeout=30)
+
+
+async def next_event(sub, predicate=lambda ev: True) -> events.AnyEvent:
+    async with asyncio.timeout(WAIT_S):
+        while True:
+            msg = await sub.next_msg(timeout=WAIT_S)
+            ev = events.decode(msg.data)
+            if predicate(ev):
+                return ev
+
+
+async def cached(js, names: Names, device: str) -> SystemMetricsCollected:
+    kv = await js.key_value(names.cache_bucket)
+    async with asyncio.timeout(WAIT_S):
+        while True:
+            try:
+                entry = await kv.get(Names.cache_key(device, "system_metrics"))
+                return events.decode(entry.value)
+            except Exception:
+                await asyncio.sleep(0.1)
+
+
+async def test_polls_refreshes_and_isolates_failures(ssh_settings, ssh_server, nc, js, collector_running) -> None:
+    names = Names(ssh_settings.subject_prefix)
+    good = ssh_spec(ssh_server, name="good")
+    bad = ssh_spec(ssh_server, name="bad", port=free_port())  # nothing listens there
+    good_sub = await js.subscribe(names.collected("good", "system_metrics"), ordered_consumer=True)
+    bad_sub = await js.subscribe(names.collected("bad", "system_metrics"), ordered_consumer=True)
+    await register(js, names, bad, "test", "test")
+    await register(js, names, good, "test", "test")
+
+    polled = await next_event(good_sub)
+    assert isinstance(polled, SystemMetricsCollected)
+    assert (polled.status, polled.trigger, polled.device_id) == ("success", "poll", good.id), polled.error
+    assert polled.payload.cpu_count >= 1 and polled.payload.memory_total_bytes > 0
+    assert (await cached(js, names, "good")).event_id == polled.event_id
+
+    failed = await next_event(bad_sub)
+    assert failed.status == "error" and failed.payload is None
+    assert "cannot connect" in failed.error and str(bad.port) in failed.error
+
+    op = uuid.uuid4()
+    request = events.new_event(
+        RefreshRequested, operation_id=op, device_id=good.id, device="good", data_type="system_metrics",
+        service="test", instance="test", trigger="api",
+    )
+    await nc.publish(names.refresh("good", "system_metrics"), events.encode(request))
+    refreshed = await next_event(good_sub, lambda ev: ev.operation_id == op)
+    assert (refreshed.status, refreshed.trigger, refreshed.force_refresh) == ("success", "refresh", True)
+    async with asyncio.timeout(WAIT_S):
+        while (await cached(js, names, "good")).operation_id != op:
+            await asyncio.sleep(0.1)
+    assert collector_running.polls >= 2 and collector_running.refreshes == 1 and collector_running.failures >= 1
+
+
+async def test_fresh_cache_skips_the_poll(ssh_settings, ssh_server, js, collector_running) -> None:
+    names = Names(ssh_settings.subject_prefix)
+    spec = ssh_spec(ssh_server, name="cachedhost")
+    fresh = events.new_event(
+        SystemMetricsCollected, device_id=spec.id, device=spec.name, service="collector", instance="other",
+        trigger="refresh",
+    )
+    kv = await js.key_value(names.cache_bucket)
+    await kv.put(Names.cache_key(spec.name, "system_metrics"), events.encode(fresh))
+    sub = await js.subscribe(names.collected(spec.name, "system_metrics"), ordered_consumer=True)
+    await register(js, names, spec, "test", "test")
+    async with asyncio.timeout(WAIT_S):
+        while collector_running.skipped_fresh == 0:
+            await asyncio.sleep(0.1)
+    assert collector_running.polls == 0
+    with pytest.raises(Exception):  # nothing was collected
+        await sub.next_msg(timeout=0.5)
+
+
+async def test_refresh_for_unknown_device_is_refused(ssh_settings, nc, js, collector_running) -> None:
+    names = Names(ssh_settings.subject_prefix)
+    sub = await js.subscribe(names.audit("collector"), ordered_consumer=True)
+    op = uuid.uuid4()
+    request = events.new_event(
+        RefreshRequested, operation_id=op, device="ghost", data_type="system_metrics",
+        service="test", instance="test", trigger="api",
+    )
+    async with asyncio.timeout(WAIT_S):  # request/reply: retried until the service subscribed
+        while True:
+            try:
+                reply = await nc.request(names.refresh("ghost", "system_metrics"), events.encode(request), timeout=WAIT_S)
+                break
+            except NoRespondersError:
+                await asyncio.sleep(0.1)
+    assert events.decode(reply.data).operation_id == op
+    refused = await next_event(sub)
+    assert isinstance(refused, Audited)
+    assert (refused.action, refused.operation_id, refused.status) == ("refresh_refused", op, "error")
+    assert collector_running.refused == 1
+    assert "ghost" in refused.error
+
+
+async def test_registry_changes_restart_and_stop_devices(ssh_settings, ssh_server, js) -> None:
+    names = Names(ssh_settings.subject_prefix)
+    collector = Collector(ssh_settings, js, await js.key_value(names.cache_bucket))
+    spec = ssh_spec(ssh_server, name="changing")
+
+    def change(action, s):
+        return events.new_event(DeviceChanged, action=action, spec=s, service="test", instance="test", trigger="api")
+
+    await collector.on_device_changed(change("registered", spec))
+    first = collector._devices[spec.id].transport
+    await collector.on_device_changed(change("updated", spec))  # same spec: nothing to do
+    assert collector._devices[spec.id].transport is first
+    moved = spec.__class__(**{**{f: getattr(spec, f) for f in spec.__struct_fields__}, "port": free_port()})
+    await collector.on_device_changed(change("updated", moved))
+    second = collector._devices[spec.id].transport
+    assert second is not first and first.closed and second.port == moved.port
+    await collector.on_device_changed(change("removed", moved))
+    assert spec.id not in collector._devices and second.closed
+    await collector.close()
+
+
+async def test_stops_cleanly_with_devices_registered(ssh_settings, ssh_server, js) -> None:
+    names = Names(ssh_settings.subject_prefix)
+    await register(js, names, ssh_spec(ssh_server, name="one"), "test", "test")
+    await remove(js, names, "one", "test", "test")
+    await register(js, names, ssh_spec(ssh_server, name="two"), "test", "test")
+    stop = asyncio.Event()
+    stats = CollectorStats()
+    task = asyncio.create_task(run(ssh_settings, stop, stats=stats))
+    sub = await js.subscribe(names.collected("two", "system_metrics"), ordered_consumer=True)
+    assert (await next_event(sub)).status == "success"
+    stop.set()
+    await asyncio.wait_for(task, timeout=30)
+    assert stats.polls == 1
