@@ -52,6 +52,13 @@ def kv_configs(settings: Settings) -> list[KeyValueConfig]:
             replicas=settings.stream_replicas,
             storage=StorageType.FILE,
         ),
+        KeyValueConfig(
+            bucket=n.watch_state_bucket,
+            description="watcher: last known hash and metadata per <device>.<file>",
+            history=1,
+            replicas=settings.stream_replicas,
+            storage=StorageType.FILE,
+        ),
     ]
 
 

@@ -13,6 +13,7 @@ from typing import Any, Literal, TypeVar, Union
 import msgspec
 
 from shared.collected import COLLECTED_EVENTS, SystemMetricsCollected
+from shared.config_events import CONFIG_EVENTS
 from shared.envelope import SCHEMA_VERSION, Collected, Event, Status, Trigger, UtcDatetime
 
 __all__ = [
@@ -36,6 +37,7 @@ class DeviceSpec(msgspec.Struct, kw_only=True):
     description: str | None = None
     tags: dict[str, str] = {}
     enabled: bool = True
+    watch_paths: dict[str, list[str]] = {}  # config_type -> extra globs, added to the defaults
 
 
 class DeviceChanged(Event, kw_only=True, tag="device"):
@@ -61,7 +63,7 @@ class RefreshRequested(Event, kw_only=True, tag="refresh"):
 
 
 OTHER_EVENTS: tuple[type[Event], ...] = (DeviceChanged, Audited, RefreshRequested)
-AnyEvent = Union[COLLECTED_EVENTS + OTHER_EVENTS]  # type: ignore[valid-type]
+AnyEvent = Union[COLLECTED_EVENTS + OTHER_EVENTS + CONFIG_EVENTS]  # type: ignore[valid-type]
 COLLECTED_TYPES: dict[str, type[Collected]] = {cls.data_type: cls for cls in COLLECTED_EVENTS}
 
 _encoder = msgspec.json.Encoder()

@@ -119,7 +119,13 @@ def _host_is_known(path: Path, host: str, port: int) -> bool:
 
 
 class SshTransport:
-    """One lazily opened, reused SSH connection to one device."""
+    """One lazily opened SSH connection to one device, shared by every command.
+
+    A failed connect is retried no sooner than an exponential backoff allows (1 s doubling
+    to 300 s); calls before then fail at once with the last ConnectError. With no
+    ``ssh_client_keys`` configured, asyncssh's defaults apply (~/.ssh keys, ssh-agent).
+    ~/.ssh/config is not read.
+    """
 
     method: Literal["ssh", "local"] = "ssh"
 
@@ -165,7 +171,7 @@ class SshTransport:
                 raise ConnectError(f"transport to {self.host}:{self.port} is closed")
             wait = self._next_attempt - time.monotonic()
             if wait > 0:
-                raise ConnectError(f"{self._last_error} (next attempt in {wait:.0f}s)")
+                raise ConnectError(f"{self._last_error} (next attempt in {wait:.1f}s)")
             self.connect_attempts += 1
             try:
                 self._conn = await self._connect()
@@ -199,7 +205,8 @@ class SshTransport:
         except asyncssh.HostKeyNotVerifiable:
             if _host_is_known(self.known_hosts, self.host, self.port):
                 raise HostKeyError(
-                    f"host key of {where} does not match {self.known_hosts}: refused (it changed, or the entry is wrong)"
+                    f"host key of {where} does not match {self.known_hosts}: refused "
+                    "(the key changed, or the entry is wrong)"
                 ) from None
             raise HostKeyError(
                 f"host key of {where} is unknown: add it to {self.known_hosts} or enable trust_on_first_use"

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
+from collections import Counter
 
 from nats.js import JetStreamContext
 from nats.js.kv import KV_DEL, KV_PURGE
 
 from shared import events
-from shared.events import AnyEvent
+from shared.events import AnyEvent, Collected
+from shared.names import Names
 
 log = logging.getLogger(__name__)
 
@@ -24,9 +27,21 @@ class CacheMirror:
         self._watcher = None
         self._task: asyncio.Task | None = None
         self._synced = asyncio.Event()
+        self.hits: Counter[str] = Counter()  # per data type, this process only
+        self.misses: Counter[str] = Counter()
 
     def get(self, key: str) -> AnyEvent | None:
         return self.entries.get(key)
+
+    def collected(self, device: str, device_id: uuid.UUID, data_type: str) -> Collected | None:
+        """The cached collection of this device (same id, not an earlier device of that name) and type."""
+        ev = self.entries.get(Names.cache_key(device, data_type))
+        if isinstance(ev, Collected) and ev.data_type == data_type and ev.device_id == device_id:
+            return ev
+        return None
+
+    def count(self, data_type: str, hit: bool) -> None:
+        (self.hits if hit else self.misses)[data_type] += 1
 
     async def start(self, timeout: float = 30) -> None:
         """Start watching; returns once the bucket's current values are loaded."""

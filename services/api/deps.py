@@ -2,22 +2,31 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request, status
+from fastapi import Depends, HTTPException, Request, Security, status
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.api.audit import Auditor
 from services.api.cache import CacheMirror
 from services.api.keys import Principal, authenticate
+from services.api.reads import Reader
+from services.api.settings import ApiSettings
 from shared.devices import DeviceRegistry
+from shared.events import DeviceSpec
 from shared.names import Names
-from shared.settings import Settings
+
+# Declared for the OpenAPI document ("Authorize" in /docs); the key itself is read by _presented_key.
+_bearer = HTTPBearer(auto_error=False, description="Authorization: Bearer <API key>")
+_api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="the API key")
 
 
-def _settings(request: Request) -> Settings:
+def _settings(request: Request) -> ApiSettings:
     return request.app.state.settings
 
 
@@ -41,18 +50,28 @@ def _cache(request: Request) -> CacheMirror:
     return request.app.state.cache
 
 
+def _reader(request: Request) -> Reader:
+    return request.app.state.reader
+
+
+def _auditor(request: Request) -> Auditor:
+    return request.app.state.auditor
+
+
 async def _session(request: Request) -> AsyncIterator[AsyncSession]:
     async with request.app.state.sessionmaker() as session:
         yield session
 
 
-SettingsDep = Annotated[Settings, Depends(_settings)]
+SettingsDep = Annotated[ApiSettings, Depends(_settings)]
 NamesDep = Annotated[Names, Depends(_names)]
 NatsDep = Annotated[Client, Depends(_nc)]
 JsDep = Annotated[JetStreamContext, Depends(_js)]
 RegistryDep = Annotated[DeviceRegistry, Depends(_registry)]
 CacheDep = Annotated[CacheMirror, Depends(_cache)]
 SessionDep = Annotated[AsyncSession, Depends(_session)]
+ReaderDep = Annotated[Reader, Depends(_reader)]
+AuditorDep = Annotated[Auditor, Depends(_auditor)]
 
 
 def _presented_key(request: Request) -> str | None:
@@ -65,7 +84,12 @@ def _presented_key(request: Request) -> str | None:
     return request.headers.get("x-api-key") or None
 
 
-async def _principal(request: Request, session: SessionDep) -> Principal:
+async def _principal(
+    request: Request,
+    session: SessionDep,
+    _bearer_doc: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)] = None,
+    _header_doc: Annotated[str | None, Security(_api_key_header)] = None,
+) -> Principal:
     key = _presented_key(request)
     principal = await authenticate(session, key) if key else None
     if principal is None:
@@ -90,3 +114,33 @@ def _require(role: str):
 ViewerKey = Annotated[Principal, Depends(_require("viewer"))]
 OperatorKey = Annotated[Principal, Depends(_require("operator"))]
 AdminKey = Annotated[Principal, Depends(_require("admin"))]
+
+
+def _device(device: str, registry: RegistryDep, _: Annotated[Principal, Depends(_principal)]) -> DeviceSpec:
+    """The device of the path, by UUID or name (after authentication), else 404."""
+    spec = registry.get(device)
+    if spec is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"device {device!r} not found")
+    return spec
+
+
+DeviceDep = Annotated[DeviceSpec, Depends(_device)]
+
+
+def device_filter(registry: DeviceRegistry, device: str | None) -> uuid.UUID | None:
+    """A device filter's id: a UUID as given (also of a removed device), or a registered name, else 404."""
+    if device is None:
+        return None
+    try:
+        return uuid.UUID(device)
+    except ValueError:
+        spec = registry.get(device)
+    if spec is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"device {device!r} not found")
+    return spec.id
+
+
+def require_force(principal: Principal, force_refresh: bool) -> None:
+    """A forced refresh needs the operator role."""
+    if force_refresh and not principal.allows("operator"):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "force_refresh needs the operator role or higher")

@@ -7,14 +7,17 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import uvicorn
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
-from nats.errors import Error as NatsError
-from sqlalchemy.exc import DBAPIError
+from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 
+from services.api import errors
+from services.api.audit import Auditor
 from services.api.cache import CacheMirror
-from services.api.routes import devices, health, metrics
+from services.api.queries import has_timescaledb
+from services.api.reads import Reader
+from services.api.refresh import Refresher
+from services.api.routes import ROUTERS
+from services.api.settings import ApiSettings
 from shared.bootstrap import ensure
 from shared.devices import DeviceRegistry
 from shared.names import Names
@@ -23,40 +26,46 @@ from shared.settings import Settings
 
 log = logging.getLogger(__name__)
 
-
-def _unavailable(part: str):
-    """A handler answering 503 when a backing service fails mid-request."""
-
-    async def handler(request: Request, exc: Exception) -> JSONResponse:
-        log.warning("%s %s: %s unavailable (%s)", request.method, request.url.path, part, type(exc).__name__)
-        return JSONResponse({"detail": f"{part} unavailable"}, status_code=503)
-
-    return handler
+DESCRIPTION = """Reads of the infrawatch fleet: devices, metrics, cached collections, configuration history,
+audit trail and live events. Every endpoint but `/health`, `/ready`, `/docs` and `/openapi.json` needs an API
+key, as `Authorization: Bearer <key>` or `X-API-Key: <key>`. Roles: viewer reads; operator may also force a
+refresh and invalidate the cache; admin also manages devices and keys."""
 
 
 def create_app(settings: Settings) -> FastAPI:
     """The FastAPI app; its lifespan connects everything and tears it down in reverse."""
+    api_settings = ApiSettings.of(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        names = Names(settings.subject_prefix)
-        nc = await connect(settings, "api")
-        engine = create_async_engine(settings.sqlalchemy_url, pool_pre_ping=True)
-        registry = cache = None
+        s = api_settings
+        names = Names(s.subject_prefix)
+        nc = await connect(s, "api")
+        engine = create_async_engine(s.sqlalchemy_url, pool_pre_ping=True)
+        registry = cache = refresher = auditor = None
         try:
             js = nc.jetstream()
-            await ensure(js, settings)
+            await ensure(js, s)
             registry = DeviceRegistry(js, names)
             await registry.start()
             cache = CacheMirror(js, names.cache_bucket)
             await cache.start()
+            refresher = Refresher(nc, names, s.instance, s.api_refresh_timeout_s)
+            auditor = Auditor(js, names, s.instance)
             app.state.__dict__.update(
-                settings=settings, names=names, nc=nc, js=js, registry=registry, cache=cache, engine=engine,
-                sessionmaker=async_sessionmaker(engine, expire_on_commit=False),
+                settings=s, names=names, nc=nc, js=js, registry=registry, cache=cache, engine=engine,
+                sessionmaker=async_sessionmaker(engine, expire_on_commit=False), refresher=refresher,
+                auditor=auditor, reader=Reader(s, cache, refresher, auditor),
+                timescaledb=await has_timescaledb(engine),
             )
-            log.info("api ready: %d devices, %d cached values", len(registry.by_id), len(cache.entries))
+            log.info("api ready: %d devices, %d cached values, time buckets by %s", len(registry.by_id),
+                     len(cache.entries), {True: "time_bucket", False: "date_bin"}.get(app.state.timescaledb, "?"))
             yield
         finally:
+            if refresher is not None:
+                await refresher.close()
+            if auditor is not None:
+                await auditor.drain(s.api_audit_drain_s)
             if cache is not None:
                 await cache.stop()
             if registry is not None:
@@ -68,12 +77,10 @@ def create_app(settings: Settings) -> FastAPI:
                 except Exception as exc:  # a connection that is already gone
                     log.warning("nats drain: %s", exc)
 
-    app = FastAPI(title="infrawatch", version="0.1.0", lifespan=lifespan)
-    app.add_exception_handler(DBAPIError, _unavailable("database"))
-    app.add_exception_handler(OSError, _unavailable("database"))
-    app.add_exception_handler(NatsError, _unavailable("NATS"))
-    for module in (health, devices, metrics):
-        app.include_router(module.router)
+    app = FastAPI(title="infrawatch", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    errors.install(app)
+    for router in ROUTERS:
+        app.include_router(router)
     return app
 
 

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import uuid
 from datetime import datetime
 from typing import get_args
 
 import msgspec
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from starlette.requests import Request
 
 from shared.events import COLLECTED_TYPES, Collected
+
+log = logging.getLogger(__name__)
+
+DETECT_TIMEOUT_S = 5.0
 
 # Audit rows of real collections (not cache hits or refusals) carry one of these methods.
 COLLECTION_METHODS = list(
@@ -50,3 +57,25 @@ async def collections(session: AsyncSession, device_ids: list[uuid.UUID]) -> dic
     for row in result:
         out[row.device_id][row.data_type] = (row.status, row.ok_time)
     return out
+
+
+async def has_timescaledb(engine: AsyncEngine) -> bool | None:
+    """Whether the timescaledb extension is installed; None when the database cannot be asked."""
+    async def ask() -> bool:
+        async with engine.connect() as conn:
+            return bool(await conn.scalar(text("SELECT count(*) FROM pg_extension WHERE extname = 'timescaledb'")))
+
+    try:
+        return await asyncio.wait_for(ask(), DETECT_TIMEOUT_S)
+    except Exception as exc:
+        log.warning("cannot tell whether TimescaleDB is installed yet (%s); asking again on first use",
+                    type(exc).__name__)
+        return None
+
+
+async def timescaledb(request: Request) -> bool:
+    """Whether time_bucket is available: detected at startup, or now if the database was down then."""
+    state = request.app.state
+    if state.timescaledb is None:
+        state.timescaledb = await has_timescaledb(state.engine)
+    return bool(state.timescaledb)

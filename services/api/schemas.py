@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import math
+import re
 import types
 import uuid
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from functools import cache
 from typing import Annotated, Any, Generic, Literal, TypeVar, Union, get_args, get_origin
 
@@ -84,9 +85,39 @@ class DeviceCreate(BaseModel):
     description: str | None = None
     tags: dict[str, str] = {}
     enabled: bool = True
+    watch_paths: dict[str, list[str]] = Field(default={}, description="config type -> extra globs to watch")
 
     def spec(self) -> DeviceSpec:
         return DeviceSpec(id=uuid.uuid4(), **self.model_dump())
+
+
+class DeviceUpdate(BaseModel):
+    """Fields to change; the name is immutable (it is the device's subject token)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(default=None, description="immutable: only the current name is accepted")
+    address: str | None = Field(default=None, min_length=1, max_length=255)
+    port: int | None = Field(default=None, ge=1, le=65535)
+    username: str | None = Field(default=None, max_length=64)
+    transport: Literal["ssh", "local"] | None = None
+    trust_on_first_use: bool | None = None
+    device_type: str | None = Field(default=None, max_length=50)
+    description: str | None = None
+    tags: dict[str, str] | None = None
+    enabled: bool | None = None
+    watch_paths: dict[str, list[str]] | None = None
+
+    @model_validator(mode="after")
+    def _not_null(self) -> "DeviceUpdate":
+        for key in ("address", "port", "transport", "trust_on_first_use", "tags", "enabled", "watch_paths"):
+            if key in self.model_fields_set and getattr(self, key) is None:
+                raise ValueError(f"{key} cannot be null")
+        return self
+
+    def apply(self, spec: DeviceSpec) -> DeviceSpec:
+        """``spec`` with the fields that were sent (explicit nulls clear nullable fields)."""
+        return msgspec.structs.replace(spec, **self.model_dump(exclude_unset=True, exclude={"name"}))
 
 
 class DeviceResponse(DeviceSpecModel):  # type: ignore[misc, valid-type]
@@ -159,17 +190,111 @@ class TimeRange(BaseModel):
             if self.end is not None:
                 raise ValueError("end needs a start")
             return self
-        self.start = as_utc(self.start)
-        self.end = as_utc(self.end) if self.end is not None else datetime.now(timezone.utc)
+        try:
+            self.start = as_utc(self.start)
+            self.end = as_utc(self.end) if self.end is not None else datetime.now(timezone.utc)
+        except OverflowError:
+            raise ValueError("time out of range") from None
         if self.start >= self.end:
             raise ValueError(f"start ({self.start.isoformat()}) must be before end ({self.end.isoformat()})")
         return self
 
 
+MAX_PAGE = 1_000_000
+
+
 class MetricsQuery(TimeRange):
-    """Query parameters of the metrics endpoint: a time range and a page of it."""
+    """Query parameters of the metrics endpoint: latest values, or a time range (paged or bucketed)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    page: int = Field(default=1, ge=1)
+    page: int = Field(default=1, ge=1, le=MAX_PAGE)
     page_size: int = Field(default=100, ge=1, le=5000)
+    bucket: str | None = Field(default=None, description="aggregate the range into buckets of 1m..1d, e.g. 5m")
+    force_refresh: bool = Field(default=False, description="latest values only: collect now (operator)")
+
+    @model_validator(mode="after")
+    def _bucket(self) -> "MetricsQuery":
+        if self.bucket is not None:
+            if self.start is None:
+                raise ValueError("bucket needs a start")
+            parse_bucket(self.bucket)
+        if self.force_refresh and self.start is not None:
+            raise ValueError("force_refresh applies to the latest values, not to a range")
+        return self
+
+
+class TimeFilter(BaseModel):
+    """An optional time window [start, end) of a list."""
+
+    start: datetime | None = None
+    end: datetime | None = None
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "TimeFilter":
+        try:
+            self.start = as_utc(self.start) if self.start is not None else None
+            self.end = as_utc(self.end) if self.end is not None else None
+        except OverflowError:
+            raise ValueError("time out of range") from None
+        if self.start is not None and self.end is not None and self.start >= self.end:
+            raise ValueError(f"start ({self.start.isoformat()}) must be before end ({self.end.isoformat()})")
+        return self
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_BUCKET_RE = re.compile(r"^([1-9][0-9]{0,5})([smhd])$")
+MIN_BUCKET_S, MAX_BUCKET_S = 60, 86400
+
+
+def parse_bucket(value: str) -> timedelta:
+    """``5m`` -> 5 minutes; between 1m and 1d, else ValueError naming the rule."""
+    m = _BUCKET_RE.match(value)
+    if m is None:
+        raise ValueError(f"bucket {value!r} must be a number and a unit s, m, h or d, e.g. 5m")
+    seconds = int(m.group(1)) * _UNITS[m.group(2)]
+    if not MIN_BUCKET_S <= seconds <= MAX_BUCKET_S:
+        raise ValueError(f"bucket {value!r} must be between 1m and 1d")
+    return timedelta(seconds=seconds)
+
+
+class MetricBucket(BaseModel):
+    """System metrics aggregated over one time bucket."""
+
+    bucket: datetime
+    samples: int
+    cpu_avg: float | None
+    cpu_max: float | None
+    memory_avg: float | None
+    memory_max: float | None
+    load_1_avg: float | None
+    load_1_max: float | None
+
+
+class MetricBuckets(BaseModel):
+    """A time range of system metrics in buckets, oldest first."""
+
+    device_id: uuid.UUID
+    start: datetime
+    end: datetime
+    bucket: str
+    function: Literal["time_bucket", "date_bin"]
+    items: list[MetricBucket]
+
+
+class CollectedData(BaseModel):
+    """The latest collection of one data type on one device, as served."""
+
+    device_id: uuid.UUID
+    device: str
+    data_type: str
+    source: Literal["cache", "refresh"]
+    age_seconds: float
+    fresh: bool
+    freshness_threshold_s: int
+    occurred_at: datetime
+    operation_id: uuid.UUID
+    event_id: uuid.UUID
+    status: str
+    warnings: list[str]
+    payload: dict[str, Any] | None

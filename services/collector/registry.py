@@ -1,6 +1,6 @@
 """The data types the collector knows: one line per type.
 
-Adding a type: its payload in shared/payloads/, its event class in shared/events.py, its
+Adding a type: its payload in shared/payloads/, its event class in shared/collected.py, its
 module in services/collector/types/ (same attributes as system_metrics), one line here, and
 captured outputs under tests/collector/testdata/<type>/.
 """

@@ -46,9 +46,11 @@ def interpret(module: ModuleType, result: CommandResult) -> Outcome:
     if result.truncated:
         return Outcome("error", error=f"output exceeded the size limit and was cut ({len(result.stdout)} bytes kept)")
     if result.exit_status == EXIT_NOT_FOUND:
-        return Outcome("unsupported", error=_with_stderr("command not available on the device (exit status 127)", result))
+        message = "command not available on the device (exit status 127)"
+        return Outcome("unsupported", error=_with_stderr(message, result))
     if result.exit_status is None:
-        return Outcome("error", error=_with_stderr("command ended without an exit status (killed by a signal?)", result))
+        message = "command ended without an exit status (killed by a signal?)"
+        return Outcome("error", error=_with_stderr(message, result))
     if result.exit_status != 0:
         return Outcome("error", error=_with_stderr(f"command failed with exit status {result.exit_status}", result))
     try:

@@ -115,4 +115,5 @@ def test_freshness_override(ssh_settings) -> None:
     from services.collector.runner import freshness_s
 
     assert freshness_s("system_metrics", ssh_settings) == system_metrics.FRESHNESS_S
-    assert freshness_s("system_metrics", ssh_settings.model_copy(update={"freshness_overrides": {"system_metrics": 30}})) == 30
+    overridden = ssh_settings.model_copy(update={"freshness_overrides": {"system_metrics": 30}})
+    assert freshness_s("system_metrics", overridden) == 30

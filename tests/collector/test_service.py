@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 
+import msgspec
 import pytest
 import pytest_asyncio
 from nats.errors import NoRespondersError
@@ -116,7 +117,8 @@ async def test_refresh_for_unknown_device_is_refused(ssh_settings, nc, js, colle
     async with asyncio.timeout(WAIT_S):  # request/reply: retried until the service subscribed
         while True:
             try:
-                reply = await nc.request(names.refresh("ghost", "system_metrics"), events.encode(request), timeout=WAIT_S)
+                subject = names.refresh("ghost", "system_metrics")
+                reply = await nc.request(subject, events.encode(request), timeout=WAIT_S)
                 break
             except NoRespondersError:
                 await asyncio.sleep(0.1)
@@ -140,7 +142,7 @@ async def test_registry_changes_restart_and_stop_devices(ssh_settings, ssh_serve
     first = collector._devices[spec.id].transport
     await collector.on_device_changed(change("updated", spec))  # same spec: nothing to do
     assert collector._devices[spec.id].transport is first
-    moved = spec.__class__(**{**{f: getattr(spec, f) for f in spec.__struct_fields__}, "port": free_port()})
+    moved = msgspec.structs.replace(spec, port=free_port())
     await collector.on_device_changed(change("updated", moved))
     second = collector._devices[spec.id].transport
     assert second is not first and first.closed and second.port == moved.port

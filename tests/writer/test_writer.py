@@ -48,7 +48,7 @@ async def test_batch_is_projected_and_acknowledged(settings, js, names):
         await wait_until(lambda: _at_least(settings.database_url, "system_metrics", 50), what="50 metric rows")
         await wait_until(lambda: _at_least(settings.database_url, "data_collection_audit", 50), what="audit rows")
         info = await wait_until(lambda: _drained(js, names.stream_collected, settings.writer_durable),
-                                what="consumer drained")
+                                timeout=60, what="consumer drained")
         assert info.num_ack_pending == 0 and info.num_pending == 0
         assert await _count(settings.database_url, "system_metrics") == 50
     finally:
@@ -78,7 +78,8 @@ async def test_republished_events_create_no_second_row(settings, js, names):
         await js.publish(subject, events.encode(ev), headers={MSG_ID: f"again-{ev.event_id}"})
     stop, task = await _start(settings)
     try:
-        await wait_until(lambda: _drained(js, names.stream_collected, settings.writer_durable), what="drained")
+        await wait_until(lambda: _drained(js, names.stream_collected, settings.writer_durable), timeout=60,
+                         what="drained")
         assert await _count(settings.database_url, "system_metrics") == 20
         assert await _count(settings.database_url, "data_collection_audit") == 20
     finally:
@@ -98,7 +99,8 @@ async def test_undecodable_message_is_dead_lettered_and_the_writer_carries_on(se
         assert dlq.data == garbage
         assert "DecodeError" in dlq.headers[DLQ_REASON]
         assert dlq.headers[DLQ_SUBJECT] == subject and dlq.headers[DLQ_STREAM_SEQ] == "1"
-        await wait_until(lambda: _drained(js, names.stream_collected, settings.writer_durable), what="drained")
+        await wait_until(lambda: _drained(js, names.stream_collected, settings.writer_durable), timeout=60,
+                         what="drained")
     finally:
         await _stop(stop, task)
 
@@ -120,7 +122,8 @@ async def test_one_event_the_database_refuses_does_not_hold_back_its_batch(setti
     stop, task = await _start(settings)
     try:
         await wait_until(lambda: _last_dlq(js, names), what="the bad event dead-lettered")
-        await wait_until(lambda: _drained(js, names.stream_collected, settings.writer_durable), what="drained")
+        await wait_until(lambda: _drained(js, names.stream_collected, settings.writer_durable), timeout=60,
+                         what="drained")
         assert await _count(settings.database_url, "data_collection_audit") == 9
         dlq = await _last_dlq(js, names)
         assert "database refused" in dlq.headers[DLQ_REASON]
@@ -173,7 +176,8 @@ async def test_writer_killed_with_sigkill_loses_and_duplicates_nothing(settings,
         # messages the killed writer had fetched come back after the consumer's ack_wait
         await wait_until(lambda: _at_least(settings.database_url, "system_metrics", total), timeout=120,
                          what="all rows")
-        await wait_until(lambda: _drained(js, names.stream_collected, settings.writer_durable), what="drained")
+        await wait_until(lambda: _drained(js, names.stream_collected, settings.writer_durable), timeout=60,
+                         what="drained")
         ids = {r["event_id"] for r in await fetch(settings.database_url, "SELECT event_id FROM system_metrics")}
         assert ids == set(published)
         assert await _count(settings.database_url, "system_metrics") == total
@@ -211,7 +215,8 @@ async def test_database_outage_naks_and_nothing_is_lost(nats_url, tmp_path):
         assert not task.done(), "the writer must not crash while the database is down"
         await asyncio.to_thread(pg.start)
         await wait_until(lambda: _at_least(pg.url, "system_metrics", 40), timeout=60, what="second half")
-        await wait_until(lambda: _drained(js, names.stream_collected, settings.writer_durable), what="drained")
+        await wait_until(lambda: _drained(js, names.stream_collected, settings.writer_durable), timeout=60,
+                         what="drained")
         assert await _count(pg.url, "system_metrics") == 40
         await _stop(stop, task)
         await nc.close()

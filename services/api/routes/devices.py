@@ -1,4 +1,4 @@
-"""The device registry: register, list, read and remove devices."""
+"""The device registry: register, list, read, update and remove devices."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Response, status
 
-from services.api.deps import JsDep, NamesDep, OperatorKey, RegistryDep, SessionDep, SettingsDep, ViewerKey
+from services.api.deps import AdminKey, DeviceDep, JsDep, NamesDep, RegistryDep, SessionDep, SettingsDep, ViewerKey
 from services.api.queries import collections
-from services.api.schemas import DeviceCreate, DeviceResponse, Page
+from services.api.schemas import MAX_PAGE, DeviceCreate, DeviceResponse, DeviceUpdate, Page
 from shared import devices
 from shared.devices import DeviceRegistry
 from shared.events import DeviceSpec
@@ -16,6 +16,7 @@ from shared.events import DeviceSpec
 router = APIRouter(prefix="/devices", tags=["devices"])
 
 SERVICE = "api"
+_ERRORS = {404: {"description": "unknown device"}}
 
 
 def resolve(registry: DeviceRegistry, device: str) -> DeviceSpec:
@@ -26,9 +27,9 @@ def resolve(registry: DeviceRegistry, device: str) -> DeviceSpec:
     return spec
 
 
-@router.post("", status_code=status.HTTP_201_CREATED)
+@router.post("", status_code=status.HTTP_201_CREATED, responses={409: {"description": "name taken"}})
 async def create_device(
-    body: DeviceCreate, _: OperatorKey, js: JsDep, names: NamesDep, registry: RegistryDep, settings: SettingsDep
+    body: DeviceCreate, _: AdminKey, js: JsDep, names: NamesDep, registry: RegistryDep, settings: SettingsDep
 ) -> DeviceResponse:
     """Register a device; 409 when the name is taken."""
     try:
@@ -46,10 +47,10 @@ async def list_devices(
     _: ViewerKey,
     registry: RegistryDep,
     session: SessionDep,
-    page: Annotated[int, Query(ge=1)] = 1,
+    page: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1,
     page_size: Annotated[int, Query(ge=1, le=500)] = 50,
-    name: Annotated[str | None, Query(description="substring of the name")] = None,
-    device_type: str | None = None,
+    name: Annotated[str | None, Query(description="substring of the name, any case", max_length=63)] = None,
+    device_type: Annotated[str | None, Query(max_length=50)] = None,
     status_: Annotated[Literal["enabled", "disabled"] | None, Query(alias="status")] = None,
 ) -> Page[DeviceResponse]:
     """Devices ordered by name, filtered, one page at a time."""
@@ -66,20 +67,39 @@ async def list_devices(
     return Page[DeviceResponse].of(items, len(specs), page, page_size)
 
 
-@router.get("/{device}")
-async def get_device(device: str, _: ViewerKey, registry: RegistryDep, session: SessionDep) -> DeviceResponse:
+@router.get("/{device}", responses=_ERRORS)
+async def get_device(_: ViewerKey, spec: DeviceDep, session: SessionDep) -> DeviceResponse:
     """One device by UUID or name."""
-    spec = resolve(registry, device)
     info = await collections(session, [spec.id])
     return DeviceResponse.build(spec, info[spec.id])
 
 
-@router.delete("/{device}", status_code=status.HTTP_204_NO_CONTENT)
+@router.patch("/{device}", responses={**_ERRORS, 409: {"description": "changed concurrently"}})
+async def update_device(
+    body: DeviceUpdate, _: AdminKey, spec: DeviceDep, js: JsDep, names: NamesDep, registry: RegistryDep,
+    settings: SettingsDep, session: SessionDep,
+) -> DeviceResponse:
+    """Change a device's fields (not its name); publishes the update on the devices stream."""
+    if body.name is not None and body.name != spec.name:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "name is immutable: register a new device instead")
+    try:
+        ev = await devices.update(js, names, body.apply(spec), SERVICE, settings.instance)
+    except devices.DeviceNotFound as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
+    except devices.DeviceExists as exc:  # changed concurrently
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
+    except devices.DeviceError as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
+    registry.apply(ev)
+    info = await collections(session, [spec.id])
+    return DeviceResponse.build(ev.spec, info[spec.id])
+
+
+@router.delete("/{device}", status_code=status.HTTP_204_NO_CONTENT, responses=_ERRORS)
 async def delete_device(
-    device: str, _: OperatorKey, js: JsDep, names: NamesDep, registry: RegistryDep, settings: SettingsDep
+    _: AdminKey, spec: DeviceDep, js: JsDep, names: NamesDep, registry: RegistryDep, settings: SettingsDep
 ) -> Response:
     """Remove a device; its history stays in the database."""
-    spec = resolve(registry, device)
     try:
         ev = await devices.remove(js, names, spec.name, SERVICE, settings.instance)
     except devices.DeviceNotFound as exc:

@@ -2,75 +2,88 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
 from typing import Annotated
 
 import msgspec
-from fastapi import APIRouter, HTTPException, Query, status
-from sqlalchemy import func, select
+from fastapi import APIRouter, Query, Request
+from sqlalchemy import func, select, text
 
 from schema.models import SystemMetric
-from services.api.deps import CacheDep, RegistryDep, SessionDep, ViewerKey
-from services.api.routes.devices import resolve
-from services.api.schemas import MetricsQuery, Page, SystemMetricRow, SystemMetricsLatest
+from services.api.deps import DeviceDep, ReaderDep, SessionDep, ViewerKey, require_force
+from services.api.errors import unprocessable
+from services.api.queries import timescaledb
+from services.api.reads import Reading
+from services.api.schemas import (
+    MetricBucket, MetricBuckets, MetricsQuery, Page, SystemMetricRow, SystemMetricsLatest, parse_bucket,
+)
 from shared.events import DeviceSpec, SystemMetricsCollected
-from shared.names import Names
 
 router = APIRouter(prefix="/devices", tags=["metrics"])
 
 DATA_TYPE = SystemMetricsCollected.data_type
+MAX_BUCKETS = 10_000
+# TimescaleDB's default origin (a Monday), so both functions cut the same buckets.
+ORIGIN = "2000-01-03T00:00:00+00:00"
+
+_AGGREGATE = """
+SELECT {fn} AS bucket, count(*) AS samples,
+       avg(cpu_usage) AS cpu_avg, max(cpu_usage) AS cpu_max,
+       avg(memory_usage) AS memory_avg, max(memory_usage) AS memory_max,
+       avg(load_1) AS load_1_avg, max(load_1) AS load_1_max
+FROM system_metrics
+WHERE device_id = :device_id AND time >= :start AND time < :end
+GROUP BY 1 ORDER BY 1
+"""
+_FUNCTIONS = {
+    True: ("time_bucket", "time_bucket(CAST(:width AS interval), time, CAST(:origin AS timestamptz))"),
+    False: ("date_bin", "date_bin(CAST(:width AS interval), time, CAST(:origin AS timestamptz))"),
+}
 
 
-def _age(time: datetime) -> float:
-    return max(0.0, (datetime.now(timezone.utc) - time).total_seconds())
-
-
-def from_event(spec: DeviceSpec, ev: SystemMetricsCollected) -> SystemMetricsLatest:
-    """The latest values as a cached collection event carries them."""
-    assert ev.payload is not None
+def from_reading(spec: DeviceSpec, reading: Reading) -> SystemMetricsLatest:
+    """The latest values as the served collection event carries them."""
+    ev = reading.event
     return SystemMetricsLatest.model_validate({
         **msgspec.to_builtins(ev.payload), "device_id": spec.id, "device": spec.name,
-        "time": ev.occurred_at, "age_seconds": _age(ev.occurred_at), "source": "cache",
+        "time": ev.occurred_at, "age_seconds": reading.age_seconds, "source": reading.source,
     })
 
 
-def from_row(spec: DeviceSpec, row: SystemMetric) -> SystemMetricsLatest:
-    """The latest values as the writer projected them into system_metrics."""
-    swap_total, swap_used = row.swap_total_bytes or 0, row.swap_used_bytes or 0
-    return SystemMetricsLatest.model_validate({
-        "cpu_percent": row.cpu_usage, "cpu_count": row.cpu_count, "cpu_iowait_percent": row.cpu_iowait or 0.0,
-        "memory_total_bytes": row.memory_total_bytes, "memory_available_bytes": row.memory_available_bytes,
-        "memory_used_bytes": row.memory_used_bytes, "memory_percent": row.memory_usage,
-        "swap_total_bytes": swap_total, "swap_used_bytes": swap_used,
-        "swap_percent": round(100.0 * swap_used / swap_total, 2) if swap_total else 0.0,
-        "load_1": row.load_1, "load_5": row.load_5, "load_15": row.load_15, "uptime_seconds": row.uptime_seconds,
-        "filesystems": row.disk_usage or [], "network": row.network_traffic or [], "disks": row.disk_io or [],
-        "device_id": spec.id, "device": spec.name, "time": row.time, "age_seconds": _age(row.time),
-        "source": "database",
+async def _buckets(request: Request, session, spec: DeviceSpec, query: MetricsQuery) -> MetricBuckets:
+    assert query.start is not None and query.end is not None and query.bucket is not None
+    width = parse_bucket(query.bucket)
+    if (query.end - query.start) / width > MAX_BUCKETS:
+        raise unprocessable("bucket", f"the range holds more than {MAX_BUCKETS} buckets of {query.bucket}")
+    name, fn = _FUNCTIONS[await timescaledb(request)]
+    rows = await session.execute(text(_AGGREGATE.format(fn=fn)), {
+        "width": width, "origin": ORIGIN, "device_id": spec.id, "start": query.start, "end": query.end,
     })
+    items = [MetricBucket.model_validate(dict(r._mapping)) for r in rows]
+    return MetricBuckets(device_id=spec.id, start=query.start, end=query.end, bucket=query.bucket, function=name,
+                         items=items)
 
 
-@router.get("/{device}/metrics", response_model=SystemMetricsLatest | Page[SystemMetricRow])
+@router.get(
+    "/{device}/metrics", response_model=SystemMetricsLatest | Page[SystemMetricRow] | MetricBuckets,
+    responses={404: {"description": "unknown device"}, 502: {"description": "collection failed"},
+               504: {"description": "refresh timed out; the body carries its operation_id"}},
+)
 async def device_metrics(
-    device: str,
     query: Annotated[MetricsQuery, Query()],
-    _: ViewerKey,
-    registry: RegistryDep,
-    cache: CacheDep,
+    principal: ViewerKey,
+    spec: DeviceDep,
+    reader: ReaderDep,
     session: SessionDep,
-) -> SystemMetricsLatest | Page[SystemMetricRow]:
-    """Without ``start``: the latest values (cache first, then database). With it: stored rows in [start, end)."""
-    spec = resolve(registry, device)
+    request: Request,
+) -> SystemMetricsLatest | Page[SystemMetricRow] | MetricBuckets:
+    """Without ``start``: the latest values (fresh cache, else a refresh). With it: stored rows in [start, end),
+    paged, or aggregated per ``bucket``."""
     if query.start is None:
-        ev = cache.get(Names.cache_key(spec.name, DATA_TYPE))
-        if isinstance(ev, SystemMetricsCollected) and ev.payload is not None and ev.device_id == spec.id:
-            return from_event(spec, ev)
-        row = await session.scalar(
-            select(SystemMetric).where(SystemMetric.device_id == spec.id).order_by(SystemMetric.time.desc()).limit(1)
-        )
-        if row is None:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no system metrics for device {spec.name!r} yet")
-        return from_row(spec, row)
+        require_force(principal, query.force_refresh)
+        reading = await reader.latest(spec, DATA_TYPE, force=query.force_refresh, principal=principal)
+        return from_reading(spec, reading)
+    if query.bucket is not None:
+        return await _buckets(request, session, spec, query)
     where = (SystemMetric.device_id == spec.id, SystemMetric.time >= query.start, SystemMetric.time < query.end)
     total = await session.scalar(select(func.count()).select_from(SystemMetric).where(*where)) or 0
     rows = await session.scalars(

@@ -87,7 +87,8 @@ def _cpu_sample(lines: list[Line]) -> dict[str, list[int]]:
         values = [int(v) for v in m.group(2).split()[:8]]
         sample[m.group(1)] = values + [0] * (8 - len(values))
     if "cpu" not in sample:
-        raise ParseError("/proc/stat has no aggregate 'cpu' line", lines[0][1] if lines else "", lines[0][0] if lines else None)
+        no, line = lines[0] if lines else (None, "")
+        raise ParseError("/proc/stat has no aggregate 'cpu' line", line, no)
     return sample
 
 

@@ -1,0 +1,83 @@
+"""Exception handlers: every error is JSON with a ``detail`` message; bad input is never a 500."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from nats.errors import Error as NatsError
+from sqlalchemy.exc import DBAPIError
+
+from services.api.reads import CollectionFailed
+from services.api.refresh import RefreshRefused, RefreshTimeout
+
+log = logging.getLogger(__name__)
+
+
+def unprocessable(field: str, message: str, where: str = "query") -> RequestValidationError:
+    """A 422 for a rule that a single parameter's validation cannot express."""
+    return RequestValidationError([{"loc": (where, field), "msg": message, "type": "value_error"}])
+
+
+def _where(request: Request) -> str:
+    return f"{request.method} {request.url.path}"
+
+
+def _field(loc: tuple | list) -> str:
+    parts = [str(p) for p in loc]
+    return ".".join(parts[1:] if len(parts) > 1 and parts[0] in ("query", "path", "body", "header") else parts)
+
+
+async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+    """422 naming each field and the reason, plus a one-line ``message``."""
+    errors = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")} for e in exc.errors()]
+    message = "; ".join(f"{_field(e['loc']) or 'request'}: {e['msg']}" for e in errors)
+    return JSONResponse({"detail": jsonable_encoder(errors), "message": message}, status_code=422)
+
+
+async def refresh_timeout(request: Request, exc: RefreshTimeout) -> JSONResponse:
+    return JSONResponse({"detail": f"refresh timed out: {exc}", "operation_id": str(exc.operation_id)},
+                        status_code=504)
+
+
+async def refresh_refused(request: Request, exc: RefreshRefused) -> JSONResponse:
+    return JSONResponse({"detail": f"refresh refused by the collector: {exc}", "operation_id": str(exc.operation_id)},
+                        status_code=502)
+
+
+async def collection_failed(request: Request, exc: CollectionFailed) -> JSONResponse:
+    ev = exc.event
+    return JSONResponse({
+        "detail": f"collection failed ({ev.status})", "error": ev.error, "status": ev.status,
+        "operation_id": str(ev.operation_id), "event_id": str(ev.event_id),
+    }, status_code=502)
+
+
+def _unavailable(part: str):
+    """A handler answering 503 when a backing service fails mid-request."""
+
+    async def handler(request: Request, exc: Exception) -> JSONResponse:
+        log.warning("%s: %s unavailable (%s)", _where(request), part, type(exc).__name__)
+        return JSONResponse({"detail": f"{part} unavailable"}, status_code=503)
+
+    return handler
+
+
+async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("%s failed", _where(request))
+    return JSONResponse({"detail": "internal error"}, status_code=500)
+
+
+def install(app: FastAPI) -> None:
+    """Register every handler on ``app``."""
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(RefreshTimeout, refresh_timeout)
+    app.add_exception_handler(RefreshRefused, refresh_refused)
+    app.add_exception_handler(CollectionFailed, collection_failed)
+    app.add_exception_handler(DBAPIError, _unavailable("database"))
+    app.add_exception_handler(OSError, _unavailable("database"))
+    app.add_exception_handler(NatsError, _unavailable("NATS"))
+    app.add_exception_handler(Exception, unexpected)

@@ -1,0 +1,83 @@
+"""Reads of collected data: the cached value while it is fresh, else a refresh from the collectors."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Literal
+
+from services.api.audit import Auditor
+from services.api.cache import CacheMirror
+from services.api.keys import Principal
+from services.api.refresh import RefreshRefused, Refresher, RefreshTimeout
+from services.api.settings import ApiSettings
+from shared.events import Collected, DeviceSpec
+
+
+class CollectionFailed(Exception):
+    """The refreshed collection ended in error (or the command is unsupported on the device)."""
+
+    def __init__(self, event: Collected) -> None:
+        super().__init__(event.error or f"collection ended with status {event.status}")
+        self.event = event
+
+
+def age_s(ev: Collected) -> float:
+    return max(0.0, (datetime.now(timezone.utc) - ev.occurred_at).total_seconds())
+
+
+@dataclass(frozen=True)
+class Reading:
+    """A collected event as served: from the cache or from a refresh, with its age."""
+
+    event: Collected
+    source: Literal["cache", "refresh"]
+    age_seconds: float
+    threshold_s: int
+
+    @property
+    def fresh(self) -> bool:
+        return self.age_seconds < self.threshold_s
+
+
+class Reader:
+    """Fresh cache hit, else one (shared) refresh; every read is audited in the background."""
+
+    def __init__(self, settings: ApiSettings, cache: CacheMirror, refresher: Refresher, auditor: Auditor) -> None:
+        self.settings = settings
+        self.cache = cache
+        self.refresher = refresher
+        self.auditor = auditor
+
+    def _reading(self, ev: Collected, data_type: str, source: Literal["cache", "refresh"]) -> Reading:
+        return Reading(ev, source, age_s(ev), self.settings.freshness_s(data_type, ev.freshness_threshold_s))
+
+    async def latest(self, spec: DeviceSpec, data_type: str, *, force: bool, principal: Principal) -> Reading:
+        """The latest collection of ``data_type``; raises RefreshTimeout, RefreshRefused or CollectionFailed."""
+        started = asyncio.get_running_loop().time()
+        audit = {"cache_hit": False, "force_refresh": force, "key_prefix": principal.prefix}
+        cached = None if force else self.cache.collected(spec.name, spec.id, data_type)
+        if cached is not None:
+            reading = self._reading(cached, data_type, "cache")
+            if reading.fresh:
+                self.cache.count(data_type, hit=True)
+                self.auditor.read(spec, data_type, **{**audit, "cache_hit": True})
+                return reading
+        self.cache.count(data_type, hit=False)
+        try:
+            ev = await self.refresher.refresh(spec, data_type, requested_by=f"api-key:{principal.prefix}")
+        except (RefreshTimeout, RefreshRefused) as exc:
+            self.auditor.read(spec, data_type, **audit, operation_id=exc.operation_id, status="error", error=str(exc),
+                              duration_ms=self._ms(started))
+            raise
+        if ev.status in ("error", "unsupported"):
+            self.auditor.read(spec, data_type, **audit, operation_id=ev.operation_id, status=ev.status,
+                              error=ev.error, duration_ms=self._ms(started))
+            raise CollectionFailed(ev)
+        self.auditor.read(spec, data_type, **audit, operation_id=ev.operation_id, duration_ms=self._ms(started))
+        return self._reading(ev, data_type, "refresh")
+
+    @staticmethod
+    def _ms(started: float) -> float:
+        return round((asyncio.get_running_loop().time() - started) * 1000, 1)
