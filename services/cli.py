@@ -23,6 +23,8 @@ app.add_typer(apikey_app, name="apikey")
 def _settings() -> Settings:
     s = Settings()
     logging.basicConfig(level=s.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if s.log_level.upper() != "DEBUG":
+        logging.getLogger("asyncssh").setLevel(logging.WARNING)  # one line per channel otherwise
     return s
 
 
@@ -52,8 +54,13 @@ def _run_service(name: str, module: str) -> None:
 def up() -> None:
     """Run the whole system locally: nats-server, PostgreSQL, migrations, every service, device `local`."""
     from services.up import run_up
+    from shared.embedded import ServerError
 
-    raise typer.Exit(run_up(_settings()))
+    try:
+        code = run_up(_settings())
+    except ServerError as exc:
+        _fail(str(exc))
+    raise typer.Exit(code)
 
 
 @app.command()

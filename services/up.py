@@ -70,6 +70,7 @@ def _start_child(name: str, env: dict[str, str], logs: Path) -> subprocess.Popen
 
 
 def run_up(settings: Settings) -> int:
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     data = settings.data_dir.resolve()
     data.mkdir(parents=True, exist_ok=True)
     logs = data / "logs"

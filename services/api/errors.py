@@ -9,7 +9,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from nats.errors import Error as NatsError
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, ProgrammingError
 
 from services.api.reads import CollectionFailed
 from services.api.refresh import RefreshRefused, RefreshTimeout
@@ -66,6 +66,18 @@ def _unavailable(part: str):
     return handler
 
 
+async def database_error(request: Request, exc: DBAPIError) -> JSONResponse:
+    """Refused values are 422, bugs 500 (logged with the statement's error), the rest 503."""
+    if isinstance(exc, DataError):
+        log.warning("%s: value refused by the database: %s", _where(request), type(exc.orig).__name__)
+        return JSONResponse({"detail": "a value was refused by the database", "message": "invalid value"},
+                            status_code=422)
+    if isinstance(exc, (ProgrammingError, IntegrityError)):
+        log.error("%s: database error %s", _where(request), str(exc.orig).splitlines()[0] if exc.orig else exc)
+        return JSONResponse({"detail": "internal error"}, status_code=500)
+    return await _unavailable("database")(request, exc)
+
+
 async def unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.exception("%s failed", _where(request))
     return JSONResponse({"detail": "internal error"}, status_code=500)
@@ -77,7 +89,7 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(RefreshTimeout, refresh_timeout)
     app.add_exception_handler(RefreshRefused, refresh_refused)
     app.add_exception_handler(CollectionFailed, collection_failed)
-    app.add_exception_handler(DBAPIError, _unavailable("database"))
+    app.add_exception_handler(DBAPIError, database_error)
     app.add_exception_handler(OSError, _unavailable("database"))
     app.add_exception_handler(NatsError, _unavailable("NATS"))
     app.add_exception_handler(Exception, unexpected)

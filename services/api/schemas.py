@@ -144,7 +144,7 @@ class SystemMetricsLatest(SystemMetricsModel):  # type: ignore[misc, valid-type]
     device: str
     time: datetime
     age_seconds: float
-    source: Literal["cache", "database"]
+    source: Literal["cache", "refresh"]
 
 
 class SystemMetricRow(BaseModel):

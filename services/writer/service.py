@@ -62,6 +62,15 @@ class Writer:
         )
         psub = await self.js.pull_subscribe(self.names.all(kind), durable=self.settings.writer_durable,
                                             stream=stream, config=cfg)
+        try:
+            await self._loop(kind, stream, psub, stop)
+        finally:
+            try:
+                await psub.unsubscribe()  # a pull subscription left to drain() never finishes draining
+            except Exception as exc:
+                log.debug("unsubscribe %s: %s", stream, exc)
+
+    async def _loop(self, kind: str, stream: str, psub, stop: asyncio.Event) -> None:
         while not stop.is_set():
             try:
                 msgs = await psub.fetch(self.settings.writer_batch_size, timeout=self.settings.writer_batch_wait_s)

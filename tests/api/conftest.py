@@ -3,13 +3,32 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Callable
+from datetime import datetime, timezone
 
 import httpx
+import pytest
 import pytest_asyncio
+import uvicorn
 
 from services.api.keys import ROLES, create_api_key
 from services.api.main import create_app
+from services.api.settings import ApiSettings
+from shared import events
+from shared.embedded import free_port
+from shared.events import SystemMetricsCollected
+from shared.names import Names
+from shared.payloads.system_metrics import Filesystem, SystemMetrics
+
+REFRESH_TIMEOUT_S = 1.5  # no collector runs in most API tests: a refresh times out after this
+
+PAYLOAD = SystemMetrics(
+    cpu_percent=12.5, cpu_count=4, memory_total_bytes=8 << 30, memory_available_bytes=6 << 30,
+    memory_used_bytes=2 << 30, memory_percent=25.0, load_1=0.5, load_5=0.4, load_15=0.3, uptime_seconds=3600.0,
+    filesystems=[Filesystem(device="/dev/sda1", mount="/", fstype="ext4", total_bytes=100, used_bytes=40,
+                            available_bytes=60, used_percent=40.0)],
+)
 
 
 async def eventually(check: Callable[[], bool], timeout: float = 10.0) -> None:
@@ -26,9 +45,29 @@ def auth(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
 
 
+async def put_cached(app, js, settings, device: dict, age_s: float = 5.0, payload=PAYLOAD, **fields):
+    """Put a system_metrics collection of ``device`` into the KV cache and wait for the mirror."""
+    from datetime import timedelta
+
+    ev = events.new_event(
+        SystemMetricsCollected, device_id=uuid.UUID(device["id"]), device=device["name"], service="collector",
+        instance="c1", trigger="poll", payload=payload,
+        occurred_at=datetime.now(timezone.utc) - timedelta(seconds=age_s), **fields,
+    )
+    key = Names.cache_key(device["name"], "system_metrics")
+    await (await js.key_value(Names(settings.subject_prefix).cache_bucket)).put(key, events.encode(ev))
+    await eventually(lambda: getattr(app.state.cache.get(key), "event_id", None) == ev.event_id)
+    return ev
+
+
+@pytest.fixture
+def api_settings(settings) -> ApiSettings:
+    return ApiSettings(**settings.model_dump(), api_refresh_timeout_s=REFRESH_TIMEOUT_S, api_sse_heartbeat_s=0.5)
+
+
 @pytest_asyncio.fixture
-async def app(settings):
-    app = create_app(settings)
+async def app(api_settings):
+    app = create_app(api_settings)
     async with app.router.lifespan_context(app):
         yield app
 
@@ -40,6 +79,19 @@ async def client(app):
 
 
 @pytest_asyncio.fixture
+async def live(api_settings):
+    """The API served by a real uvicorn on a free port (for streaming and external clients)."""
+    app = create_app(api_settings)
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
+    task = asyncio.create_task(server.serve())
+    await eventually(lambda: server.started, timeout=30)
+    yield app, f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    await asyncio.wait_for(task, 30)
+
+
+@pytest_asyncio.fixture
 async def keys(settings) -> dict[str, str]:
     """One key per role: {"viewer": ..., "operator": ..., "admin": ...}."""
     return {role: (await create_api_key(settings.database_url, role, f"test-{role}"))[0] for role in ROLES}
@@ -48,6 +100,6 @@ async def keys(settings) -> dict[str, str]:
 @pytest_asyncio.fixture
 async def device(client, keys) -> dict:
     """A registered device named ``web-1``."""
-    r = await client.post("/devices", json={"name": "web-1", "address": "10.0.0.5"}, headers=auth(keys["operator"]))
+    r = await client.post("/devices", json={"name": "web-1", "address": "10.0.0.5"}, headers=auth(keys["admin"]))
     assert r.status_code == 201, r.text
     return r.json()

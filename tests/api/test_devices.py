@@ -30,19 +30,19 @@ async def test_unknown_device_is_404(client, keys):
 
 
 async def test_duplicate_name_is_409(client, keys, device):
-    r = await client.post("/devices", json={"name": "web-1"}, headers=auth(keys["operator"]))
+    r = await client.post("/devices", json={"name": "web-1"}, headers=auth(keys["admin"]))
     assert r.status_code == 409
     assert "already exists" in r.json()["detail"]
 
 
 async def test_invalid_name_is_422(client, keys):
     for name in ("bad.name", "-lead", "has space", "x" * 64, ""):
-        r = await client.post("/devices", json={"name": name}, headers=auth(keys["operator"]))
+        r = await client.post("/devices", json={"name": name}, headers=auth(keys["admin"]))
         assert r.status_code == 422, name
 
 
 async def test_list_paginates_and_filters(client, keys):
-    op = auth(keys["operator"])
+    op = auth(keys["admin"])
     for i in range(5):
         body = {"name": f"node-{i}", "device_type": "server" if i % 2 else "nas", "enabled": i != 4}
         assert (await client.post("/devices", json=body, headers=op)).status_code == 201
@@ -59,7 +59,7 @@ async def test_list_paginates_and_filters(client, keys):
 
 
 async def test_delete_removes_and_allows_reuse_of_the_name(app, client, keys, device):
-    op = auth(keys["operator"])
+    op = auth(keys["admin"])
     assert (await client.delete(f"/devices/{device['id']}", headers=op)).status_code == 204
     assert (await client.get("/devices/web-1", headers=op)).status_code == 404
     assert (await client.delete("/devices/web-1", headers=op)).status_code == 404

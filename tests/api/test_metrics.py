@@ -1,4 +1,4 @@
-"""Latest metrics from the cache mirror or the database, and ranges from the database."""
+"""Latest metrics from the fresh cache (else a refresh), and stored ranges, paged or bucketed."""
 
 from __future__ import annotations
 
@@ -7,21 +7,11 @@ from datetime import datetime, timedelta, timezone
 
 import asyncpg
 
-from shared import events
-from shared.events import SystemMetricsCollected
 from shared.names import Names
-from shared.payloads.system_metrics import Filesystem, SystemMetrics
-from tests.api.conftest import auth, eventually
-
-PAYLOAD = SystemMetrics(
-    cpu_percent=12.5, cpu_count=4, memory_total_bytes=8 << 30, memory_available_bytes=6 << 30,
-    memory_used_bytes=2 << 30, memory_percent=25.0, load_1=0.5, load_5=0.4, load_15=0.3, uptime_seconds=3600.0,
-    filesystems=[Filesystem(device="/dev/sda1", mount="/", fstype="ext4", total_bytes=100, used_bytes=40,
-                            available_bytes=60, used_percent=40.0)],
-)
+from tests.api.conftest import auth, eventually, put_cached
 
 
-async def _insert_rows(url: str, device_id: uuid.UUID, times: list[datetime]) -> None:
+async def _insert_rows(url: str, device_id: uuid.UUID, times: list[datetime], cpu: list[float] | None = None) -> None:
     conn = await asyncpg.connect(url)
     try:
         for i, t in enumerate(times):
@@ -29,23 +19,15 @@ async def _insert_rows(url: str, device_id: uuid.UUID, times: list[datetime]) ->
                 "INSERT INTO system_metrics (time, device_id, event_id, cpu_usage, cpu_count, memory_usage, "
                 "memory_total_bytes, memory_used_bytes, memory_available_bytes, load_1, load_5, load_15, "
                 "uptime_seconds, disk_usage) VALUES ($1, $2, $3, $4, 2, 50.0, 100, 50, 50, 1, 1, 1, 60, $5)",
-                t, device_id, uuid.uuid4(), float(i), '[{"device": "/dev/vda1", "mount": "/", "fstype": "xfs", '
-                '"total_bytes": 10, "used_bytes": 5, "available_bytes": 5, "used_percent": 50.0}]',
+                t, device_id, uuid.uuid4(), cpu[i] if cpu else float(i), '[{"device": "/dev/vda1", "mount": "/", '
+                '"fstype": "xfs", "total_bytes": 10, "used_bytes": 5, "available_bytes": 5, "used_percent": 50.0}]',
             )
     finally:
         await conn.close()
 
 
-async def test_latest_from_the_cache(app, js, settings, client, keys, device):
-    names = Names(settings.subject_prefix)
-    ev = events.new_event(
-        SystemMetricsCollected, device_id=uuid.UUID(device["id"]), device="web-1", service="collector",
-        instance="c1", trigger="poll", payload=PAYLOAD, occurred_at=datetime.now(timezone.utc) - timedelta(seconds=5),
-    )
-    kv = await js.key_value(names.cache_bucket)
-    key = Names.cache_key("web-1", "system_metrics")
-    await kv.put(key, events.encode(ev))
-    await eventually(lambda: app.state.cache.get(key) is not None)
+async def test_latest_from_the_fresh_cache(app, js, settings, client, keys, device):
+    ev = await put_cached(app, js, settings, device, age_s=5)
     r = await client.get("/devices/web-1/metrics", headers=auth(keys["viewer"]))
     assert r.status_code == 200, r.text
     m = r.json()
@@ -53,36 +35,34 @@ async def test_latest_from_the_cache(app, js, settings, client, keys, device):
     assert m["device_id"] == device["id"] and m["age_seconds"] >= 5
     assert datetime.fromisoformat(m["time"]) == ev.occurred_at
 
-    await kv.delete(key)
-    await eventually(lambda: app.state.cache.get(key) is None)
-    assert (await client.get("/devices/web-1/metrics", headers=auth(keys["viewer"]))).status_code == 404
+
+async def test_missing_or_stale_value_asks_for_a_refresh_and_times_out_with_its_operation(
+    app, js, settings, client, keys, device
+):
+    h = auth(keys["viewer"])
+    r = await client.get("/devices/web-1/metrics", headers=h)  # nothing cached, no collector running
+    assert r.status_code == 504, r.text
+    assert uuid.UUID(r.json()["operation_id"])
+    await put_cached(app, js, settings, device, age_s=301)  # system_metrics are fresh for 300 s
+    r = await client.get("/devices/web-1/metrics", headers=h)
+    assert r.status_code == 504 and "timed out" in r.json()["detail"]
 
 
 async def test_cache_of_an_earlier_device_with_the_same_name_is_ignored(app, js, settings, client, keys, device):
-    names = Names(settings.subject_prefix)
-    ev = events.new_event(SystemMetricsCollected, device_id=uuid.uuid4(), device="web-1", service="collector",
-                          instance="c1", trigger="poll", payload=PAYLOAD)
-    key = Names.cache_key("web-1", "system_metrics")
-    await (await js.key_value(names.cache_bucket)).put(key, events.encode(ev))
-    await eventually(lambda: app.state.cache.get(key) is not None)
-    assert (await client.get("/devices/web-1/metrics", headers=auth(keys["viewer"]))).status_code == 404
+    await put_cached(app, js, settings, {**device, "id": str(uuid.uuid4())})
+    assert (await client.get("/devices/web-1/metrics", headers=auth(keys["viewer"]))).status_code == 504
 
 
-async def test_latest_from_the_database_when_the_cache_is_empty(settings, client, keys, device):
-    now = datetime.now(timezone.utc)
-    await _insert_rows(settings.database_url, uuid.UUID(device["id"]), [now - timedelta(minutes=10), now])
-    r = await client.get(f"/devices/{device['id']}/metrics", headers=auth(keys["viewer"]))
-    assert r.status_code == 200, r.text
-    m = r.json()
-    assert m["source"] == "database" and m["cpu_percent"] == 1.0 and m["memory_percent"] == 50.0
-    assert datetime.fromisoformat(m["time"]) == now and m["filesystems"][0]["fstype"] == "xfs"
+async def test_force_refresh_needs_an_operator(app, js, settings, client, keys, device):
+    await put_cached(app, js, settings, device)
+    r = await client.get("/devices/web-1/metrics", params={"force_refresh": "true"}, headers=auth(keys["viewer"]))
+    assert r.status_code == 403 and "operator" in r.json()["detail"]
+    r = await client.get("/devices/web-1/metrics", params={"force_refresh": "true"}, headers=auth(keys["operator"]))
+    assert r.status_code == 504  # fresh cache ignored: a refresh was asked for
 
 
-async def test_no_data_or_unknown_device_is_404(client, keys, device):
-    h = auth(keys["viewer"])
-    r = await client.get("/devices/web-1/metrics", headers=h)
-    assert r.status_code == 404 and "no system metrics" in r.json()["detail"]
-    assert (await client.get("/devices/ghost/metrics", headers=h)).status_code == 404
+async def test_unknown_device_is_404(client, keys):
+    assert (await client.get("/devices/ghost/metrics", headers=auth(keys["viewer"]))).status_code == 404
 
 
 async def test_range_is_ordered_and_paginated(settings, client, keys, device):
@@ -100,6 +80,34 @@ async def test_range_is_ordered_and_paginated(settings, client, keys, device):
     assert open_end["total_count"] == 5
 
 
+async def test_range_in_time_buckets(app, settings, client, keys, device):
+    base = datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc)
+    times = [base + timedelta(minutes=m) for m in (0, 2, 4, 5, 9, 10)]
+    await _insert_rows(settings.database_url, uuid.UUID(device["id"]), times, cpu=[10, 20, 30, 40, 50, 60])
+    params = {"start": base.isoformat(), "end": (base + timedelta(minutes=15)).isoformat(), "bucket": "5m"}
+    r = await client.get("/devices/web-1/metrics", params=params, headers=auth(keys["viewer"]))
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["function"] == ("time_bucket" if app.state.timescaledb else "date_bin")
+    got = [(datetime.fromisoformat(b["bucket"]), b["samples"], b["cpu_avg"], b["cpu_max"]) for b in body["items"]]
+    assert got == [(base, 3, 20.0, 30.0), (base + timedelta(minutes=5), 2, 45.0, 50.0),
+                   (base + timedelta(minutes=10), 1, 60.0, 60.0)]
+
+
+async def test_invalid_bucket_or_range_is_422_naming_the_field(client, keys, device):
+    h = auth(keys["viewer"])
+    start = "2024-05-01T12:00:00Z"
+    for bucket, reason in (("30s", "between 1m and 1d"), ("2d", "between 1m and 1d"), ("5x", "unit s, m, h or d"),
+                           ("", "unit s, m, h or d")):
+        r = await client.get("/devices/web-1/metrics", params={"start": start, "bucket": bucket}, headers=h)
+        assert r.status_code == 422, bucket
+        assert reason in r.json()["message"], r.json()
+    r = await client.get("/devices/web-1/metrics", params={"start": "2000-01-01T00:00:00Z", "bucket": "1m"}, headers=h)
+    assert r.status_code == 422 and "bucket" in r.json()["message"] and "10000" in r.json()["message"]
+    r = await client.get("/devices/web-1/metrics", params={"bucket": "5m"}, headers=h)
+    assert r.status_code == 422 and "bucket needs a start" in r.json()["message"]
+
+
 async def test_start_not_before_end_is_422(client, keys, device):
     h = auth(keys["viewer"])
     t = "2024-05-01T12:00:00Z"
@@ -109,3 +117,31 @@ async def test_start_not_before_end_is_422(client, keys, device):
     future = (datetime.now(timezone.utc) + timedelta(days=1)).isoformat()
     assert (await client.get("/devices/web-1/metrics", params={"start": future}, headers=h)).status_code == 422
     assert (await client.get("/devices/web-1/metrics", params={"end": t}, headers=h)).status_code == 422
+    r = await client.get("/devices/web-1/metrics", params={"start": "0001-01-01T00:00:00+23:00"}, headers=h)
+    assert r.status_code == 422 and "out of range" in r.text
+    r = await client.get("/devices/web-1/metrics", params={"start": "yesterday"}, headers=h)
+    assert r.status_code == 422 and r.json()["message"].startswith("start:")
+
+
+async def test_every_read_is_audited(app, js, settings, client, keys, device):
+    names = Names(settings.subject_prefix)
+    await put_cached(app, js, settings, device)
+    assert (await client.get("/devices/web-1/metrics", headers=auth(keys["viewer"]))).status_code == 200
+    r = await client.get("/devices/web-1/metrics", params={"force_refresh": "true"}, headers=auth(keys["operator"]))
+    assert r.status_code == 504
+
+    async def audited() -> int:
+        info = await js.stream_info(names.stream_audit)
+        return info.state.messages
+
+    subject = names.audit("api")
+    await eventually(lambda: app.state.auditor.published == 2)
+    assert await audited() == 2
+    from shared import events
+    first = events.decode((await js.get_msg(names.stream_audit, 1)).data)
+    second = events.decode((await js.get_msg(names.stream_audit, 2)).data)
+    assert (first.cache_hit, first.force_refresh, first.status, first.data_type) == (True, False, "success",
+                                                                                    "system_metrics")
+    assert (second.cache_hit, second.force_refresh, second.status) == (False, True, "error")
+    assert str(second.operation_id) == r.json()["operation_id"]
+    assert subject.endswith(".audit.api") and first.device_id == uuid.UUID(device["id"])

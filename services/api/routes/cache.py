@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Response, status
+from nats.js.kv import KV_DEL
 from pydantic import BaseModel
 
-from services.api.deps import CacheDep, DeviceDep, JsDep, NamesDep, OperatorKey, SettingsDep, ViewerKey
+from services.api.deps import (
+    AuditorDep, CacheDep, DeviceDep, JsDep, NamesDep, OperatorKey, RefresherDep, SettingsDep, ViewerKey,
+)
 from services.api.reads import age_s
 from services.api.routes.data import DataType
 from shared.events import Collected
@@ -42,7 +44,9 @@ class CacheStats(BaseModel):
 
 
 @router.get("/stats")
-async def cache_stats(_: ViewerKey, cache: CacheDep, settings: SettingsDep, request_js: JsDep) -> CacheStats:
+async def cache_stats(
+    _: ViewerKey, cache: CacheDep, settings: SettingsDep, refresher: RefresherDep, auditor: AuditorDep
+) -> CacheStats:
     """Entries per data type, fresh vs stale, and hit/miss counters of this instance."""
     by_type: dict[str, TypeStats] = {}
     for ev in list(cache.entries.values()):
@@ -58,12 +62,23 @@ async def cache_stats(_: ViewerKey, cache: CacheDep, settings: SettingsDep, requ
         t = by_type.setdefault(data_type, TypeStats())
         t.hits, t.misses = cache.hits[data_type], cache.misses[data_type]
     hits, misses = sum(cache.hits.values()), sum(cache.misses.values())
-    from services.api.deps import _app_state  # noqa: PLC0415
-    state = _app_state()
     return CacheStats(
         entries=sum(t.entries for t in by_type.values()), hits=hits, misses=misses,
         hit_ratio=round(hits / (hits + misses), 4) if hits + misses else None,
-        refreshes_requested=state.refresher.requested, refreshes_in_flight=len(state.refresher.in_flight),
-        audit_published=state.auditor.published, audit_failed=state.auditor.failed,
-        by_data_type=dict(sorted(by_type.items())),
+        refreshes_requested=refresher.requested, refreshes_in_flight=len(refresher.in_flight),
+        audit_published=auditor.published, audit_failed=auditor.failed, by_data_type=dict(sorted(by_type.items())),
     )
+
+
+@router.delete("/{device}/{data_type}", status_code=status.HTTP_204_NO_CONTENT,
+               responses={404: {"description": "unknown device"}})
+async def invalidate(
+    data_type: Annotated[DataType, Path(description="a collected data type")],
+    _: OperatorKey, spec: DeviceDep, js: JsDep, names: NamesDep, cache: CacheDep,
+) -> Response:
+    """Delete the cached value, so the next read refreshes it."""
+    key = Names.cache_key(spec.name, data_type)
+    kv = await js.key_value(names.cache_bucket)
+    await kv.delete(key)
+    cache.apply(key, KV_DEL, None)  # read-your-writes; the watch delivers the same delete shortly
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

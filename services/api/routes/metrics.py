@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from typing import Annotated
 
 import msgspec
@@ -23,7 +24,7 @@ router = APIRouter(prefix="/devices", tags=["metrics"])
 DATA_TYPE = SystemMetricsCollected.data_type
 MAX_BUCKETS = 10_000
 # TimescaleDB's default origin (a Monday), so both functions cut the same buckets.
-ORIGIN = "2000-01-03T00:00:00+00:00"
+ORIGIN = datetime(2000, 1, 3, tzinfo=timezone.utc)
 
 _AGGREGATE = """
 SELECT {fn} AS bucket, count(*) AS samples,

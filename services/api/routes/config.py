@@ -1,0 +1,137 @@
+"""Configuration history: current files, one file's versions, raw content, diffs and change events."""
+
+from __future__ import annotations
+
+import difflib
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Path, Query, status
+from sqlalchemy import ColumnElement, func, select
+from sqlalchemy.orm import defer
+
+from schema.models import ConfigurationChangeEvent as Change, ConfigurationSnapshot as Snap
+from services.api.deps import DeviceDep, RegistryDep, SessionDep, ViewerKey, device_filter
+from services.api.schemas import MAX_PAGE, Page, TimeFilter
+from services.api.schemas_config import ConfigChange, ConfigDiff, ConfigSnapshot, ConfigSnapshotInfo
+from shared.names import TOKEN_RE
+
+router = APIRouter(tags=["configuration"])
+
+TOKEN = TOKEN_RE.pattern
+PATH_PATTERN = r"^[^\x00]+$"
+GONE = "deleted"
+_NO_CONTENT = (defer(Snap.raw_content), defer(Snap.parsed_data))
+_ERRORS = {404: {"description": "unknown device or snapshot"}}
+
+
+async def _snapshot(session, device_id: uuid.UUID, snapshot_id: uuid.UUID, content: bool = True) -> Snap:
+    stmt = select(Snap).where(Snap.id == snapshot_id, Snap.device_id == device_id)
+    row = await session.scalar(stmt if content else stmt.options(*_NO_CONTENT))
+    if row is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"snapshot {snapshot_id} not found on this device")
+    return row
+
+
+@router.get("/devices/{device}/config", responses=_ERRORS)
+async def current_files(
+    _: ViewerKey, spec: DeviceDep, session: SessionDep,
+    config_type: Annotated[str | None, Query(pattern=TOKEN, max_length=50)] = None,
+) -> list[ConfigSnapshotInfo]:
+    """The current version of every watched file (deleted files left out), by path."""
+    where: list[ColumnElement[bool]] = [Snap.device_id == spec.id]
+    if config_type:
+        where.append(Snap.config_type == config_type)
+    rows = await session.scalars(
+        select(Snap).options(*_NO_CONTENT).where(*where).distinct(Snap.file_path)
+        .order_by(Snap.file_path, Snap.time.desc())
+    )
+    return [ConfigSnapshotInfo.model_validate(r) for r in rows if r.change_type != GONE]
+
+
+@router.get("/devices/{device}/config/history", responses=_ERRORS)
+async def file_history(
+    _: ViewerKey, spec: DeviceDep, session: SessionDep,
+    path: Annotated[str, Query(min_length=1, max_length=4096, pattern=PATH_PATTERN, description="the file's path")],
+    page: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1,
+    page_size: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> Page[ConfigSnapshotInfo]:
+    """Every stored version of one file, newest first."""
+    where = (Snap.device_id == spec.id, Snap.file_path == path)
+    total = await session.scalar(select(func.count()).select_from(Snap).where(*where)) or 0
+    rows = await session.scalars(
+        select(Snap).options(*_NO_CONTENT).where(*where).order_by(Snap.time.desc())
+        .offset((page - 1) * page_size).limit(page_size)
+    )
+    return Page[ConfigSnapshotInfo].of([ConfigSnapshotInfo.model_validate(r) for r in rows], total, page, page_size)
+
+
+@router.get("/devices/{device}/config/snapshots/{snapshot_id}", responses=_ERRORS)
+async def snapshot(
+    snapshot_id: Annotated[uuid.UUID, Path()], _: ViewerKey, spec: DeviceDep, session: SessionDep
+) -> ConfigSnapshot:
+    """One snapshot with its raw content."""
+    return ConfigSnapshot.model_validate(await _snapshot(session, spec.id, snapshot_id))
+
+
+@router.get("/devices/{device}/config/snapshots/{snapshot_id}/diff", responses=_ERRORS)
+async def snapshot_diff(
+    snapshot_id: Annotated[uuid.UUID, Path()], _: ViewerKey, spec: DeviceDep, session: SessionDep,
+    against: Annotated[uuid.UUID | None, Query(description="another snapshot; default: the previous version")] = None,
+    context: Annotated[int, Query(ge=0, le=100, description="lines of context")] = 3,
+) -> ConfigDiff:
+    """A unified diff from ``against`` (default: the file's previous version) to this snapshot."""
+    new = await _snapshot(session, spec.id, snapshot_id)
+    if against is not None:
+        old: Snap | None = await _snapshot(session, spec.id, against)
+    else:
+        old = await session.scalar(
+            select(Snap).where(Snap.device_id == spec.id, Snap.file_path == new.file_path, Snap.time < new.time)
+            .order_by(Snap.time.desc()).limit(1)
+        )
+    old_text = (old.raw_content or "") if old is not None else ""
+    new_text = new.raw_content or ""
+    available = new.raw_content is not None and (old is None or old.raw_content is not None)
+    lines = list(difflib.unified_diff(
+        old_text.splitlines(keepends=True), new_text.splitlines(keepends=True),
+        fromfile=old.file_path if old is not None else "/dev/null", tofile=new.file_path,
+        fromfiledate=old.time.isoformat() if old is not None else "", tofiledate=new.time.isoformat(), n=context,
+    ))
+    body = [ln for ln in lines if not ln.startswith(("---", "+++"))]
+    return ConfigDiff(
+        device_id=spec.id, file_path=new.file_path, content_available=available,
+        from_snapshot=ConfigSnapshotInfo.model_validate(old) if old is not None else None,
+        to_snapshot=ConfigSnapshotInfo.model_validate(new),
+        diff="".join(ln if ln.endswith("\n") else ln + "\n\\ No newline at end of file\n" for ln in lines),
+        added_lines=sum(ln.startswith("+") for ln in body), removed_lines=sum(ln.startswith("-") for ln in body),
+    )
+
+
+@router.get("/config/changes", responses={404: {"description": "unknown device"}})
+async def changes(
+    _: ViewerKey, registry: RegistryDep, session: SessionDep,
+    window: Annotated[TimeFilter, Query()],
+    device: Annotated[str | None, Query(max_length=63, description="name or UUID")] = None,
+    config_type: Annotated[str | None, Query(pattern=TOKEN, max_length=50)] = None,
+    risk_level: Annotated[str | None, Query(pattern=TOKEN, max_length=20, description="e.g. LOW, HIGH")] = None,
+    page: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1,
+    page_size: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> Page[ConfigChange]:
+    """Configuration change events, newest first, filtered by device, type, risk and time."""
+    where: list[ColumnElement[bool]] = []
+    device_id = device_filter(registry, device)
+    if device_id is not None:
+        where.append(Change.device_id == device_id)
+    if config_type:
+        where.append(Change.config_type == config_type)
+    if risk_level:
+        where.append(func.upper(Change.risk_level) == risk_level.upper())
+    if window.start is not None:
+        where.append(Change.time >= window.start)
+    if window.end is not None:
+        where.append(Change.time < window.end)
+    total = await session.scalar(select(func.count()).select_from(Change).where(*where)) or 0
+    rows = await session.scalars(
+        select(Change).where(*where).order_by(Change.time.desc()).offset((page - 1) * page_size).limit(page_size)
+    )
+    return Page[ConfigChange].of([ConfigChange.model_validate(r) for r in rows], total, page, page_size)

@@ -1,0 +1,98 @@
+"""docker compose files: services, images, ports, volumes, networks, environment KEYS (never
+values), depends_on. Both the short (string) and long (mapping) syntaxes are normalised."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+
+from services.watcher.parsers.errors import ParseError
+
+
+def _load(text: str) -> Any:
+    try:
+        return yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        line = exc.problem_mark.line + 1 if exc.problem_mark else None
+        raise ParseError(f"{exc.problem or exc.context or 'invalid YAML'}", line) from None
+    except yaml.YAMLError as exc:
+        raise ParseError(f"invalid YAML: {exc}") from None
+
+
+def _names(value: Any) -> list[str]:
+    """Names of a list-or-mapping field (networks, depends_on)."""
+    if isinstance(value, dict):
+        return [str(k) for k in value]
+    if isinstance(value, list):
+        return [str(v) for v in value]
+    return []
+
+
+def _env_keys(value: Any) -> list[str]:
+    if isinstance(value, dict):
+        return sorted(str(k) for k in value)
+    if isinstance(value, list):
+        return sorted(str(v).split("=", 1)[0] for v in value)
+    return []
+
+
+def _port(p: Any) -> str:
+    if isinstance(p, dict):
+        host = f"{p['host_ip']}:" if p.get("host_ip") else ""
+        published = f"{p['published']}:" if p.get("published") not in (None, "") else ""
+        proto = f"/{p['protocol']}" if p.get("protocol") and p.get("protocol") != "tcp" else ""
+        return f"{host}{published}{p.get('target')}{proto}"
+    return str(p)
+
+
+def _volume(v: Any) -> str:
+    if isinstance(v, dict):
+        parts = [str(x) for x in (v.get("source"), v.get("target")) if x]
+        return ":".join(parts) + (":ro" if v.get("read_only") else "")
+    return str(v)
+
+
+def _list(value: Any) -> list[str]:
+    if value is None:
+        return []
+    return [str(v) for v in value] if isinstance(value, list) else [str(value)]
+
+
+def parse(text: str, path: str = "docker-compose.yml") -> dict[str, Any]:
+    doc = _load(text)
+    if doc is None:
+        doc = {}
+    if not isinstance(doc, dict):
+        raise ParseError(f"top level is a {type(doc).__name__}, not a mapping", 1)
+    raw = doc.get("services") or {}
+    if not isinstance(raw, dict):
+        raise ParseError("'services' is not a mapping")
+    services: dict[str, Any] = {}
+    for name, svc in raw.items():
+        svc = svc or {}
+        if not isinstance(svc, dict):
+            raise ParseError(f"service {name!r} is not a mapping")
+        build = svc.get("build")
+        services[str(name)] = {
+            "image": svc.get("image"),
+            "build": build.get("context") if isinstance(build, dict) else build,
+            "container_name": svc.get("container_name"),
+            "ports": [_port(p) for p in svc.get("ports") or []],
+            "volumes": [_volume(v) for v in svc.get("volumes") or []],
+            "networks": _names(svc.get("networks")),
+            "environment": _env_keys(svc.get("environment")),
+            "env_file": _list(svc.get("env_file")),
+            "depends_on": _names(svc.get("depends_on")),
+            "restart": svc.get("restart"),
+            "network_mode": svc.get("network_mode"),
+            "privileged": bool(svc.get("privileged", False)),
+        }
+    return {
+        "name": doc.get("name"),
+        "services": services,
+        "images": sorted({s["image"] for s in services.values() if s["image"]}),
+        "networks": _names(doc.get("networks")),
+        "volumes": _names(doc.get("volumes")),
+        "secrets": _names(doc.get("secrets")),
+    }

@@ -1,0 +1,114 @@
+"""nginx configuration (nginx.conf, SWAG proxy-confs and site-confs) via crossplane.
+
+A file is parsed on its own (includes are listed, not followed) and without context checks,
+so a SWAG snippet that holds only ``location`` blocks parses too. ``set $upstream_app ...``
+variables are substituted into ``proxy_pass`` so that SWAG confs name their containers.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from typing import Any
+
+import crossplane
+
+from services.watcher.parsers.errors import ParseError
+
+_VAR = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?")
+
+
+def _crossplane(text: str) -> list[dict[str, Any]]:
+    # crossplane reads files only; the temporary file is an implementation detail
+    with tempfile.TemporaryDirectory(prefix="iw-nginx-") as d:
+        path = os.path.join(d, "nginx.conf")
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(text)
+        payload = crossplane.parse(path, single=True, check_ctx=False, check_args=False, comments=False)
+    if payload["errors"]:
+        err = payload["errors"][0]
+        reason = re.sub(r" in \S*nginx\.conf(:\d+)?$", "", str(err["error"])).replace(path, "config").strip()
+        raise ParseError(reason, err.get("line"))
+    return payload["config"][0]["parsed"]
+
+
+def _resolve(value: str, variables: dict[str, str]) -> str:
+    return _VAR.sub(lambda m: variables.get(m.group(1), m.group(0)), value)
+
+
+def _host(url: str) -> str | None:
+    m = re.match(r"^(?:[a-z]+://)?(?:[^@/]+@)?([^/:;$]+|\[[^\]]+\])", url)
+    return m.group(1) if m and m.group(1) else None
+
+
+def _locations(block: list[dict], variables: dict[str, str]) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for d in block:
+        if d["directive"] != "location":
+            continue
+        local = dict(variables)
+        local.update(_sets(d.get("block", [])))
+        key = " ".join(d["args"])
+        proxy = [" ".join(x["args"]) for x in d.get("block", []) if x["directive"] == "proxy_pass"]
+        out[key] = {
+            "proxy_pass": proxy[0] if proxy else None,
+            "upstream": _resolve(proxy[0], local) if proxy else None,
+            "includes": [" ".join(x["args"]) for x in d.get("block", []) if x["directive"] == "include"],
+        }
+        nested = _locations(d.get("block", []), local)
+        for k, v in nested.items():
+            out[f"{key} > {k}"] = v
+    return out
+
+
+def _sets(block: list[dict]) -> dict[str, str]:
+    return {d["args"][0].lstrip("$"): d["args"][1] for d in block if d["directive"] == "set" and len(d["args"]) >= 2}
+
+
+def _walk(block: list[dict]):
+    for d in block:
+        yield d
+        yield from _walk(d.get("block", []))
+
+
+def parse(text: str, path: str = "nginx.conf") -> dict[str, Any]:
+    """Servers (names, listen, locations, proxy_pass), upstreams and includes of one file."""
+    tree = _crossplane(text)
+    servers: dict[str, dict[str, Any]] = {}
+    for d in _walk(tree):
+        if d["directive"] != "server" or "block" not in d:
+            continue
+        block = d["block"]
+        names = [a for x in block if x["directive"] == "server_name" for a in x["args"]]
+        listen = [" ".join(x["args"]) for x in block if x["directive"] == "listen"]
+        variables = _sets(block)
+        key = names[0] if names else "_"
+        while key in servers:
+            key += "'"
+        servers[key] = {
+            "server_names": names,
+            "listen": listen,
+            "ssl": any("ssl" in x.split() for x in listen) or any(x["directive"] == "ssl_certificate" for x in block),
+            "locations": _locations(block, variables),
+            "includes": [" ".join(x["args"]) for x in block if x["directive"] == "include"],
+        }
+    top_locations = _locations([d for d in tree if d["directive"] == "location"], _sets(tree))
+    upstreams = {
+        " ".join(d["args"]): [x["args"][0] for x in d.get("block", []) if x["directive"] == "server" and x["args"]]
+        for d in _walk(tree) if d["directive"] == "upstream"
+    }
+    locations = [loc for s in servers.values() for loc in s["locations"].values()] + list(top_locations.values())
+    proxied = sorted({loc["upstream"] for loc in locations if loc["upstream"]})
+    hosts = {h for u in proxied if (h := _host(u)) and not h.startswith("$")}
+    hosts |= {h for srvs in upstreams.values() for s in srvs if (h := _host(s))}
+    return {
+        "servers": servers,
+        "locations": top_locations,
+        "upstreams": upstreams,
+        "server_names": sorted({n for s in servers.values() for n in s["server_names"]}),
+        "listen": sorted({x for s in servers.values() for x in s["listen"]}),
+        "proxy_pass": proxied,
+        "upstream_hosts": sorted(hosts - set(upstreams)),
+        "includes": sorted({" ".join(d["args"]) for d in _walk(tree) if d["directive"] == "include"}),
+    }
