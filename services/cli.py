@@ -117,7 +117,7 @@ async def _with_js(fn):
 
     settings = _settings()
     try:
-        nc = await connect(settings, "cli")
+        nc = await connect(settings, "cli", wait=False)
     except Exception as exc:
         _fail(f"cannot reach NATS at {settings.nats_url}: {exc}")
     try:

@@ -15,8 +15,11 @@ from shared.settings import Settings, redact_url
 log = logging.getLogger(__name__)
 
 
-async def connect(settings: Settings, name: str) -> Client:
-    """Connect with unlimited reconnects; logs disconnects and reconnects."""
+async def connect(settings: Settings, name: str, wait: bool = True) -> Client:
+    """Connect with unlimited reconnects; logs disconnects and reconnects.
+
+    With ``wait`` (services) the first connection is retried until NATS is up; without it
+    (command-line tools) an unreachable server raises at once."""
 
     async def on_error(exc: Exception) -> None:
         log.warning("nats error: %s", exc)
@@ -30,10 +33,10 @@ async def connect(settings: Settings, name: str) -> Client:
     opts: dict = dict(
         servers=[s.strip() for s in settings.nats_url.split(",")],
         name=f"infrawatch-{name}-{settings.instance}",
-        max_reconnect_attempts=-1,
+        max_reconnect_attempts=-1 if wait else 1,
         reconnect_time_wait=1,
         connect_timeout=5,
-        allow_reconnect=True,
+        allow_reconnect=wait,
         error_cb=on_error,
         disconnected_cb=on_disconnect,
         reconnected_cb=on_reconnect,

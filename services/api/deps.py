@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import AsyncIterator
 from typing import Annotated
@@ -14,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.api.audit import Auditor
 from services.api.cache import CacheMirror
-from services.api.keys import Principal, authenticate
+from services.api.keys import Principal, PrincipalCache, authenticate, hash_key
 from services.api.reads import Reader
 from services.api.refresh import Refresher
 from services.api.settings import ApiSettings
@@ -97,7 +98,15 @@ async def _principal(
     _header_doc: Annotated[str | None, Security(_api_key_header)] = None,
 ) -> Principal:
     key = _presented_key(request)
-    principal = await authenticate(session, key) if key else None
+    principal = None
+    if key:
+        cache: PrincipalCache = request.app.state.principals
+        digest, now = hash_key(key), time.monotonic()
+        principal = cache.get(digest, now)
+        if principal is None:
+            principal = await authenticate(session, key)
+            if principal is not None:
+                cache.put(digest, principal, now)
     if principal is None:
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,

@@ -98,3 +98,34 @@ async def key_is_valid(database_url: str, key: str) -> bool:
             return await authenticate(session, key) is not None
     finally:
         await engine.dispose()
+
+
+class PrincipalCache:
+    """Recently authenticated keys, by the sha256 of the key, for ``ttl_s`` seconds (0: off).
+
+    Saves a database round trip per request; a revocation through this instance applies at once,
+    one made elsewhere (another replica, the database) within ``ttl_s``.
+    """
+
+    def __init__(self, ttl_s: float, max_entries: int = 10_000) -> None:
+        self.ttl_s = ttl_s
+        self.max_entries = max_entries
+        self._entries: dict[str, tuple[float, Principal]] = {}
+
+    def get(self, key_hash: str, now: float) -> Principal | None:
+        hit = self._entries.get(key_hash)
+        if hit is None or hit[0] <= now:
+            return None
+        return hit[1]
+
+    def put(self, key_hash: str, principal: Principal, now: float) -> None:
+        if self.ttl_s <= 0:
+            return
+        if len(self._entries) >= self.max_entries:
+            self._entries = {h: e for h, e in self._entries.items() if e[0] > now}
+            if len(self._entries) >= self.max_entries:
+                self._entries.clear()
+        self._entries[key_hash] = (now + self.ttl_s, principal)
+
+    def forget(self, key_id: uuid.UUID) -> None:
+        self._entries = {h: e for h, e in self._entries.items() if e[1].key_id != key_id}

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 from services.api import errors
 from services.api.audit import Auditor
 from services.api.cache import CacheMirror
+from services.api.keys import PrincipalCache
 from services.api.queries import has_timescaledb
 from services.api.reads import Reader
 from services.api.refresh import Refresher
@@ -56,6 +57,7 @@ def create_app(settings: Settings) -> FastAPI:
                 settings=s, names=names, nc=nc, js=js, registry=registry, cache=cache, engine=engine,
                 sessionmaker=async_sessionmaker(engine, expire_on_commit=False), refresher=refresher,
                 auditor=auditor, reader=Reader(s, cache, refresher, auditor),
+                principals=PrincipalCache(s.api_key_cache_s),
                 timescaledb=await has_timescaledb(engine),
             )
             log.info("api ready: %d devices, %d cached values, time buckets by %s", len(registry.by_id),

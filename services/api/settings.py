@@ -16,6 +16,7 @@ class ApiSettings(Settings):
 
     api_refresh_timeout_s: float = Field(default=10.0, gt=0, description="wait for a refreshed collection")
     api_sse_heartbeat_s: float = Field(default=15.0, gt=0, description="comment line sent on idle event streams")
+    api_key_cache_s: float = Field(default=5.0, ge=0, description="remember an authenticated key this long (0: off)")
     api_audit_drain_s: float = Field(default=5.0, ge=0, description="wait for pending audit publishes at shutdown")
 
     @classmethod

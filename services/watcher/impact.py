@@ -84,7 +84,7 @@ def _nginx(change: ChangeType, old: dict, new: dict, s: DiffSummary, risk: _Risk
     imp["dependencies"] = sorted({h for p in both for h in p.get("upstream_hosts", [])})
     imp["reload"] = ["nginx"]
     imp["actions"] = ["nginx -t", "nginx -s reload"]
-    keys = s.added + s.removed + s.changed
+    keys = s.added + s.removed + s.changed if change == "MODIFY" else []
     if change == "DELETE":
         risk.at_least("HIGH", "nginx: config deleted, its sites stop being served")
     if [k for k in s.removed if k.startswith("servers.") or k.startswith("locations.")]:
@@ -110,6 +110,7 @@ def _service_of(key: str) -> str | None:
 def _compose(change: ChangeType, old: dict, new: dict, s: DiffSummary, risk: _Risk, imp: dict, path: str) -> None:
     keys = s.added + s.removed + s.changed
     changed = sorted({n for k in keys if (n := _service_of(k))})
+    keys = keys if change == "MODIFY" else []
     old_svcs, new_svcs = old.get("services", {}), new.get("services", {})
     affected = sorted(set(old_svcs) | set(new_svcs)) if change in ("CREATE", "DELETE") else changed
     imp["affected"] = affected
@@ -149,8 +150,11 @@ def _systemd(change: ChangeType, old: dict, new: dict, s: DiffSummary, risk: _Ri
     if not unit.endswith(".target") and change != "DELETE":
         imp["restart"] = [unit]
         actions.append(f"systemctl restart {unit}")
-    if _touches(keys, "wanted_by", "required_by", "sections.Install"):
+    if change == "CREATE" and (new.get("wanted_by") or new.get("required_by")):
+        actions.append(f"systemctl enable {unit}")
+    elif change == "MODIFY" and _touches(keys, "wanted_by", "required_by", "sections.Install"):
         actions.append(f"systemctl reenable {unit}")
+    keys = keys if change == "MODIFY" else []
     imp["actions"] = actions
     if base in CRITICAL_UNITS:
         risk.at_least("CRITICAL", f"systemd: {unit} keeps the host reachable")
@@ -162,6 +166,8 @@ def _systemd(change: ChangeType, old: dict, new: dict, s: DiffSummary, risk: _Ri
         risk.at_least("MEDIUM", "systemd: dependencies or install targets changed")
     if keys:
         risk.at_least("MEDIUM", "systemd: unit settings changed")
+    if change == "CREATE":
+        risk.at_least("MEDIUM", "systemd: new unit")
 
 
 def assess(config_type: str, path: str, change: ChangeType, old: Side, new: Side,

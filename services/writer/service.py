@@ -24,7 +24,8 @@ from shared.settings import Settings
 log = logging.getLogger(__name__)
 
 # The kinds of stream the writer projects: (kind in the subject, stream attribute of Names).
-PROJECTED = (("device", "stream_devices"), ("collected", "stream_collected"), ("audit", "stream_audit"))
+PROJECTED = (("device", "stream_devices"), ("collected", "stream_collected"), ("audit", "stream_audit"),
+             ("config", "stream_config"))
 
 
 @dataclass

@@ -48,13 +48,32 @@ async def test_both_headers_are_accepted(client, keys):
     assert (await client.get("/devices", headers={"X-API-Key": keys["viewer"]})).status_code == 200
 
 
-async def test_viewer_cannot_change_devices(client, keys, device):
-    r = await client.post("/devices", json={"name": "db-1"}, headers=auth(keys["viewer"]))
-    assert r.status_code == 403
-    r = await client.delete("/devices/web-1", headers=auth(keys["viewer"]))
-    assert r.status_code == 403
+async def test_only_admins_change_devices(client, keys, device):
+    for role in ("viewer", "operator"):
+        r = await client.post("/devices", json={"name": "db-1"}, headers=auth(keys[role]))
+        assert r.status_code == 403 and r.json()["detail"] == "this needs the admin role or higher"
+        assert (await client.delete("/devices/web-1", headers=auth(keys[role]))).status_code == 403
     r = await client.post("/devices", json={"name": "db-1"}, headers=auth(keys["admin"]))
     assert r.status_code == 201
+
+
+async def test_errors_are_json_with_a_message(client, keys):
+    r = await client.get("/devices")
+    assert r.status_code == 401 and r.json() == {"detail": "missing API key"}
+    r = await client.get("/devices", headers=auth("iw_abcdefgh_nope"))
+    assert r.status_code == 401 and r.json() == {"detail": "a valid API key is required"}
+    r = await client.get("/devices", params={"page": 0}, headers=auth(keys["viewer"]))
+    assert r.status_code == 422
+    assert r.json()["message"] == "page: Input should be greater than or equal to 1"
+    assert r.json()["detail"][0]["loc"] == ["query", "page"]
+
+
+async def test_docs_and_openapi_are_public_and_document_the_key(client):
+    assert (await client.get("/docs")).status_code == 200
+    spec = (await client.get("/openapi.json")).json()
+    schemes = spec["components"]["securitySchemes"]
+    assert {s["type"] for s in schemes.values()} == {"http", "apiKey"}
+    assert spec["paths"]["/devices"]["get"]["security"]
 
 
 async def test_key_is_stored_hashed_with_a_visible_prefix(settings, client):

@@ -94,3 +94,30 @@ async def test_collection_status_comes_from_the_audit_table(settings, client, ke
     assert abs((ok - (now - timedelta(seconds=30))).total_seconds()) < 0.01
     listed = (await client.get("/devices", headers=auth(keys["viewer"]))).json()["items"]
     assert listed[0]["last_collection_status"] == {"system_metrics": "error"}
+
+
+async def test_update_changes_fields_and_publishes(client, keys, js, settings, device):
+    h = auth(keys["admin"])
+    r = await client.patch("/devices/web-1", json={"address": "10.0.0.9", "enabled": False, "description": None},
+                           headers=h)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert (body["address"], body["enabled"], body["status"], body["port"]) == ("10.0.0.9", False, "disabled", 22)
+    assert body["id"] == device["id"] and body["name"] == "web-1"
+    spec = await devices.current(js, Names(settings.subject_prefix), "web-1")
+    assert spec is not None and spec.address == "10.0.0.9" and not spec.enabled
+    assert (await client.get("/devices/web-1", headers=h)).json()["address"] == "10.0.0.9"
+
+
+async def test_update_refuses_a_new_name_nulls_and_unknown_fields(client, keys, device):
+    h = auth(keys["admin"])
+    r = await client.patch("/devices/web-1", json={"name": "web-2"}, headers=h)
+    assert r.status_code == 422 and "immutable" in r.json()["detail"]
+    assert (await client.patch("/devices/web-1", json={"name": "web-1", "port": 2222}, headers=h)).status_code == 200
+    r = await client.patch("/devices/web-1", json={"port": None}, headers=h)
+    assert r.status_code == 422 and "port cannot be null" in r.json()["message"]
+    r = await client.patch("/devices/web-1", json={"colour": "red"}, headers=h)
+    assert r.status_code == 422 and "colour" in r.json()["message"]
+    r = await client.patch("/devices/web-1", json={"port": 70000}, headers=h)
+    assert r.status_code == 422 and r.json()["message"].startswith("port:")
+    assert (await client.patch("/devices/ghost", json={"port": 23}, headers=h)).status_code == 404

@@ -79,9 +79,10 @@ class Watching:
         self._sub = await self.js.subscribe(self.names.all("config"), ordered_consumer=True, cb=self._on_msg)
 
     async def start(self, expect_mode: str | None = None) -> None:
+        since = events.utcnow().isoformat()
         self.stop = asyncio.Event()
         self.task = asyncio.create_task(run(self.settings, self.stop))
-        await self.ready(expect_mode)
+        await self.ready(expect_mode, since)
 
     async def status(self) -> dict:
         kv = await self.js.key_value(self.names.watch_state_bucket)
@@ -91,13 +92,13 @@ class Watching:
             return {}
         return msgspec.json.decode(entry.value)
 
-    async def ready(self, expect_mode: str | None = None) -> dict:
-        """Wait until the device is watched (its first full scan is done)."""
+    async def ready(self, expect_mode: str | None = None, since: str = "") -> dict:
+        """Wait until the device is watched (its first full scan since ``since`` is done)."""
         async with asyncio.timeout(WAIT_S):
             while True:
                 st = await self.status()
                 if st.get("watch_mode") and st.get("error") is None and st.get("scans", 0) >= 1 and (
-                        expect_mode is None or st["watch_mode"] == expect_mode):
+                        expect_mode is None or st["watch_mode"] == expect_mode) and st["updated_at"] > since:
                     return st
                 assert self.task is not None and not self.task.done(), self.task
                 await asyncio.sleep(0.1)

@@ -7,6 +7,7 @@ import asyncio
 import hashlib
 import os
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -107,9 +108,10 @@ async def test_burst_of_a_thousand_files(watching, root, mode) -> None:
     assert {e.parsed["listen"][0] for e in w.events if e.change_type == "MODIFY"} == {"8080"}
 
 
-async def test_a_path_with_spaces_quotes_and_command_substitution(watching, root, mode, tmp_path) -> None:
-    marker = tmp_path / "injected"
-    odd = root / "opt" / f"my app 'x' \"y\" $(touch {marker})"
+async def test_a_path_with_spaces_quotes_and_command_substitution(watching, root, mode) -> None:
+    name = f"iw-injected-{os.getpid()}"
+    markers = [Path.home() / name, Path.cwd() / name, Path("/") / name]
+    odd = root / "opt" / f"my app 'x' \"y\" $(touch {name}) `touch {name}`; touch {name}"
     odd.mkdir(parents=True)
     w = await watching(mode)
     compose = odd / "docker-compose.yml"
@@ -122,7 +124,7 @@ async def test_a_path_with_spaces_quotes_and_command_substitution(watching, root
     assert ev.sha256 == sha(compose.read_bytes())
     compose.unlink()
     assert (await w.wait_for(2))[1].change_type == "DELETE"
-    assert not marker.exists()
+    assert not any(m.exists() for m in markers)
 
 
 async def test_new_directories_and_files_are_picked_up(watching, root, mode) -> None:

@@ -8,6 +8,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Path, Query, status
 from sqlalchemy import ColumnElement, func, select
+from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.orm import defer
 
 from schema.models import ConfigurationChangeEvent as Change, ConfigurationSnapshot as Snap
@@ -43,7 +44,7 @@ async def current_files(
     if config_type:
         where.append(Snap.config_type == config_type)
     rows = await session.scalars(
-        select(Snap).options(*_NO_CONTENT).where(*where).distinct(Snap.file_path)
+        select(Snap).options(*_NO_CONTENT).where(*where).ext(distinct_on(Snap.file_path))
         .order_by(Snap.file_path, Snap.time.desc())
     )
     return [ConfigSnapshotInfo.model_validate(r) for r in rows if r.change_type != GONE]

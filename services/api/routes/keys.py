@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime, timedelta, timezone
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, HTTPException, Path, Response, status
+from fastapi import APIRouter, HTTPException, Path, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select, update
 
@@ -71,8 +71,10 @@ async def list_keys(_: AdminKey, session: SessionDep) -> list[KeyInfo]:
 
 
 @router.delete("/{key_id}", status_code=status.HTTP_204_NO_CONTENT, responses={404: {"description": "no such key"}})
-async def revoke_key(key_id: Annotated[uuid.UUID, Path()], _: AdminKey, session: SessionDep) -> Response:
-    """Revoke a key: it stops authenticating at once; the row stays for the record."""
+async def revoke_key(
+    key_id: Annotated[uuid.UUID, Path()], _: AdminKey, session: SessionDep, request: Request
+) -> Response:
+    """Revoke a key: it stops authenticating at once here (other replicas: within api_key_cache_s)."""
     result = await session.execute(
         update(ApiKey).where(ApiKey.id == key_id, ApiKey.revoked_at.is_(None))
         .values(revoked_at=datetime.now(timezone.utc)).returning(ApiKey.id)
@@ -83,4 +85,5 @@ async def revoke_key(key_id: Annotated[uuid.UUID, Path()], _: AdminKey, session:
         if exists is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"API key {key_id} not found")
     await session.commit()
+    request.app.state.principals.forget(key_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -39,7 +39,10 @@ async def device_timeline(
     if unknown:
         raise unprocessable("kind", f"unknown kind {', '.join(unknown)}; known: {', '.join(SOURCES)}")
     end = window.end or datetime.now(timezone.utc)
-    start = window.start or end - DEFAULT_WINDOW
+    try:
+        start = window.start or end - DEFAULT_WINDOW
+    except OverflowError:
+        raise unprocessable("end", "end is too early for the default window; give a start") from None
     if start >= end:
         raise unprocessable("start", "start must be before end")
     items = await timeline(session, spec.id, start, end, limit, kinds)

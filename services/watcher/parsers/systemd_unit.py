@@ -1,5 +1,5 @@
 """systemd unit files (.service, .socket, .timer, .mount, .target, .path): sections, ExecStart,
-dependencies and [Install] targets."""
+dependencies and [Install] targets. Environment= keeps variable names only, never values."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ def sections(text: str) -> dict[str, dict[str, list[str]]]:
             continue
         # a trailing backslash continues the line; the backslash becomes a space
         if line.endswith("\\"):
-            pending, start = pending + line[:-1] + " ", start or lineno
+            pending, start = pending + line[:-1].rstrip() + " ", start or lineno
             continue
         line, first = pending + line, start or lineno
         pending, start = "", 0
@@ -49,6 +49,10 @@ def sections(text: str) -> dict[str, dict[str, list[str]]]:
 
 def parse(text: str, path: str = "unit.service") -> dict[str, Any]:
     secs = sections(text)
+    env_keys = sorted({tok.strip('"').split("=", 1)[0] for value in secs.get("Service", {}).get("Environment", [])
+                       for tok in value.split() if "=" in tok})
+    if "Environment" in secs.get("Service", {}):
+        secs["Service"]["Environment"] = env_keys  # keys only: values may be secrets
     name = posixpath.basename(path)
     unit, service, install = secs.get("Unit", {}), secs.get("Service", {}), secs.get("Install", {})
     deps = {k: sorted({v for value in unit.get(k, []) for v in value.split()}) for k in DEPENDENCY_KEYS}
@@ -63,8 +67,5 @@ def parse(text: str, path: str = "unit.service") -> dict[str, Any]:
         "dependencies": {k: v for k, v in deps.items() if v},
         "wanted_by": sorted({v for value in install.get("WantedBy", []) for v in value.split()}),
         "required_by": sorted({v for value in install.get("RequiredBy", []) for v in value.split()}),
-        "environment_keys": sorted({
-            tok.strip('"').split("=", 1)[0] for value in service.get("Environment", []) for tok in value.split()
-            if "=" in tok
-        }),
+        "environment_keys": env_keys,
     }

@@ -1,0 +1,83 @@
+"""The role matrix: every endpoint with a viewer, an operator and an admin key."""
+
+from __future__ import annotations
+
+import uuid
+
+import asyncpg
+import pytest
+import pytest_asyncio
+
+from services.api.keys import create_api_key
+from tests.api.conftest import auth, put_cached
+
+V, O, A = "viewer", "operator", "admin"
+READ = {V: 200, O: 200, A: 200}
+ADMIN_ONLY = {V: 403, O: 403}
+
+# (method, path, json body, {role: expected status}); {snapshot} and {key_id} come from the seeded world.
+MATRIX = [
+    ("GET", "/health", None, READ),
+    ("GET", "/ready", None, READ),
+    ("GET", "/openapi.json", None, READ),
+    ("GET", "/devices", None, READ),
+    ("POST", "/devices", {"name": "new-1"}, {**ADMIN_ONLY, A: 201}),
+    ("GET", "/devices/web-1", None, READ),
+    ("PATCH", "/devices/web-1", {"port": 2222}, {**ADMIN_ONLY, A: 200}),
+    ("DELETE", "/devices/web-1", None, {**ADMIN_ONLY, A: 204}),
+    ("GET", "/devices/web-1/metrics", None, READ),
+    ("GET", "/devices/web-1/metrics?force_refresh=true", None, {V: 403, O: 504, A: 504}),  # no collector runs
+    ("GET", "/devices/web-1/data/system_metrics", None, READ),
+    ("GET", "/devices/web-1/data/system_metrics?force_refresh=true", None, {V: 403, O: 504, A: 504}),
+    ("GET", "/devices/web-1/timeline", None, READ),
+    ("GET", "/devices/ghost/events", None, {V: 404, O: 404, A: 404}),  # a live stream: see test_stream
+    ("GET", "/devices/web-1/config", None, READ),
+    ("GET", "/devices/web-1/config/history?path=/etc/app.conf", None, READ),
+    ("GET", "/devices/web-1/config/snapshots/{snapshot}", None, READ),
+    ("GET", "/devices/web-1/config/snapshots/{snapshot}/diff", None, READ),
+    ("GET", "/config/changes", None, READ),
+    ("GET", "/audit", None, READ),
+    ("GET", "/performance", None, READ),
+    ("GET", "/cache/stats", None, READ),
+    ("DELETE", "/cache/web-1/system_metrics", None, {V: 403, O: 204, A: 204}),
+    ("GET", "/keys", None, {**ADMIN_ONLY, A: 200}),
+    ("POST", "/keys", {"name": "ci", "role": "viewer"}, {**ADMIN_ONLY, A: 201}),
+    ("DELETE", "/keys/{key_id}", None, {**ADMIN_ONLY, A: 204}),
+]
+
+
+@pytest_asyncio.fixture
+async def world(app, js, settings, device) -> dict[str, str]:
+    """A device with a fresh cached value and a config snapshot, and a spare key to revoke."""
+    await put_cached(app, js, settings, device)
+    snapshot = uuid.uuid4()
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        await conn.execute(
+            "INSERT INTO configuration_snapshots (id, time, device_id, event_id, config_type, file_path, content_hash,"
+            " raw_content, content_truncated, change_type, collection_source, requires_restart, risk_level) "
+            "VALUES ($1, now(), $2, $1, 'proxy_configs', '/etc/app.conf', 'h', 'a\n', false, 'created', 'w', false, "
+            "'LOW')", snapshot, uuid.UUID(device["id"]))
+    finally:
+        await conn.close()
+    _, key_id = await create_api_key(settings.database_url, "viewer", "spare")
+    return {"snapshot": str(snapshot), "key_id": str(key_id)}
+
+
+@pytest.mark.parametrize("role", [V, O, A])
+@pytest.mark.parametrize("method, path, body, expected", MATRIX, ids=[f"{m} {p}" for m, p, _, _ in MATRIX])
+async def test_role_matrix(client, keys, world, role, method, path, body, expected):
+    r = await client.request(method, path.format(**world), json=body, headers=auth(keys[role]))
+    assert r.status_code == expected[role], r.text
+    if r.status_code in (403, 504):
+        assert r.json()["detail"]
+
+
+def test_the_matrix_covers_every_endpoint(app):
+    covered = {(m, p.split("?")[0]) for m, p, _, _ in MATRIX}
+    for path, ops in app.openapi()["paths"].items():
+        for method in ops:
+            concrete = path.replace("{device}", "web-1").replace("{data_type}", "system_metrics") \
+                .replace("{snapshot_id}", "{snapshot}")
+            assert (method.upper(), concrete) in covered or (method.upper(), path.replace("{device}", "ghost")) \
+                in covered, (method, path)

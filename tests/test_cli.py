@@ -1,0 +1,66 @@
+"""The `infrawatch` command against real NATS and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from services.cli import app
+from tests.util import fetch
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def env(settings) -> dict[str, str]:
+    return {
+        "INFRAWATCH_NATS_URL": settings.nats_url,
+        "INFRAWATCH_DATABASE_URL": settings.database_url,
+        "INFRAWATCH_SUBJECT_PREFIX": settings.subject_prefix,
+        "INFRAWATCH_LOG_LEVEL": "WARNING",
+    }
+
+
+def test_device_add_list_rm(env):
+    r = runner.invoke(app, ["device", "add", "web-1", "--address", "10.1.2.3", "--username", "ops", "--tofu"], env=env)
+    assert r.exit_code == 0, r.output
+    assert "registered web-1" in r.output
+    dup = runner.invoke(app, ["device", "add", "web-1"], env=env)
+    assert dup.exit_code == 1 and "already exists" in dup.output
+    listed = runner.invoke(app, ["device", "list", "--json"], env=env)
+    devices = json.loads(listed.output)
+    assert [(d["name"], d["address"], d["username"], d["trust_on_first_use"]) for d in devices] == [
+        ("web-1", "10.1.2.3", "ops", True)]
+    assert runner.invoke(app, ["device", "rm", "web-1"], env=env).exit_code == 0
+    assert json.loads(runner.invoke(app, ["device", "list", "--json"], env=env).output) == []
+    missing = runner.invoke(app, ["device", "rm", "web-1"], env=env)
+    assert missing.exit_code == 1 and "not found" in missing.output
+
+
+def test_device_add_refuses_a_name_that_is_not_a_subject_token(env):
+    r = runner.invoke(app, ["device", "add", "web.1"], env=env)
+    assert r.exit_code == 1 and "invalid device name" in r.output
+
+
+async def test_apikey_create_prints_the_key_once_and_stores_only_its_hash(env, settings):
+    r = await asyncio.to_thread(runner.invoke, app, ["apikey", "create", "--role", "admin", "--name", "ops"], env=env)
+    assert r.exit_code == 0, r.output
+    key = r.stdout.strip().splitlines()[0]
+    rows = await fetch(settings.database_url, "SELECT prefix, key_hash, role FROM api_keys")
+    assert len(rows) == 1 and rows[0]["role"] == "admin"
+    assert rows[0]["key_hash"] == hashlib.sha256(key.encode()).hexdigest()
+    assert key.startswith(f"iw_{rows[0]['prefix']}_") and key not in rows[0]["key_hash"]
+
+
+def test_apikey_create_refuses_an_unknown_role(env):
+    r = runner.invoke(app, ["apikey", "create", "--role", "root"], env=env)
+    assert r.exit_code == 1 and "role must be" in r.output
+
+
+def test_cli_says_plainly_when_nats_is_unreachable(env):
+    r = runner.invoke(app, ["device", "list"], env={**env, "INFRAWATCH_NATS_URL": "nats://127.0.0.1:1"})
+    assert r.exit_code == 1 and "cannot reach NATS" in r.output

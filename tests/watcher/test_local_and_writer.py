@@ -1,0 +1,93 @@
+"""The watcher's own host without SSH, and the writer projecting config events into PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import msgspec
+import pytest
+
+from services.watcher.settings import WatcherSettings
+from services.writer.projections.config import row_ids
+from services.writer.service import run as run_writer
+from shared import events
+from shared.events import DeviceSpec
+from shared.names import MSG_ID
+from tests.util import fetch, fetchval, wait_until
+
+
+async def test_local_device_is_watched_without_ssh(watching, root) -> None:
+    spec = DeviceSpec(id=uuid.uuid4(), name="here", transport="local", watch_paths={"app": [f"{root}/srv/*.ini"]})
+    (root / "srv").mkdir()
+    w = await watching("inotifywait", spec=spec)
+    ini = root / "srv" / "app.ini"
+    ini.write_text("[db]\npassword = hunter2\nhost = db\n")
+    ev = (await w.wait_for(1))[0]
+    assert (ev.change_type, ev.config_type, ev.watch_mode, ev.device) == ("CREATE", "app", "inotifywait", "here")
+    assert ev.parsed is None and ev.parse_error is None, "a user-defined type has no parser"
+    assert ev.content == "[db]\npassword = <redacted>\nhost = db\n"
+    assert [(r.line, r.name) for r in ev.redactions] == [(2, "password")]
+    assert ev.impact.risk_level == "MEDIUM"
+
+
+@pytest.fixture
+def settings(nats_url, database_url, tmp_path, ssh_server, root) -> WatcherSettings:
+    """With a database, for the writer."""
+    return WatcherSettings(
+        nats_url=nats_url, database_url=database_url, subject_prefix=f"t{uuid.uuid4().hex[:10]}",
+        data_dir=tmp_path, instance="test", writer_batch_wait_s=0.2, watcher_root_prefix=str(root),
+        ssh_client_keys=[ssh_server.client_key], ssh_known_hosts=ssh_server.known_hosts,
+    )
+
+
+@pytest.mark.ssh
+async def test_writer_stores_snapshots_and_change_events(watching, root, settings, js) -> None:
+    stop = asyncio.Event()
+    writer = asyncio.create_task(run_writer(settings, stop))
+    try:
+        compose_dir = root / "compose" / "web"
+        compose_dir.mkdir(parents=True)
+        w = await watching("inotifywait")
+        path = compose_dir / "docker-compose.yml"
+        path.write_text("services:\n  web:\n    image: nginx:1.25\n    environment:\n      API_TOKEN: abc\n")
+        await w.wait_for(1)
+        path.write_text("services:\n  web:\n    image: nginx:1.27\n    environment:\n      API_TOKEN: abc\n")
+        created, modified = await w.wait_for(2)
+        url = settings.database_url
+
+        async def rows() -> int:
+            return await fetchval(url, "SELECT count(*) FROM configuration_change_events") >= 2
+        await wait_until(rows, timeout=120, what="two change events in the database")
+
+        snaps = await fetch(url, "SELECT * FROM configuration_snapshots ORDER BY time")
+        assert [(r["change_type"], r["file_path"], r["event_id"]) for r in snaps] == [
+            ("CREATE", str(path), created.event_id), ("MODIFY", str(path), modified.event_id)]
+        snap = snaps[1]
+        assert snap["id"] == row_ids(modified.event_id)[0]
+        assert snap["content_hash"] == modified.sha256 and snap["previous_hash"] == created.sha256
+        assert "abc" not in snap["raw_content"] and "API_TOKEN: <redacted>" in snap["raw_content"]
+        assert snap["risk_level"] == "HIGH" and snap["requires_restart"]
+        assert snap["collection_source"] == "watch:inotifywait"
+        changes = await fetch(url, "SELECT * FROM configuration_change_events ORDER BY time")
+        change = changes[1]
+        assert change["id"] == row_ids(modified.event_id)[1] and change["snapshot_id"] == snap["id"]
+        summary = msgspec.json.decode(change["changes_summary"])
+        assert "services.web.image" in summary["changed"] and "+    image: nginx:1.27" in summary["unified_diff"]
+        assert summary["watch_mode"] == "inotifywait"
+
+        # the same event again under another message id: no second row
+        await js.publish(w.names.config(w.spec.name, "docker_compose"), events.encode(modified),
+                         headers={MSG_ID: f"again-{modified.event_id}"})
+        path.write_text("services:\n  web:\n    image: nginx:1.27\n")  # a later change, to know the repeat was seen
+        await w.wait_for(3)
+
+        async def three() -> bool:
+            return await fetchval(url, "SELECT count(*) FROM configuration_snapshots") >= 3
+        await wait_until(three, timeout=120, what="the third snapshot")
+        await asyncio.sleep(2)
+        assert await fetchval(url, "SELECT count(*) FROM configuration_snapshots") == 3
+        assert await fetchval(url, "SELECT count(*) FROM configuration_change_events") == 3
+    finally:
+        stop.set()
+        await asyncio.wait_for(writer, 60)
