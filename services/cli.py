@@ -6,6 +6,7 @@ import asyncio
 import logging
 import sys
 import uuid
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -101,6 +102,37 @@ def migrate(revision: Annotated[str, typer.Argument(help="target revision")] = "
     except OSError as exc:
         _fail(f"cannot reach the database: {exc}")
     typer.echo(f"database at {'base' if down and revision == 'base' else revision}")
+
+
+@app.command()
+def replay(
+    seq: Annotated[Optional[int], typer.Option("--seq", help="start at this stream sequence")] = None,
+    since: Annotated[Optional[datetime], typer.Option("--since", help="start at this time (ISO 8601)")] = None,
+    kind: Annotated[Optional[list[str]], typer.Option("--kind", help="only these streams, e.g. collected")] = None,
+) -> None:
+    """Rebuild the database projections from the streams (from the beginning by default)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from services.writer.replay import replay as run_replay
+
+    settings = _settings()
+    if since is not None and since.tzinfo is None:
+        since = since.replace(tzinfo=timezone.utc)
+    with Progress(TextColumn("{task.description:>10}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn()) as bar:
+        tasks: dict[str, int] = {}
+
+        def progress(k: str, done: int, total: int) -> None:
+            if k not in tasks:
+                tasks[k] = bar.add_task(k, total=total)
+            bar.update(tasks[k], completed=done)
+
+        try:
+            result = asyncio.run(run_replay(settings, seq=seq, since=since, kinds=kind, progress=progress))
+        except Exception as exc:
+            _fail(f"replay failed: {type(exc).__name__}: {exc}")
+    for k, n in result.events.items():
+        typer.echo(f"{k}: {n} events replayed, {result.skipped.get(k, 0)} undecodable skipped")
 
 
 @app.command()

@@ -18,7 +18,7 @@ from shared.envelope import SCHEMA_VERSION, Collected, Event, Status, Trigger, U
 
 __all__ = [
     "SCHEMA_VERSION", "Event", "Collected", "Status", "Trigger", "UtcDatetime", "SystemMetricsCollected",
-    "DeviceSpec", "DeviceChanged", "Audited", "RefreshRequested", "AnyEvent", "COLLECTED_TYPES",
+    "DeviceSpec", "DeviceChanged", "Audited", "RefreshRequested", "PerfReported", "AnyEvent", "COLLECTED_TYPES",
     "encode", "decode", "new_event", "utcnow", "tag_of",
 ]
 
@@ -62,7 +62,30 @@ class RefreshRequested(Event, kw_only=True, tag="refresh"):
     requested_by: str | None = None
 
 
-OTHER_EVENTS: tuple[type[Event], ...] = (DeviceChanged, Audited, RefreshRequested)
+class PerfReported(Event, kw_only=True, tag="perf"):
+    """A service's performance counters over the last window (fields follow service_performance_metrics)."""
+
+    window_s: float
+    operations_total: int = 0
+    operations_successful: int = 0
+    operations_failed: int = 0
+    operations_cached: int = 0
+    avg_duration_ms: float | None = None
+    min_duration_ms: float | None = None
+    max_duration_ms: float | None = None
+    ssh_connections_created: int = 0
+    ssh_connections_reused: int = 0
+    ssh_commands_executed: int = 0
+    cache_hit_ratio: float | None = None
+    cache_size_entries: int | None = None
+    cache_evictions: int = 0
+    data_collected_bytes: int = 0
+    database_writes: int = 0
+    error_types: dict[str, int] = {}
+    gauges: dict[str, float] = {}  # service-specific levels, e.g. the writer's consumer lag
+
+
+OTHER_EVENTS: tuple[type[Event], ...] = (DeviceChanged, Audited, RefreshRequested, PerfReported)
 AnyEvent = Union[COLLECTED_EVENTS + OTHER_EVENTS + CONFIG_EVENTS]  # type: ignore[valid-type]
 COLLECTED_TYPES: dict[str, type[Collected]] = {cls.data_type: cls for cls in COLLECTED_EVENTS}
 

@@ -36,6 +36,13 @@ class Settings(BaseSettings):
     alert_max_age_s: int = 0  # 0 = never expire
     dlq_max_age_s: int = 0
 
+    # Performance counters: published every perf_interval_s on <prefix>.perf.<service>, and served
+    # as Prometheus text on http://metrics_host:<port>/metrics (0 = the service's default port,
+    # -1 = off). A busy port is logged, not fatal.
+    perf_interval_s: float = 60.0
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = 0
+
     # SSH
     ssh_known_hosts: Path | None = None  # default: <data_dir>/known_hosts
     ssh_client_keys: list[Path] = []

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass, field
 
 import asyncpg
 import msgspec
@@ -19,25 +18,15 @@ from shared import events
 from shared.bootstrap import ensure
 from shared.names import DLQ_REASON, DLQ_STREAM_SEQ, DLQ_SUBJECT, MSG_ID, Names
 from shared.nats_conn import connect
+from shared.perf import Perf, publish_loop, serve_metrics
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
 
 # The kinds of stream the writer projects: (kind in the subject, stream attribute of Names).
 PROJECTED = (("device", "stream_devices"), ("collected", "stream_collected"), ("audit", "stream_audit"),
-             ("config", "stream_config"))
-
-
-@dataclass
-class Counters:
-    batches: int = 0
-    events: int = 0
-    rows_inserted: int = 0
-    dead_lettered: int = 0
-    db_unavailable: int = 0
-    bisections: int = 0
-    last_batch_ms: float = 0.0
-    by_stream: dict[str, int] = field(default_factory=dict)
+             ("config", "stream_config"), ("perf", "stream_perf"))
+LAG_EVERY_S = 5.0
 
 
 class Writer:
@@ -48,7 +37,7 @@ class Writer:
         self.names = Names(settings.subject_prefix)
         self.js = js
         self.pool = pool
-        self.counters = Counters()
+        self.perf = Perf("writer")
         self._backoff = 0.0
 
     async def consume(self, kind: str, stream: str, stop: asyncio.Event) -> None:
@@ -100,8 +89,10 @@ class Writer:
                 await self.dead_letter(kind, msg, f"{type(exc).__name__}: {exc}")
         if items:
             await self.commit(kind, items)
-        self.counters.batches += 1
-        self.counters.last_batch_ms = (loop.time() - t0) * 1000
+        ms = (loop.time() - t0) * 1000
+        self.perf.operation("success" if items else "error", ms)
+        self.perf.gauge("last_batch_ms", round(ms, 2), "duration of the last batch")
+        self.perf.gauge("last_batch_events", len(msgs), "events in the last batch")
 
     async def commit(self, kind: str, items: list[tuple[object, Rows]]) -> None:
         """Write items in one transaction and ack them; bisect on a data error to isolate it."""
@@ -115,7 +106,7 @@ class Writer:
             await self._isolate(kind, items, exc)
             return
         except sink.UNAVAILABLE as exc:
-            self.counters.db_unavailable += 1
+            self.perf.error("database_unavailable")
             self._backoff = min(max(self._backoff * 2, 0.5), 30.0)
             log.warning("database unavailable (%s: %s); %d events redelivered in %.1fs",
                         type(exc).__name__, exc, len(items), self._backoff)
@@ -128,19 +119,36 @@ class Writer:
         self._backoff = 0.0
         for msg, _ in items:
             await msg.ack()
-        self.counters.events += len(items)
-        self.counters.rows_inserted += inserted
-        self.counters.by_stream[kind] = self.counters.by_stream.get(kind, 0) + len(items)
+        self.perf.add("database_writes", inserted)
 
     async def _isolate(self, kind: str, items: list[tuple[object, Rows]], exc: Exception) -> None:
         """The database refused the data: bisect the batch so only the bad event is dead-lettered."""
         if len(items) == 1:
             await self.dead_letter(kind, items[0][0], f"database refused the rows: {type(exc).__name__}: {exc}")
             return
-        self.counters.bisections += 1
+        self.perf.error("bisection")
         mid = len(items) // 2
         await self.commit(kind, items[:mid])
         await self.commit(kind, items[mid:])
+
+    async def update_lag(self) -> None:
+        """Consumer lag per stream: messages not yet delivered, and delivered but not acknowledged."""
+        for kind, attr in PROJECTED:
+            try:
+                info = await self.js.consumer_info(getattr(self.names, attr), self.settings.writer_durable)
+            except Exception as exc:
+                log.debug("lag of %s unknown: %s", kind, exc)
+                continue
+            self.perf.gauge(f"consumer_lag_{kind}", info.num_pending, f"{kind} events not yet delivered")
+            self.perf.gauge(f"consumer_ack_pending_{kind}", info.num_ack_pending, f"{kind} events in flight")
+
+    async def lag_loop(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            await self.update_lag()
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=LAG_EVERY_S)
+            except asyncio.TimeoutError:
+                pass
 
     async def dead_letter(self, kind: str, msg, reason: str) -> None:
         """Put the original bytes on the dead-letter stream with the reason, then terminate the message."""
@@ -154,7 +162,7 @@ class Writer:
         }
         await self.js.publish(self.names.dlq("writer", kind), msg.data or b"", headers=headers)
         await msg.term()
-        self.counters.dead_lettered += 1
+        self.perf.error("dead_letter")
         log.error("dead-lettered %s seq %d: %s", msg.subject, seq, reason)
 
 
@@ -187,6 +195,10 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
         names = writer.names
         tasks = [asyncio.create_task(writer.consume(kind, getattr(names, attr), stop), name=f"writer-{kind}")
                  for kind, attr in PROJECTED]
+        serve_metrics(writer.perf, settings)
+        tasks.append(asyncio.create_task(writer.lag_loop(stop), name="writer-lag"))
+        tasks.append(asyncio.create_task(publish_loop(js, settings, writer.perf, stop, writer.update_lag),
+                                         name="writer-perf"))
         log.info("writer consuming %s", ", ".join(k for k, _ in PROJECTED))
         await stop.wait()
         _, pending = await asyncio.wait(tasks, timeout=settings.writer_batch_wait_s + 10)
