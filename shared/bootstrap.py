@@ -13,6 +13,8 @@ from shared.settings import Settings
 
 log = logging.getLogger(__name__)
 
+COLLECTORS_TTL_S = 600
+
 
 def stream_configs(settings: Settings) -> list[StreamConfig]:
     """The streams of DESIGN.md, retention set per kind (max_age 0 = never expires)."""
@@ -58,6 +60,14 @@ def kv_configs(settings: Settings) -> list[KeyValueConfig]:
             history=1,
             replicas=settings.stream_replicas,
             storage=StorageType.FILE,
+        ),
+        KeyValueConfig(
+            bucket=n.collectors_bucket,
+            description="collector instances: one heartbeat key per live instance",
+            history=1,
+            ttl=COLLECTORS_TTL_S,  # only clears keys of instances gone long ago; liveness is the heartbeat
+            replicas=settings.stream_replicas,
+            storage=StorageType.MEMORY,
         ),
     ]
 

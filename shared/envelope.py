@@ -46,3 +46,8 @@ class Collected(Event, kw_only=True):
     collection_method: Literal["ssh", "local"] = "ssh"
     force_refresh: bool = False
     freshness_threshold_s: int | None = None
+    # A poll that found a fresh cached value and collected nothing: status "success", no payload.
+    skipped_fresh: bool = False
+    # A refresh coalesced with another collection of the same device and type: the operation
+    # whose commands produced this event's payload (this event ran no command itself).
+    served_by: uuid.UUID | None = None

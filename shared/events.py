@@ -38,6 +38,9 @@ class DeviceSpec(msgspec.Struct, kw_only=True):
     tags: dict[str, str] = {}
     enabled: bool = True
     watch_paths: dict[str, list[str]] = {}  # config_type -> extra globs, added to the defaults
+    # Command prefix for commands that need privileges (smartctl), e.g. ["sudo", "-n"];
+    # None: the collector's INFRAWATCH_COLLECTOR_SUDO setting applies.
+    sudo: list[str] | None = None
 
 
 class DeviceChanged(Event, kw_only=True, tag="device"):

@@ -14,6 +14,7 @@ DLQ_STREAM_SEQ = "Infrawatch-Dlq-Stream-Seq"
 # KV buckets
 CACHE_BUCKET = "infra_cache"
 WATCH_STATE_BUCKET = "infra_watch_state"
+COLLECTORS_BUCKET = "infra_collectors"
 
 # Device names become subject tokens and KV keys, so they are restricted.
 DEVICE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
@@ -39,6 +40,7 @@ class Names:
         self.stream_dlq = f"{up}_DLQ"
         self.cache_bucket = CACHE_BUCKET if prefix == "infra" else f"{prefix}_cache"
         self.watch_state_bucket = WATCH_STATE_BUCKET if prefix == "infra" else f"{prefix}_watch_state"
+        self.collectors_bucket = COLLECTORS_BUCKET if prefix == "infra" else f"{prefix}_collectors"
 
     # subject builders
     def collected(self, device: str, data_type: str) -> str:

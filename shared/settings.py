@@ -49,6 +49,12 @@ class Settings(BaseSettings):
     ssh_username: str = "root"
     ssh_connect_timeout_s: float = 10.0
     ssh_keepalive_s: float = 15.0
+    ssh_keepalive_count_max: int = 3  # unanswered keepalives before the connection counts as lost
+    # A password, for devices that accept no key: the NAME of an environment variable holding
+    # it, or a file holding it (first line). Never logged, never put in an event.
+    ssh_password_env: str | None = None
+    ssh_password_file: Path | None = None
+    ssh_max_channels: int = 8  # commands at once on one device's connection (OpenSSH MaxSessions: 10)
 
     # Collector
     freshness_overrides: dict[str, int] = {}

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import random
 import shlex
 import signal
 import time
@@ -57,6 +58,14 @@ class ConnectError(TransportError):
 
 class HostKeyError(ConnectError):
     """The host key is unknown (and trust-on-first-use is off) or has changed."""
+
+
+class HostKeyChanged(HostKeyError):
+    """The device presented a key other than the one known_hosts holds for it: refused."""
+
+    def __init__(self, message: str, fingerprint: str | None = None) -> None:
+        super().__init__(message)
+        self.fingerprint = fingerprint  # of the key presented, when it could be read
 
 
 class CommandTimeout(TransportError):
@@ -121,10 +130,11 @@ def _host_is_known(path: Path, host: str, port: int) -> bool:
 class SshTransport:
     """One lazily opened SSH connection to one device, shared by every command.
 
-    A failed connect is retried no sooner than an exponential backoff allows (1 s doubling
-    to 300 s); calls before then fail at once with the last ConnectError. With no
-    ``ssh_client_keys`` configured, asyncssh's defaults apply (~/.ssh keys, ssh-agent).
-    ~/.ssh/config is not read.
+    A failed connect is retried no sooner than a jittered exponential backoff allows (about
+    1 s doubling to 300 s); calls before then fail at once with the last ConnectError. With no
+    ``ssh_client_keys`` configured, asyncssh's defaults apply (~/.ssh keys, ssh-agent); a
+    password comes from ``ssh_password_env`` or ``ssh_password_file``. ~/.ssh/config is not
+    read. At most ``ssh_max_channels`` commands run at once on the connection.
     """
 
     method: Literal["ssh", "local"] = "ssh"
@@ -140,9 +150,10 @@ class SshTransport:
         self.connections_reused = 0
         self.commands_executed = 0
         self.connect_attempts = 0
+        self.host_key_refusals = 0  # connects refused because the host key changed
         self._conn: asyncssh.SSHClientConnection | None = None
         self._lock = asyncio.Lock()
-        self._sessions = asyncio.Semaphore(MAX_SESSIONS)
+        self._sessions = asyncio.Semaphore(max(1, getattr(settings, "ssh_max_channels", MAX_SESSIONS)))
         self._failures = 0
         self._next_attempt = 0.0
         self._last_error: ConnectError | None = None
@@ -177,8 +188,7 @@ class SshTransport:
                 self._conn = await self._connect()
             except ConnectError as exc:
                 self._failures += 1
-                delay = min(BACKOFF_FIRST_S * 2 ** (self._failures - 1), BACKOFF_MAX_S)
-                self._next_attempt = time.monotonic() + delay
+                self._next_attempt = time.monotonic() + backoff_delay(self._failures)
                 self._last_error = exc
                 raise
             self._failures = 0
@@ -194,19 +204,24 @@ class SshTransport:
             username=self.username,
             known_hosts=str(self.known_hosts),  # never None: that would disable checking
             keepalive_interval=self.settings.ssh_keepalive_s,
+            keepalive_count_max=getattr(self.settings, "ssh_keepalive_count_max", 3),
             connect_timeout=self.settings.ssh_connect_timeout_s,
             config=None,
         )
         if self.settings.ssh_client_keys:
             options["client_keys"] = [str(p) for p in self.settings.ssh_client_keys]
+        password = ssh_password(self.settings)
+        if password is not None:
+            options["password"] = password
         try:
             async with asyncio.timeout(self.settings.ssh_connect_timeout_s + 1):
                 return await asyncssh.connect(self.host, self.port, **options)
         except asyncssh.HostKeyNotVerifiable:
             if _host_is_known(self.known_hosts, self.host, self.port):
-                raise HostKeyError(
+                self.host_key_refusals += 1
+                raise HostKeyChanged(
                     f"host key of {where} does not match {self.known_hosts}: refused "
-                    "(the key changed, or the entry is wrong)"
+                    "(the key changed, or the entry is wrong)", await self._presented_fingerprint()
                 ) from None
             raise HostKeyError(
                 f"host key of {where} is unknown: add it to {self.known_hosts} or enable trust_on_first_use"
@@ -219,6 +234,15 @@ class SshTransport:
             raise ConnectError(f"ssh to {where} timed out after {self.settings.ssh_connect_timeout_s}s") from None
         except OSError as exc:
             raise ConnectError(f"cannot connect to {where}: {exc.strerror or exc}") from None
+
+    async def _presented_fingerprint(self) -> str | None:
+        """The SHA256 fingerprint of the key the device presents now, for the security event."""
+        try:
+            async with asyncio.timeout(self.settings.ssh_connect_timeout_s + 1):
+                key = await asyncssh.get_server_host_key(self.host, self.port, config=None)
+        except (asyncssh.Error, OSError, TimeoutError):
+            return None
+        return key.get_fingerprint("sha256") if key is not None else None
 
     async def _prepare_known_hosts(self) -> None:
         """Make sure the file exists; record the host key on first use when the device allows it."""
@@ -308,6 +332,29 @@ class SshTransport:
                 conn.abort()
 
 
+def backoff_delay(failures: int) -> float:
+    """Seconds before the next connect after ``failures`` consecutive failures: exponential
+    (1 s doubling to 300 s) with jitter in [50 %, 100 %], so devices that failed together
+    (a network outage) do not all reconnect at the same moment."""
+    delay = min(BACKOFF_FIRST_S * 2 ** (max(failures, 1) - 1), BACKOFF_MAX_S)
+    return delay * random.uniform(0.5, 1.0)
+
+
+def ssh_password(settings: Settings) -> str | None:
+    """The SSH password from the environment variable or the file named in settings, if any."""
+    env_name = getattr(settings, "ssh_password_env", None)
+    if env_name and os.environ.get(env_name):
+        return os.environ[env_name]
+    path = getattr(settings, "ssh_password_file", None)
+    if path:
+        try:
+            lines = Path(path).read_text().splitlines()
+        except OSError as exc:
+            raise ConnectError(f"cannot read the SSH password file {path}: {exc.strerror or exc}") from None
+        return lines[0] if lines else ""
+    return None
+
+
 def _stop_remote(process: asyncssh.SSHClientProcess) -> None:
     try:
         process.send_signal("KILL")  # honoured by OpenSSH 8.1+; closing the channel covers the rest
@@ -392,6 +439,84 @@ class LocalTransport:
 
 def make_transport(spec: DeviceSpec, settings: Settings) -> SshTransport | LocalTransport:
     return LocalTransport(spec, settings) if spec.transport == "local" else SshTransport(spec, settings)
+
+
+# ---------------------------------------------------------------- one connection per device, per process
+
+
+def _reach(spec: DeviceSpec) -> tuple:
+    return (spec.id, spec.transport, spec.address, spec.port, spec.username, spec.trust_on_first_use)
+
+
+class TransportPool:
+    """The process's transports, one per device, shared by every service in the process (the
+    collector and, when it runs in the same process, the watcher). ``acquire`` returns the
+    device's transport (a new one when the device's address changed); ``release`` closes it
+    when its last user lets go. Counters of closed transports are kept in the totals."""
+
+    def __init__(self) -> None:
+        self._entries: dict = {}  # device id -> [reach, transport, users]
+        self._orphans: list = []  # replaced entries still in use
+        self._retired = {"connections_created": 0, "connections_reused": 0, "commands_executed": 0}
+
+    def acquire(self, spec: DeviceSpec, settings: Settings) -> SshTransport | LocalTransport:
+        entry = self._entries.get(spec.id)
+        if entry is not None and entry[0] == _reach(spec) and not getattr(entry[1], "closed", False):
+            entry[2] += 1
+            return entry[1]
+        transport = make_transport(spec, settings)
+        if entry is not None:  # the old one stays with its current users until they release it
+            self._orphans.append(self._entries.pop(spec.id))
+        self._entries[spec.id] = [_reach(spec), transport, 1]
+        return transport
+
+    async def release(self, transport: SshTransport | LocalTransport) -> None:
+        for key, entry in [*self._entries.items(), *enumerate(self._orphans)]:
+            if entry[1] is transport:
+                entry[2] -= 1
+                if entry[2] > 0:
+                    return
+                if isinstance(key, int):
+                    self._orphans.remove(entry)
+                else:
+                    del self._entries[key]
+                break
+        self._retire(transport)
+        await transport.close()
+
+    def _retire(self, transport) -> None:
+        for name in self._retired:
+            self._retired[name] += getattr(transport, name, 0)
+
+    @property
+    def transports(self) -> list:
+        return [entry[1] for entry in [*self._entries.values(), *self._orphans]]
+
+    def totals(self) -> dict[str, int]:
+        """Connections created and reused and commands executed, over every transport so far."""
+        out = dict(self._retired)
+        for t in self.transports:
+            for name in out:
+                out[name] += getattr(t, name, 0)
+        return out
+
+    async def close(self) -> None:
+        for transport in self.transports:
+            self._retire(transport)
+            await transport.close()
+        self._entries.clear()
+        self._orphans.clear()
+
+
+_pool: TransportPool | None = None
+
+
+def transport_pool() -> TransportPool:
+    """The process-wide pool (created on first use)."""
+    global _pool
+    if _pool is None:
+        _pool = TransportPool()
+    return _pool
 
 
 # ---------------------------------------------------------------- long-running commands

@@ -11,7 +11,7 @@ import httpx
 from services.api.keys import create_api_key
 from shared.embedded import free_port
 from shared.names import Names
-from tests.util import fetchval, service_env, start_service, wait_until
+from tests.util import fetchval, start_service, wait_until
 
 
 async def test_device_registered_through_the_api_has_metrics_within_seconds(settings, js, ssh_server, tmp_path):

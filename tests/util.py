@@ -63,3 +63,12 @@ async def start_service(name: str, settings, log_path: Path, extra_env: dict[str
     env = {**service_env(settings), **(extra_env or {})}
     return await asyncio.create_subprocess_exec(sys.executable, "-m", "services.cli", name, env=env,
                                                 stdout=out, stderr=asyncio.subprocess.STDOUT, cwd=ROOT)
+
+
+async def publish_many(js, subject: str, evs, window: int = 500) -> None:
+    """Publish events with up to ``window`` acknowledgements outstanding."""
+    from shared.publish import publish_event
+
+    evs = list(evs)
+    for i in range(0, len(evs), window):
+        await asyncio.gather(*(publish_event(js, subject, ev) for ev in evs[i:i + window]))

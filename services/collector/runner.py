@@ -1,4 +1,11 @@
-"""The one wrapper every data type runs through: command, retries, parse, and the event.
+"""The one wrapper every data type runs through: commands, retries, parse, and the event.
+
+A data type module either has ``ARGV`` (one command; ``parse(stdout)``) or runs several
+commands on the device's one connection: fixed ones in ``COMMANDS`` (run at once, each on its
+own channel) or chosen as it goes by ``async gather(session)`` (drive_health: lsblk, then
+smartctl per drive). Their outputs go to ``parse_outputs(outputs)``, the same function
+``parse(capture_text)`` uses. A type may also define ``with_previous(previous, payload)``,
+a pure function of the last successful payload (containers removed, inventory drift).
 
 :func:`collect` never raises for a failing device, command or parser; the failure is the
 event's ``status`` (``error`` or ``unsupported``) and ``error`` message.
@@ -14,11 +21,12 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
+from services.collector.capture import Output
 from services.collector.registry import DATA_TYPES
-from services.collector.types.errors import ParseError
+from services.collector.types.errors import CommandFailed, ParseError, Unsupported
 from shared.events import Collected, DeviceSpec, Status, Trigger, new_event
 from shared.settings import Settings
-from shared.transport import CommandResult, CommandTimeout, HostKeyError, Transport, TransportError
+from shared.transport import DEFAULT_MAX_OUTPUT, CommandResult, CommandTimeout, HostKeyError, Transport, TransportError
 
 log = logging.getLogger(__name__)
 
@@ -36,25 +44,26 @@ class Outcome:
     warnings: list[str] = field(default_factory=list)
 
 
-def _with_stderr(message: str, result: CommandResult) -> str:
-    text = result.stderr.decode("utf-8", errors="replace").strip()[-STDERR_IN_MESSAGE:]
+def _with_stderr(message: str, stderr: str) -> str:
+    text = stderr.strip()[-STDERR_IN_MESSAGE:]
     return f"{message}: {text}" if text else message
 
 
-def interpret(module: ModuleType, result: CommandResult) -> Outcome:
-    """Turn a finished command into an outcome (pure: no I/O)."""
-    if result.truncated:
-        return Outcome("error", error=f"output exceeded the size limit and was cut ({len(result.stdout)} bytes kept)")
-    if result.exit_status == EXIT_NOT_FOUND:
-        message = "command not available on the device (exit status 127)"
-        return Outcome("unsupported", error=_with_stderr(message, result))
-    if result.exit_status is None:
-        message = "command ended without an exit status (killed by a signal?)"
-        return Outcome("error", error=_with_stderr(message, result))
-    if result.exit_status != 0:
-        return Outcome("error", error=_with_stderr(f"command failed with exit status {result.exit_status}", result))
+def to_output(name: str, result: CommandResult) -> Output:
+    return Output(
+        name=name, stdout=result.stdout.decode("utf-8", errors="replace"),
+        stderr=result.stderr.decode("utf-8", errors="replace"), exit_status=result.exit_status,
+        truncated=result.truncated,
+    )
+
+
+def _parsed(module: ModuleType, parse, arg) -> Outcome:
     try:
-        parsed = module.parse(result.stdout.decode("utf-8", errors="replace"))
+        parsed = parse(arg)
+    except Unsupported as exc:
+        return Outcome("unsupported", error=str(exc))
+    except CommandFailed as exc:
+        return Outcome("error", error=str(exc))
     except ParseError as exc:
         return Outcome("error", error=f"parse error: {exc}")
     except Exception as exc:  # a parser bug must not stop the collector
@@ -63,9 +72,105 @@ def interpret(module: ModuleType, result: CommandResult) -> Outcome:
     return Outcome("partial" if parsed.warnings else "success", parsed.payload, warnings=list(parsed.warnings))
 
 
+def interpret(module: ModuleType, result: CommandResult | Output) -> Outcome:
+    """Turn a single-command type's finished command into an outcome (pure: no I/O)."""
+    out = result if isinstance(result, Output) else to_output(module.NAME, result)
+    if out.killed:
+        return Outcome("error", error=f"{out.stderr.strip() or 'the command did not finish'}; it was killed")
+    if out.truncated:
+        return Outcome("error", error=f"output exceeded the size limit and was cut ({len(out.stdout)} bytes kept)")
+    if out.exit_status == EXIT_NOT_FOUND:
+        return Outcome("unsupported", error=_with_stderr("command not available on the device (exit status 127)",
+                                                         out.stderr))
+    if out.exit_status is None:
+        return Outcome("error", error=_with_stderr("command ended without an exit status (killed by a signal?)",
+                                                   out.stderr))
+    if out.exit_status != 0:
+        return Outcome("error", error=_with_stderr(f"command failed with exit status {out.exit_status}", out.stderr))
+    return _parsed(module, module.parse, out.stdout)
+
+
+def interpret_outputs(module: ModuleType, outputs: dict[str, Output]) -> Outcome:
+    """Turn a multi-command type's outputs into an outcome (pure: no I/O)."""
+    return _parsed(module, module.parse_outputs, outputs)
+
+
+class Session:
+    """Runs one operation's commands on a device: each with the type's timeout and retries,
+    counted, its output capped; a command that hangs is killed and the kill recorded in
+    ``warnings``. A failing connection raises TransportError (after the retries)."""
+
+    def __init__(self, transport: Transport, module: ModuleType, sudo: list[str] | None = None,
+                 max_output: int = DEFAULT_MAX_OUTPUT) -> None:
+        self.transport = transport
+        self.module = module
+        self.sudo = list(sudo or [])
+        self.max_output = max_output
+        self.outputs: dict[str, Output] = {}
+        self.commands = 0
+        self.bytes = 0
+        self.warnings: list[str] = []
+
+    async def run(self, name: str, argv: list[str], timeout: float | None = None) -> Output:
+        timeout = timeout or self.module.TIMEOUT_S
+        attempts = 1 + self.module.RETRIES
+        out: Output | None = None
+        failure: TransportError | None = None
+        for attempt in range(1, attempts + 1):
+            try:
+                result = await self.transport.run(list(argv), timeout=timeout, max_output=self.max_output)
+            except HostKeyError:
+                raise  # retrying cannot help
+            except CommandTimeout as exc:
+                self.commands += 1
+                self.warnings.append(f"{name}: killed after {timeout:g}s without finishing (attempt {attempt} of {attempts})")
+                out = Output(name, stderr=f"{exc} (attempt {attempt} of {attempts})", exit_status=None, killed=True)
+            except TransportError as exc:
+                failure, out = exc, None
+            else:
+                self.commands += 1
+                self.bytes += len(result.stdout)
+                out = to_output(name, result)
+                break
+            if attempt < attempts:
+                await asyncio.sleep(RETRY_DELAY_S * attempt)
+        if out is None:
+            assert failure is not None
+            raise failure
+        self.outputs[name] = out
+        return out
+
+    async def run_all(self, commands: dict[str, list[str]]) -> dict[str, Output]:
+        """Run several commands at once, each on its own channel of the same connection."""
+        results = await asyncio.gather(*(self.run(n, a) for n, a in commands.items()), return_exceptions=True)
+        for r in results:
+            if isinstance(r, BaseException):
+                raise r
+        return {n: self.outputs[n] for n in commands}
+
+
 def freshness_s(data_type: str, settings: Settings) -> int:
     """The type's freshness threshold, unless overridden in settings."""
     return settings.freshness_overrides.get(data_type, DATA_TYPES[data_type].FRESHNESS_S)
+
+
+def sudo_prefix(device: DeviceSpec, settings: Settings) -> list[str]:
+    """The device's own prefix, else the collector's setting (empty: no sudo)."""
+    if device.sudo is not None:
+        return list(device.sudo)
+    return list(getattr(settings, "collector_sudo", []) or [])
+
+
+async def run_module(session: Session, module: ModuleType) -> Outcome:
+    """Run the module's command(s) through ``session`` and interpret the outputs."""
+    if hasattr(module, "ARGV"):
+        out = await session.run(module.NAME, list(module.ARGV))
+        return interpret(module, out)
+    if hasattr(module, "gather"):
+        await module.gather(session)
+    else:
+        await session.run_all(module.COMMANDS)
+    return interpret_outputs(module, session.outputs)
 
 
 async def collect(
@@ -77,38 +182,24 @@ async def collect(
     operation_id: uuid.UUID | None = None,
     settings: Settings,
     force_refresh: bool = False,
+    previous: Any = None,
 ) -> Collected:
-    """Run ``data_type``'s command on ``device`` (with its timeout and retries) and return the
-    event. Raises KeyError only for a data type that is not in the registry."""
+    """Run ``data_type``'s commands on ``device`` and return the event. ``previous`` is the
+    last successful payload of this device and type, for types that report changes. Raises
+    KeyError only for a data type that is not in the registry."""
     module = DATA_TYPES[data_type]
     start = time.monotonic()
-    commands = 0
-    result: CommandResult | None = None
-    outcome: Outcome | None = None
-    attempts = 1 + module.RETRIES
-    for attempt in range(1, attempts + 1):
-        try:
-            result = await transport.run(list(module.ARGV), timeout=module.TIMEOUT_S)
-            commands += 1
-            outcome = None
-            break
-        except HostKeyError as exc:  # retrying cannot help
-            outcome = Outcome("error", error=str(exc))
-            break
-        except CommandTimeout as exc:
-            commands += 1
-            outcome = Outcome("error", error=f"{exc} (attempt {attempt} of {attempts})")
-        except TransportError as exc:  # ConnectError and others: retried
-            outcome = Outcome("error", error=str(exc))
-        except Exception as exc:  # an unexpected transport failure must not stop the collector
-            log.exception("collecting %s on %s failed", data_type, device.name)
-            outcome = Outcome("error", error=f"{type(exc).__name__}: {exc}")
-            break
-        if attempt < attempts:
-            await asyncio.sleep(RETRY_DELAY_S * attempt)
-    if outcome is None:
-        assert result is not None
-        outcome = interpret(module, result)
+    max_output = getattr(settings, "collector_max_output_bytes", DEFAULT_MAX_OUTPUT)
+    session = Session(transport, module, sudo_prefix(device, settings), max_output)
+    try:
+        outcome = await run_module(session, module)
+    except TransportError as exc:  # ConnectError, HostKeyError: nothing could run
+        outcome = Outcome("error", error=str(exc))
+    except Exception as exc:  # an unexpected failure must not stop the collector
+        log.exception("collecting %s on %s failed", data_type, device.name)
+        outcome = Outcome("error", error=f"{type(exc).__name__}: {exc}")
+    if outcome.payload is not None and hasattr(module, "with_previous"):
+        outcome.payload = module.with_previous(previous, outcome.payload)
     if outcome.status in ("error", "unsupported"):
         log.warning("%s on %s: %s: %s", data_type, device.name, outcome.status, outcome.error)
     fields: dict[str, Any] = {}
@@ -123,10 +214,10 @@ async def collect(
         trigger=trigger,
         status=outcome.status,
         duration_ms=round((time.monotonic() - start) * 1000, 3),
-        ssh_command_count=commands,
-        data_size_bytes=len(result.stdout) if result is not None else 0,
+        ssh_command_count=session.commands,
+        data_size_bytes=session.bytes,
         error=outcome.error,
-        warnings=outcome.warnings,
+        warnings=[*session.warnings, *outcome.warnings],
         collection_method=transport.method,
         force_refresh=force_refresh,
         freshness_threshold_s=freshness_s(data_type, settings),

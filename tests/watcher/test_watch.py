@@ -3,7 +3,6 @@ every change arrives once, with the right type and content."""
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import os
 import subprocess

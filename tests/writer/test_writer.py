@@ -9,10 +9,8 @@ import uuid
 import pytest
 from nats.js.errors import NotFoundError
 
-from schema.migrate import upgrade
 from services.writer.service import run
 from shared import devices, events
-from shared.embedded import PostgresServer
 from shared.names import DLQ_REASON, DLQ_STREAM_SEQ, DLQ_SUBJECT, MSG_ID, Names
 from shared.publish import publish_event
 from tests.factories import device_event, metrics_event, metrics_series
@@ -185,40 +183,3 @@ async def test_writer_killed_with_sigkill_loses_and_duplicates_nothing(settings,
     finally:
         proc.terminate()
         await proc.wait()
-
-
-async def test_database_outage_naks_and_nothing_is_lost(nats_url, tmp_path):
-    from shared.settings import Settings
-
-    pg = PostgresServer(tmp_path / "pg").start()
-    try:
-        await asyncio.to_thread(upgrade, pg.url)
-        settings = Settings(nats_url=nats_url, database_url=pg.url, subject_prefix=f"t{uuid.uuid4().hex[:10]}",
-                            data_dir=tmp_path, writer_batch_wait_s=0.2)
-        from shared.bootstrap import ensure
-        from shared.nats_conn import connect
-
-        nc = await connect(settings, "test")
-        js = nc.jetstream()
-        await ensure(js, settings)
-        names = Names(settings.subject_prefix)
-        stop, task = await _start(settings)
-        subject = names.collected("dev1", "system_metrics")
-        series = metrics_series(uuid.uuid4(), 40)
-        for ev in series[:20]:
-            await publish_event(js, subject, ev)
-        await wait_until(lambda: _at_least(pg.url, "system_metrics", 20), what="first half")
-        await asyncio.to_thread(pg.stop)
-        for ev in series[20:]:
-            await publish_event(js, subject, ev)
-        await asyncio.sleep(2)  # the writer meets the outage and naks
-        assert not task.done(), "the writer must not crash while the database is down"
-        await asyncio.to_thread(pg.start)
-        await wait_until(lambda: _at_least(pg.url, "system_metrics", 40), timeout=60, what="second half")
-        await wait_until(lambda: _drained(js, names.stream_collected, settings.writer_durable), timeout=60,
-                         what="drained")
-        assert await _count(pg.url, "system_metrics") == 40
-        await _stop(stop, task)
-        await nc.close()
-    finally:
-        pg.stop()

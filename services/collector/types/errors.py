@@ -53,3 +53,12 @@ def split_sections(text: str, marker: str = "@@ ") -> dict[str, list[list[Line]]
         elif current is not None:
             current.append((no, line))
     return sections
+
+
+class Unsupported(Exception):
+    """The device lacks what the data type needs (no docker, smartctl, zpool, systemd...):
+    the collection's status is ``unsupported`` and this is its reason."""
+
+
+class CommandFailed(Exception):
+    """A command the data type needs failed (exit status, killed, cut short): status ``error``."""
