@@ -24,21 +24,22 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import asyncpg  # noqa: E402
-import msgspec  # noqa: E402
+import asyncpg
+import msgspec
+from nats.js.errors import KeyNotFoundError
 
-from schema.migrate import upgrade  # noqa: E402
-from services.watcher.service import run as run_watcher  # noqa: E402
-from services.watcher.settings import WatcherSettings  # noqa: E402
-from services.writer.service import run as run_writer  # noqa: E402
-from shared import events  # noqa: E402
-from shared.bootstrap import ensure  # noqa: E402
-from shared.devices import register  # noqa: E402
-from shared.embedded import NatsServer, PostgresServer  # noqa: E402
-from shared.events import DeviceSpec  # noqa: E402
-from shared.names import Names  # noqa: E402
-from shared.nats_conn import connect  # noqa: E402
-from tests.sshd import start_ssh_server  # noqa: E402
+from schema.migrate import upgrade
+from services.watcher.service import run as run_watcher
+from services.watcher.settings import WatcherSettings
+from services.writer.service import run as run_writer
+from shared import events
+from shared.bootstrap import ensure
+from shared.devices import register
+from shared.embedded import NatsServer, PostgresServer
+from shared.events import DeviceSpec
+from shared.names import Names
+from shared.nats_conn import connect
+from tests.sshd import start_ssh_server
 
 MISSING = "/nonexistent/bin/missing-program"
 
@@ -85,7 +86,7 @@ async def bench(work: Path, count: int, mode: str, quiet_ms: int) -> None:
                 st = msgspec.json.decode((await kv.get(f"{spec.name}._status")).value)
                 if st.get("watch_mode") and st.get("scans", 0) >= 1:
                     break
-            except Exception:
+            except KeyNotFoundError:
                 pass
             await asyncio.sleep(0.1)
         print(f"device watched over {sshd.kind} ssh with {st['watch_mode']}; {count} writes, quiet {quiet_ms} ms")

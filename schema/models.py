@@ -255,3 +255,184 @@ TIME_SERIES_TABLES = (
     "system_metrics", "container_snapshots", "drive_health", "data_collection_audit",
     "configuration_snapshots", "configuration_change_events", "service_performance_metrics",
 )
+
+
+# --- Alerts (revision 0003) ---------------------------------------------------------------------
+
+
+class AlertRule(Base):
+    """A threshold rule; the API mirrors every change into the rules KV bucket the evaluator watches."""
+
+    __tablename__ = "alert_rules"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(63), unique=True, comment="a subject token")
+    device_id: Mapped[uuid.UUID | None] = mapped_column(comment="NULL: every device")
+    metric: Mapped[str] = mapped_column(String(32))
+    selector: Mapped[str | None] = mapped_column(String(255), comment="mount, drive, container, unit, pool… glob")
+    operator: Mapped[str] = mapped_column(String(2))
+    threshold: Mapped[float] = mapped_column(Float)
+    duration_s: Mapped[int] = mapped_column(Integer, default=0)
+    refire_interval_s: Mapped[int] = mapped_column(Integer, default=3600)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    webhook_url: Mapped[str | None] = mapped_column(Text)
+    webhook_format: Mapped[str] = mapped_column(String(16), default="json")
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class AlertEvent(Base):
+    """One alert fired or resolved (an ``AlertChanged`` event)."""
+
+    __tablename__ = "alert_events"
+
+    time: Mapped[datetime] = mapped_column(primary_key=True)
+    event_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    rule_id: Mapped[uuid.UUID]
+    rule_name: Mapped[str] = mapped_column(String(63))
+    device_id: Mapped[uuid.UUID]
+    metric: Mapped[str] = mapped_column(String(32))
+    state: Mapped[str] = mapped_column(String(16), comment="fired or resolved")
+    value: Mapped[float] = mapped_column(Float)
+    threshold: Mapped[float] = mapped_column(Float)
+    operator: Mapped[str] = mapped_column(String(2))
+    since: Mapped[datetime]
+    refire: Mapped[bool] = mapped_column(Boolean, default=False)
+    detail: Mapped[str | None] = mapped_column(Text)
+    message: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (
+        Index("ix_alert_events_device_time", "device_id", text("time DESC")),
+        Index("ix_alert_events_rule_time", "rule_id", text("time DESC")),
+    )
+
+
+class AlertNotification(Base):
+    """The outcome of one webhook delivery (a ``NotificationAttempted`` event); ``url`` is redacted."""
+
+    __tablename__ = "alert_notifications"
+
+    time: Mapped[datetime] = mapped_column(primary_key=True)
+    event_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    alert_event_id: Mapped[uuid.UUID]
+    rule_id: Mapped[uuid.UUID]
+    device_id: Mapped[uuid.UUID]
+    url: Mapped[str] = mapped_column(Text, comment="scheme, host and port only")
+    format: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16), comment="delivered or failed")
+    http_status: Mapped[int | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (Index("ix_alert_notifications_alert", "alert_event_id"),)
+
+
+ALERT_TIME_SERIES_TABLES = ("alert_events", "alert_notifications")
+
+
+# ---------------------------------------------------------------- collector data types (revision 0002)
+
+
+class NetworkInterface(Base):
+    """One row per interface per network collection."""
+
+    __tablename__ = "network_interfaces"
+
+    time: Mapped[datetime] = mapped_column(primary_key=True)
+    device_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    interface: Mapped[str] = mapped_column(String(64), primary_key=True)
+    event_id: Mapped[uuid.UUID]
+    state: Mapped[str | None] = mapped_column(String(32))
+    mtu: Mapped[int | None]
+    mac: Mapped[str | None] = mapped_column(String(64))
+    link_type: Mapped[str | None] = mapped_column(String(32))
+    kind: Mapped[str | None] = mapped_column(String(32))
+    master: Mapped[str | None] = mapped_column(String(64))
+    addresses: Mapped[list[Any] | None] = mapped_column(JSONB)
+    rx_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    rx_packets: Mapped[int | None] = mapped_column(BigInteger)
+    rx_errors: Mapped[int | None] = mapped_column(BigInteger)
+    rx_dropped: Mapped[int | None] = mapped_column(BigInteger)
+    tx_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    tx_packets: Mapped[int | None] = mapped_column(BigInteger)
+    tx_errors: Mapped[int | None] = mapped_column(BigInteger)
+    tx_dropped: Mapped[int | None] = mapped_column(BigInteger)
+
+    __table_args__ = (Index("ix_network_interfaces_device_time", "device_id", text("time DESC")),)
+
+
+class ZfsPool(Base):
+    """One row per pool per zfs collection; the vdev tree as JSONB."""
+
+    __tablename__ = "zfs_pools"
+
+    time: Mapped[datetime] = mapped_column(primary_key=True)
+    device_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    pool: Mapped[str] = mapped_column(String(255), primary_key=True)
+    event_id: Mapped[uuid.UUID]
+    health: Mapped[str] = mapped_column(String(20))
+    size_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    allocated_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    free_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    fragmentation_percent: Mapped[int | None]
+    capacity_percent: Mapped[int | None]
+    read_errors: Mapped[int] = mapped_column(BigInteger, default=0)
+    write_errors: Mapped[int] = mapped_column(BigInteger, default=0)
+    checksum_errors: Mapped[int] = mapped_column(BigInteger, default=0)
+    status: Mapped[str | None] = mapped_column(Text)
+    scrub_state: Mapped[str | None] = mapped_column(String(20))
+    last_scrub_end: Mapped[str | None] = mapped_column(String(32), comment="host local time, ISO 8601")
+    scrub_errors: Mapped[int | None]
+    errors: Mapped[str | None] = mapped_column(Text)
+    vdevs: Mapped[list[Any] | None] = mapped_column(JSONB)
+    datasets: Mapped[list[Any] | None] = mapped_column(JSONB)
+
+    __table_args__ = (Index("ix_zfs_pools_device_time", "device_id", text("time DESC")),)
+
+
+class SystemdSnapshot(Base):
+    """One row per systemd_services collection: counts, failed and restarted units, every unit as JSONB."""
+
+    __tablename__ = "systemd_snapshots"
+
+    time: Mapped[datetime] = mapped_column(primary_key=True)
+    device_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    event_id: Mapped[uuid.UUID]
+    units_total: Mapped[int] = mapped_column(Integer, default=0)
+    units_active: Mapped[int] = mapped_column(Integer, default=0)
+    units_failed: Mapped[int] = mapped_column(Integer, default=0)
+    failed_units: Mapped[list[Any] | None] = mapped_column(JSONB)
+    restarted_units: Mapped[list[Any] | None] = mapped_column(JSONB)
+    units: Mapped[list[Any] | None] = mapped_column(JSONB)
+
+    __table_args__ = (Index("ix_systemd_snapshots_device_time", "device_id", text("time DESC")),)
+
+
+class InventorySnapshot(Base):
+    """One row per inventory collection, with its drift from the previous one."""
+
+    __tablename__ = "inventory_snapshots"
+
+    time: Mapped[datetime] = mapped_column(primary_key=True)
+    device_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    event_id: Mapped[uuid.UUID]
+    hostname: Mapped[str | None] = mapped_column(String(255))
+    os_name: Mapped[str | None] = mapped_column(String(255))
+    os_version: Mapped[str | None] = mapped_column(String(64))
+    kernel: Mapped[str | None] = mapped_column(String(255))
+    architecture: Mapped[str | None] = mapped_column(String(32))
+    cpu_model: Mapped[str | None] = mapped_column(String(255))
+    cpu_count: Mapped[int | None]
+    memory_total_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    package_manager: Mapped[str | None] = mapped_column(String(16))
+    packages: Mapped[list[Any] | None] = mapped_column(JSONB)
+    python_packages: Mapped[list[Any] | None] = mapped_column(JSONB)
+    env_vars: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    drift: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    has_drift: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    __table_args__ = (Index("ix_inventory_snapshots_device_time", "device_id", text("time DESC")),)
+
+
+COLLECTOR_TABLES = ("network_interfaces", "zfs_pools", "systemd_snapshots", "inventory_snapshots")
+"""Time-series tables of revision 0002 (TIME_SERIES_TABLES are those of 0001)."""

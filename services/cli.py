@@ -72,8 +72,8 @@ def collector() -> None:
 
 @app.command()
 def watcher() -> None:
-    """Run the watcher service (not implemented yet)."""
-    _fail("the watcher service is not implemented yet: configuration files are not watched", 2)
+    """Run the watcher service."""
+    _run_service("watcher", "services.watcher.service")
 
 
 @app.command()
@@ -141,6 +141,14 @@ def parse(data_type: str, files: list[Path]) -> None:
     from services.collector.parse_cli import parse_files
 
     raise typer.Exit(parse_files(data_type, files))
+
+
+@app.command("parse-config")
+def parse_config(config_type: str, files: list[Path]) -> None:
+    """Parse configuration files as the watcher would and print parsed data and impact as JSON."""
+    from services.watcher.parse_cli import parse_config_files
+
+    raise typer.Exit(parse_config_files(config_type, files))
 
 
 async def _with_js(fn):

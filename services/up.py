@@ -24,7 +24,7 @@ from shared.settings import Settings, redact_url
 
 log = logging.getLogger("infrawatch.up")
 
-SERVICES = ("writer", "collector", "api")
+SERVICES = ("writer", "collector", "watcher", "api")
 
 
 def _port(preferred: int | None, default: int) -> int:

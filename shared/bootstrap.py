@@ -62,6 +62,20 @@ def kv_configs(settings: Settings) -> list[KeyValueConfig]:
             storage=StorageType.FILE,
         ),
         KeyValueConfig(
+            bucket=n.alert_rules_bucket,
+            description="alert rules by id, mirrored from the alert_rules table by the api",
+            history=1,
+            replicas=settings.stream_replicas,
+            storage=StorageType.FILE,
+        ),
+        KeyValueConfig(
+            bucket=n.alert_state_bucket,
+            description="alert evaluator: state per <rule id>.<device id>, updated with compare-and-set",
+            history=1,
+            replicas=settings.stream_replicas,
+            storage=StorageType.FILE,
+        ),
+        KeyValueConfig(
             bucket=n.collectors_bucket,
             description="collector instances: one heartbeat key per live instance",
             history=1,

@@ -15,6 +15,8 @@ DLQ_STREAM_SEQ = "Infrawatch-Dlq-Stream-Seq"
 CACHE_BUCKET = "infra_cache"
 WATCH_STATE_BUCKET = "infra_watch_state"
 COLLECTORS_BUCKET = "infra_collectors"
+ALERT_RULES_BUCKET = "infra_alert_rules"
+ALERT_STATE_BUCKET = "infra_alert_state"
 
 # Device names become subject tokens and KV keys, so they are restricted.
 DEVICE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
@@ -41,6 +43,8 @@ class Names:
         self.cache_bucket = CACHE_BUCKET if prefix == "infra" else f"{prefix}_cache"
         self.watch_state_bucket = WATCH_STATE_BUCKET if prefix == "infra" else f"{prefix}_watch_state"
         self.collectors_bucket = COLLECTORS_BUCKET if prefix == "infra" else f"{prefix}_collectors"
+        self.alert_rules_bucket = ALERT_RULES_BUCKET if prefix == "infra" else f"{prefix}_alert_rules"
+        self.alert_state_bucket = ALERT_STATE_BUCKET if prefix == "infra" else f"{prefix}_alert_state"
 
     # subject builders
     def collected(self, device: str, data_type: str) -> str:
@@ -60,6 +64,10 @@ class Names:
 
     def alert(self, device: str, rule: str) -> str:
         return f"{self.prefix}.alert.{device}.{rule}"
+
+    def alert_notification(self, device: str, rule: str) -> str:
+        """Webhook delivery outcomes of one rule on one device (``alert.<device>.<rule>.notify``)."""
+        return f"{self.prefix}.alert.{device}.{rule}.notify"
 
     def refresh(self, device: str, data_type: str) -> str:
         return f"{self.prefix}.refresh.{device}.{data_type}"

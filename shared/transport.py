@@ -151,6 +151,7 @@ class SshTransport:
         self.commands_executed = 0
         self.connect_attempts = 0
         self.host_key_refusals = 0  # connects refused because the host key changed
+        self.presented_fingerprint: str | None = None  # of the refused key, for the security event
         self._conn: asyncssh.SSHClientConnection | None = None
         self._lock = asyncio.Lock()
         self._sessions = asyncio.Semaphore(max(1, getattr(settings, "ssh_max_channels", MAX_SESSIONS)))
@@ -219,9 +220,10 @@ class SshTransport:
         except asyncssh.HostKeyNotVerifiable:
             if _host_is_known(self.known_hosts, self.host, self.port):
                 self.host_key_refusals += 1
+                self.presented_fingerprint = await self._presented_fingerprint()
                 raise HostKeyChanged(
                     f"host key of {where} does not match {self.known_hosts}: refused "
-                    "(the key changed, or the entry is wrong)", await self._presented_fingerprint()
+                    "(the key changed, or the entry is wrong)", self.presented_fingerprint
                 ) from None
             raise HostKeyError(
                 f"host key of {where} is unknown: add it to {self.known_hosts} or enable trust_on_first_use"

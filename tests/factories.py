@@ -42,3 +42,4 @@ def device_event(name: str = "dev1", action: str = "registered", spec: DeviceSpe
     spec = spec or DeviceSpec(id=uuid.uuid4(), name=name, address="10.0.0.5", username="ops")
     return events.new_event(DeviceChanged, action=action, spec=spec, device_id=spec.id, device=spec.name,
                             service="api", instance="test", trigger="api")
+

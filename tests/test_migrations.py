@@ -16,11 +16,12 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
 from schema.migrate import async_url, current, downgrade, upgrade
-from schema.models import TIME_SERIES_TABLES, Base
+from schema.models import COLLECTOR_TABLES, TIME_SERIES_TABLES, Base
 from shared.settings import Settings
 
 MODEL_TABLES = set(Base.metadata.tables)
 HOURLY_VIEW = "system_metrics_hourly"
+HEAD = "0002"
 
 
 async def _fetch(url: str, sql: str, *args) -> list[asyncpg.Record]:
@@ -48,7 +49,7 @@ async def test_upgrade_creates_every_model_table(empty_database_url):
     await asyncio.to_thread(upgrade, empty_database_url)
     assert await _tables(empty_database_url) == MODEL_TABLES
     assert await _relation_exists(empty_database_url, HOURLY_VIEW)
-    assert await asyncio.to_thread(current, empty_database_url) == "0001"
+    assert await asyncio.to_thread(current, empty_database_url) == HEAD
     # Idempotent at head; the asyncpg URL form is accepted too.
     await asyncio.to_thread(upgrade, async_url(empty_database_url))
 
@@ -62,7 +63,7 @@ async def test_downgrade_of_a_fresh_schema_removes_everything(empty_database_url
 
     await asyncio.to_thread(upgrade, empty_database_url)
     assert await _tables(empty_database_url) == MODEL_TABLES
-    assert await asyncio.to_thread(current, empty_database_url) == "0001"
+    assert await asyncio.to_thread(current, empty_database_url) == HEAD
 
 
 def _one_row_per_table() -> dict[str, dict]:
@@ -88,6 +89,14 @@ def _one_row_per_table() -> dict[str, dict]:
         "service_performance_metrics": dict(time=now, service_name="collector", instance="host-1",
                                             avg_duration_ms=Decimal("12.50")),
         "api_keys": dict(id=uuid.uuid4(), name="ci", prefix="iw_abcd", key_hash="f" * 64, role="admin"),
+        "network_interfaces": dict(time=now, device_id=device, interface="eth0", event_id=event, rx_bytes=1 << 40,
+                                   addresses=[{"family": "inet", "address": "10.0.0.5", "prefixlen": 24}]),
+        "zfs_pools": dict(time=now, device_id=device, pool="tank", event_id=event, health="ONLINE",
+                          read_errors=0, write_errors=0, checksum_errors=0, vdevs=[]),
+        "systemd_snapshots": dict(time=now, device_id=device, event_id=event, units_total=3, units_active=2,
+                                  units_failed=1, failed_units=["nginx.service"]),
+        "inventory_snapshots": dict(time=now, device_id=device, event_id=event, kernel="6.1.0", has_drift=True,
+                                    drift={"changed": True}),
     }
 
 
@@ -177,7 +186,9 @@ async def test_timescaledb_features(timescaledb, empty_database_url):
     kept = {r["hypertable_name"]: r["drop_after"].days for r in retention}
     days = Settings().metrics_retention_days
     assert kept == {"data_collection_audit": 90, "service_performance_metrics": 30,
-                    "system_metrics": days, "container_snapshots": days, "drive_health": days}
+                    "system_metrics": days, "container_snapshots": days, "drive_health": days,
+                    "network_interfaces": days, "zfs_pools": days, "systemd_snapshots": days}
+    assert set(COLLECTOR_TABLES) <= compressed
 
     refresh = await _fetch(database_url, """
         SELECT j.job_id FROM timescaledb_information.continuous_aggregates c

@@ -17,7 +17,7 @@ from services.api.keys import PrincipalCache
 from services.api.queries import has_timescaledb
 from services.api.reads import Reader
 from services.api.refresh import Refresher
-from services.api.routes import ROUTERS
+from services.api.routes import ROUTERS, rules
 from services.api.settings import ApiSettings
 from shared.bootstrap import ensure
 from shared.devices import DeviceRegistry
@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 DESCRIPTION = """Reads of the infrawatch fleet: devices, metrics, cached collections, configuration history,
 audit trail and live events. Every endpoint but `/health`, `/ready`, `/docs` and `/openapi.json` needs an API
 key, as `Authorization: Bearer <key>` or `X-API-Key: <key>`. Roles: viewer reads; operator may also force a
-refresh and invalidate the cache; admin also manages devices and keys."""
+refresh and invalidate the cache; admin also manages devices, keys and alert rules."""
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -83,6 +83,7 @@ def create_app(settings: Settings) -> FastAPI:
     errors.install(app)
     for router in ROUTERS:
         app.include_router(router)
+    app.include_router(rules.router)
     return app
 
 

@@ -77,10 +77,24 @@ async def collection_failures(session: AsyncSession, device_id: uuid.UUID, start
     ) for r in rows]
 
 
+async def alerts(session: AsyncSession, device_id: uuid.UUID, start: datetime, end: datetime,
+                 limit: int) -> list[TimelineEntry]:
+    """Alerts fired and resolved."""
+    rows = await _rows(session, f"""
+        SELECT time, event_id, rule_id, rule_name, metric, state, value, threshold, operator, since, refire, detail,
+               message
+        FROM alert_events WHERE {_WINDOW} ORDER BY time DESC LIMIT :limit""", device_id, start, end, limit)
+    return [TimelineEntry(
+        time=r["time"], kind="alert", summary=r["message"] or f"{r['rule_name']} {r['state']}",
+        detail={k: str(v) if isinstance(v, uuid.UUID) else v for k, v in r.items() if k not in ("time", "message")},
+    ) for r in rows]
+
+
 SOURCES: dict[str, Source] = {
     "config_change": config_changes,
     "container_state": container_state_changes,
     "collection_failure": collection_failures,
+    "alert": alerts,
 }
 
 

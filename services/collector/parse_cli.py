@@ -8,7 +8,7 @@ from pathlib import Path
 import msgspec
 
 from services.collector.registry import DATA_TYPES
-from services.collector.types.errors import ParseError
+from services.collector.types.errors import CommandFailed, ParseError, Unsupported
 
 
 def payload_json(payload: object) -> str:
@@ -17,7 +17,8 @@ def payload_json(payload: object) -> str:
 
 
 def parse_files(data_type: str, files: list[Path]) -> int:
-    """Print each file's payload as JSON on stdout, warnings and errors on stderr.
+    """Print each file's payload as JSON on stdout, warnings and errors on stderr. A
+    multi-command type reads a capture file (format in services.collector.capture).
 
     Returns 0 when every file parsed, 1 when one failed (parse error or unreadable file),
     2 for an unknown data type.
@@ -38,6 +39,14 @@ def parse_files(data_type: str, files: list[Path]) -> int:
             result = module.parse(text)
         except ParseError as exc:
             print(f"{path}: {exc}", file=sys.stderr)
+            rc = 1
+            continue
+        except Unsupported as exc:
+            print(f"{path}: unsupported: {exc}", file=sys.stderr)
+            rc = 1
+            continue
+        except CommandFailed as exc:
+            print(f"{path}: error: {exc}", file=sys.stderr)
             rc = 1
             continue
         for warning in result.warnings:

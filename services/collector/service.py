@@ -1,9 +1,23 @@
-"""The collector service: polls every enabled device for every data type, answers refresh
-requests, publishes each collection and caches the successful ones.
+"""The collector service: polls the devices this instance owns for every data type, answers
+refresh requests, publishes each operation as one collected event and caches successes.
 
-Polls skip a device/type whose cached value is younger than ``min(freshness, interval)``
-(say, from a refresh a second ago, or from another collector instance) and come back when
-it turns stale. Refresh requests (core NATS, queue group ``collector``) always collect.
+Scheduling. Each device and type has its own loop: a poll every ``INTERVAL_S`` (jittered). A
+poll that comes due while the cached value is younger than ``min(freshness, interval)`` (a
+refresh a moment ago) collects nothing and publishes an event with ``skipped_fresh``. When a
+device becomes this instance's (start, takeover), its first poll is scheduled from the cached
+value's age, so a restart or a takeover does not collect everything again at once.
+
+Refresh requests (core NATS, queue group ``collector``: any instance serves them) collect at
+once. Requests for a device and type whose collection is already running join it: each still
+gets its own event, with its own operation_id and ``served_by`` naming the collection.
+
+Sharing. Instances heartbeat into ``infra_collectors`` (services.collector.membership); each
+device is polled only by its rendezvous owner among the live instances, and a dead instance's
+devices are taken over within ``collector_member_timeout_s`` plus their interval.
+
+Connections. One transport per device from the process's TransportPool (shared with a watcher
+in the same process); a changed host key is refused by the transport and reported here as an
+``Audited`` event with action ``host_key_changed`` on ``<prefix>.audit.collector``.
 """
 
 from __future__ import annotations
@@ -12,14 +26,19 @@ import asyncio
 import logging
 import random
 import uuid
+from collections import Counter
 from dataclasses import dataclass, field
+from typing import Any
 
+import msgspec
 from nats.js import JetStreamContext
 from nats.js.errors import KeyNotFoundError
 from nats.js.kv import KeyValue
 
+from services.collector.membership import Membership
 from services.collector.registry import DATA_TYPES
 from services.collector.runner import SERVICE, collect, freshness_s
+from services.collector.settings import CollectorSettings, collector_settings
 from shared import events
 from shared.bootstrap import ensure
 from shared.devices import DeviceRegistry
@@ -28,27 +47,34 @@ from shared.names import Names
 from shared.nats_conn import connect
 from shared.publish import publish_event
 from shared.settings import Settings
-from shared.transport import Transport, make_transport
+from shared.transport import Transport, TransportPool, transport_pool
 
 log = logging.getLogger(__name__)
 
-MAX_CONCURRENT_COLLECTIONS = 64
-FIRST_POLL_WITHIN_S = 2.0  # a newly registered device is polled within this
-JITTER_FRACTION = 0.05
-MAX_JITTER_S = 15.0
 QUEUE_GROUP = "collector"
 
 
 @dataclass
 class CollectorStats:
-    """Counters for the performance events."""
+    """Counters of one collector instance (the lead exposes them on /metrics)."""
 
     polls: int = 0
     skipped_fresh: int = 0
     refreshes: int = 0
+    coalesced: int = 0  # operations answered by a collection already running
     refused: int = 0
     failures: int = 0  # collections that ended in error or unsupported
     publish_errors: int = 0
+    host_key_alerts: int = 0
+    operations: Counter = field(default_factory=Counter)  # by status; skips count as "skipped_fresh"
+    pool: TransportPool | None = None
+
+    def counters(self) -> dict[str, Any]:
+        """Every counter in one dict, with the connections created/reused and commands executed."""
+        out: dict[str, Any] = {k: v for k, v in vars(self).items() if isinstance(v, int)}
+        out["operations"] = dict(self.operations)
+        out.update(self.pool.totals() if self.pool else {})
+        return out
 
 
 @dataclass
@@ -56,27 +82,42 @@ class _Device:
     spec: DeviceSpec
     transport: Transport
     tasks: list[asyncio.Task] = field(default_factory=list)
-
-
-def _jitter(interval_s: float) -> float:
-    return random.uniform(0, min(interval_s * JITTER_FRACTION, MAX_JITTER_S))
+    wake: dict[str, asyncio.Event] = field(default_factory=dict)
+    key_refusals_seen: int = 0
 
 
 class Collector:
-    """Per-device poll tasks and transports, kept in step with the device registry."""
+    """Per-device poll loops and transports, kept in step with the device registry."""
 
     def __init__(
         self, settings: Settings, js: JetStreamContext, kv: KeyValue,
-        stats: CollectorStats | None = None, max_concurrent: int = MAX_CONCURRENT_COLLECTIONS,
+        stats: CollectorStats | None = None, *, pool: TransportPool | None = None,
+        membership: Membership | None = None,
     ) -> None:
-        self.settings = settings
+        self.settings: CollectorSettings = collector_settings(settings)
         self.names = Names(settings.subject_prefix)
         self.js = js
         self.kv = kv
         self.stats = stats or CollectorStats()
+        self.pool = pool or TransportPool()
+        self.stats.pool = self.pool
+        s = self.settings
+        self.membership = membership or Membership(None, s.instance, s.collector_heartbeat_s,
+                                                   s.collector_member_timeout_s)
+        self.membership.on_change(self._members_changed)
+        self.data_types = [t for t in DATA_TYPES if not s.collector_data_types or t in s.collector_data_types]
         self._devices: dict[uuid.UUID, _Device] = {}
         self._background: set[asyncio.Task] = set()
-        self._slots = asyncio.Semaphore(max_concurrent)
+        self._slots = asyncio.Semaphore(max(1, s.collector_max_concurrent))
+        self._inflight: dict[tuple[uuid.UUID, str], asyncio.Future] = {}
+        self._previous: dict[tuple[uuid.UUID, str], Any] = {}
+
+    def interval_s(self, data_type: str) -> float:
+        return float(self.settings.collector_interval_overrides.get(data_type, DATA_TYPES[data_type].INTERVAL_S))
+
+    def _jitter(self, interval_s: float) -> float:
+        s = self.settings
+        return random.uniform(0, min(interval_s * s.collector_jitter_fraction, s.collector_max_jitter_s))
 
     # ------------------------------------------------------------ devices
 
@@ -96,12 +137,13 @@ class Collector:
         self._start_device(spec)
 
     def _start_device(self, spec: DeviceSpec) -> None:
-        dev = _Device(spec, make_transport(spec, self.settings))
-        for data_type in DATA_TYPES:
+        dev = _Device(spec, self.pool.acquire(spec, self.settings))
+        for data_type in self.data_types:
+            dev.wake[data_type] = asyncio.Event()
             task = asyncio.create_task(self._poll_loop(dev, data_type), name=f"poll-{spec.name}-{data_type}")
             dev.tasks.append(task)
         self._devices[spec.id] = dev
-        log.info("device %s: polling %s", spec.name, ", ".join(DATA_TYPES))
+        log.info("device %s: %s", spec.name, "polling" if self.membership.owns(spec.id) else "polled by another instance")
 
     async def _stop_device(self, device_id: uuid.UUID) -> None:
         dev = self._devices.pop(device_id, None)
@@ -110,42 +152,68 @@ class Collector:
         for task in dev.tasks:
             task.cancel()
         await asyncio.gather(*dev.tasks, return_exceptions=True)
-        await dev.transport.close()
+        await self.pool.release(dev.transport)
 
     def _find(self, device_id: uuid.UUID | None, name: str | None) -> _Device | None:
         if device_id is not None and device_id in self._devices:
             return self._devices[device_id]
         return next((d for d in self._devices.values() if d.spec.name == name), None)
 
+    def _members_changed(self, members: frozenset[str]) -> None:
+        for dev in self._devices.values():
+            for event in dev.wake.values():
+                event.set()
+
     # ------------------------------------------------------------ polls
 
-    async def _poll_loop(self, dev: _Device, data_type: str) -> None:
-        module = DATA_TYPES[data_type]
-        interval = module.INTERVAL_S
-        await asyncio.sleep(random.uniform(0, FIRST_POLL_WITHIN_S))
-        while True:
-            threshold = min(freshness_s(data_type, self.settings), interval)
-            age = await self._cached_age(dev.spec, data_type)
-            if age is not None and age < threshold:
-                self.stats.skipped_fresh += 1
-                delay = threshold - age
-            else:
-                self.stats.polls += 1
-                try:
-                    await self.collect_and_publish(dev, data_type, trigger="poll")
-                except Exception:  # keep polling whatever happened
-                    log.exception("poll of %s on %s failed", data_type, dev.spec.name)
-                delay = interval
-            await asyncio.sleep(delay + _jitter(interval))
+    async def _sleep(self, dev: _Device, data_type: str, seconds: float) -> None:
+        """Sleep, or less when the member set changes."""
+        wake = dev.wake[data_type]
+        try:
+            await asyncio.wait_for(wake.wait(), timeout=max(seconds, 0))
+        except TimeoutError:
+            pass
+        wake.clear()
 
-    async def _cached_age(self, spec: DeviceSpec, data_type: str) -> float | None:
-        """Age in seconds of the cached value for this device (same id) and type, or None."""
+    async def _poll_loop(self, dev: _Device, data_type: str) -> None:
+        loop = asyncio.get_running_loop()
+        interval = self.interval_s(data_type)
+        due: float | None = None  # loop time of the next poll; None while another instance owns the device
+        await asyncio.sleep(random.uniform(0, self.settings.collector_first_poll_within_s))
+        while True:
+            if not self.membership.owns(dev.spec.id):
+                due = None
+                await self._sleep(dev, data_type, interval)
+                continue
+            if due is None:  # this instance's from now on: first poll when the cached value turns stale
+                age = await self._cached_age(dev.spec, data_type)
+                due = loop.time() + (interval - age if age is not None and 0 <= age < interval else 0)
+            if loop.time() < due:
+                await self._sleep(dev, data_type, due - loop.time())
+                continue
+            try:
+                age = await self._cached_age(dev.spec, data_type)
+                threshold = min(freshness_s(data_type, self.settings), interval)
+                if age is not None and age < threshold:
+                    await self.publish_skip(dev, data_type, age)
+                    delay = threshold - age
+                else:
+                    self.stats.polls += 1
+                    await self.collect_and_publish(dev, data_type, trigger="poll")
+                    delay = interval
+            except Exception:  # keep polling whatever happened
+                log.exception("poll of %s on %s failed", data_type, dev.spec.name)
+                delay = interval
+            due = loop.time() + delay + self._jitter(interval)
+
+    async def _cached(self, spec: DeviceSpec, data_type: str) -> Collected | None:
+        """The cached event for this device (same id) and type, or None."""
         try:
             entry = await self.kv.get(Names.cache_key(spec.name, data_type))
         except KeyNotFoundError:
             return None
         except Exception as exc:
-            log.warning("cache read for %s.%s failed, collecting: %s", spec.name, data_type, exc)
+            log.warning("cache read for %s.%s failed: %s", spec.name, data_type, exc)
             return None
         try:
             cached = events.decode(entry.value or b"")
@@ -153,32 +221,121 @@ class Collector:
             return None
         if not isinstance(cached, Collected) or cached.device_id != spec.id:
             return None
-        return (events.utcnow() - cached.occurred_at).total_seconds()
+        return cached
+
+    async def _cached_age(self, spec: DeviceSpec, data_type: str) -> float | None:
+        cached = await self._cached(spec, data_type)
+        return None if cached is None else (events.utcnow() - cached.occurred_at).total_seconds()
+
+    async def _previous_payload(self, dev: _Device, data_type: str) -> Any:
+        """The last successful payload (for removed containers, inventory drift): the cache
+        first (another instance may have collected since), else this instance's memory."""
+        if not hasattr(DATA_TYPES[data_type], "with_previous"):
+            return None
+        cached = await self._cached(dev.spec, data_type)
+        if cached is not None and getattr(cached, "payload", None) is not None:
+            return cached.payload
+        return self._previous.get((dev.spec.id, data_type))
+
+    async def publish_skip(self, dev: _Device, data_type: str, age_s: float) -> Collected:
+        """The event of a poll that found a fresh cached value."""
+        self.stats.skipped_fresh += 1
+        self.stats.operations["skipped_fresh"] += 1
+        ev = events.new_event(
+            DATA_TYPES[data_type].EVENT, device_id=dev.spec.id, device=dev.spec.name, service=SERVICE,
+            instance=self.settings.instance, trigger="poll", status="success", skipped_fresh=True,
+            collection_method=dev.transport.method, freshness_threshold_s=freshness_s(data_type, self.settings),
+            warnings=[f"cached value is {age_s:.1f}s old: fresh, nothing collected"],
+        )
+        await self._publish(dev, data_type, ev, cache=False)
+        return ev
 
     async def collect_and_publish(
         self, dev: _Device, data_type: str, *, trigger: Trigger,
         operation_id: uuid.UUID | None = None, force_refresh: bool = False,
     ) -> Collected:
-        """Collect, publish the event, and cache it when it succeeded (success or partial)."""
-        async with self._slots:
-            ev = await collect(
-                dev.transport, dev.spec, data_type, trigger=trigger, operation_id=operation_id,
-                settings=self.settings, force_refresh=force_refresh,
-            )
-        if ev.status in ("error", "unsupported"):
-            self.stats.failures += 1
+        """Collect, publish the event, cache it when it succeeded (success or partial). An
+        operation arriving while the same device and type is being collected joins it."""
+        key = (dev.spec.id, data_type)
+        running = self._inflight.get(key)
+        if running is not None:
+            return await self._join(dev, data_type, running, trigger, operation_id, force_refresh)
+        future: asyncio.Future = asyncio.get_running_loop().create_future()
+        self._inflight[key] = future
+        try:
+            async with self._slots:
+                ev = await collect(
+                    dev.transport, dev.spec, data_type, trigger=trigger, operation_id=operation_id,
+                    settings=self.settings, force_refresh=force_refresh,
+                    previous=await self._previous_payload(dev, data_type),
+                )
+            self.stats.operations[ev.status] += 1
+            if ev.status in ("error", "unsupported"):
+                self.stats.failures += 1
+            elif getattr(ev, "payload", None) is not None:
+                self._previous[key] = ev.payload
+            await self._check_host_key(dev)
+            await self._publish(dev, data_type, ev, cache=ev.status in ("success", "partial"))
+            future.set_result(ev)
+            return ev
+        except BaseException as exc:
+            if not future.done():
+                future.set_exception(exc)
+                future.exception()  # retrieved: no "never retrieved" warning when nobody joined
+            raise
+        finally:
+            self._inflight.pop(key, None)
+
+    async def _join(self, dev: _Device, data_type: str, running: asyncio.Future, trigger: Trigger,
+                    operation_id: uuid.UUID | None, force_refresh: bool) -> Collected:
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        leader: Collected = await asyncio.shield(running)
+        self.stats.coalesced += 1
+        self.stats.operations[leader.status] += 1
+        event_id = uuid.uuid4()
+        ev = msgspec.structs.replace(
+            leader, event_id=event_id, operation_id=operation_id or event_id, occurred_at=events.utcnow(),
+            trigger=trigger, force_refresh=force_refresh, served_by=leader.operation_id, ssh_command_count=0,
+            data_size_bytes=0, duration_ms=round((loop.time() - start) * 1000, 3),
+        )
+        await self._publish(dev, data_type, ev, cache=False)
+        return ev
+
+    async def _publish(self, dev: _Device, data_type: str, ev: Collected, *, cache: bool) -> None:
         try:
             await publish_event(self.js, self.names.collected(dev.spec.name, data_type), ev)
         except Exception as exc:
             self.stats.publish_errors += 1
             log.error("publishing %s of %s failed: %s", data_type, dev.spec.name, exc)
-            return ev
-        if ev.status in ("success", "partial"):
+            return
+        if cache:
             try:
                 await self.kv.put(Names.cache_key(dev.spec.name, data_type), events.encode(ev))
             except Exception as exc:
                 log.warning("cache write for %s.%s failed: %s", dev.spec.name, data_type, exc)
-        return ev
+
+    async def _check_host_key(self, dev: _Device) -> None:
+        """Publish a security event for each connect refused because the host key changed."""
+        refusals = getattr(dev.transport, "host_key_refusals", 0)
+        if refusals <= dev.key_refusals_seen:
+            return
+        dev.key_refusals_seen = refusals
+        self.stats.host_key_alerts += 1
+        spec = dev.spec
+        ev = events.new_event(
+            Audited, device_id=spec.id, device=spec.name, service=SERVICE, instance=self.settings.instance,
+            trigger="poll", status="error", action="host_key_changed",
+            error=f"the host key of {spec.address}:{spec.port} changed: connection refused",
+            detail={"address": spec.address, "port": spec.port, "known_hosts": str(self.settings.known_hosts_path),
+                    "presented_fingerprint": getattr(dev.transport, "presented_fingerprint", None)},
+        )
+        log.error("SECURITY: host key of device %s (%s:%d) changed; refusing to connect",
+                  spec.name, spec.address, spec.port)
+        try:
+            await publish_event(self.js, self.names.audit(SERVICE), ev)
+        except Exception as exc:
+            log.error("publishing the host key alert failed: %s", exc)
 
     # ------------------------------------------------------------ refresh requests
 
@@ -237,7 +394,7 @@ class Collector:
     # ------------------------------------------------------------ shutdown
 
     async def close(self) -> None:
-        """Cancel every poll and refresh task and close every transport."""
+        """Cancel every poll and refresh task and release every transport."""
         for task in list(self._background):
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
@@ -245,25 +402,39 @@ class Collector:
             await self._stop_device(device_id)
 
 
-async def run(settings: Settings, stop: asyncio.Event, *, stats: CollectorStats | None = None) -> None:
-    """Run the collector until ``stop`` is set, then shut down cleanly and drain NATS."""
+async def run(settings: Settings, stop: asyncio.Event, *, stats: CollectorStats | None = None,
+              pool: TransportPool | None = None) -> None:
+    """Run the collector until ``stop`` is set, then shut down cleanly and drain NATS.
+    ``pool``: the transports to use (default: the process's pool)."""
+    settings = collector_settings(settings)
     names = Names(settings.subject_prefix)
     nc = await connect(settings, SERVICE)
     collector: Collector | None = None
     registry: DeviceRegistry | None = None
+    membership: Membership | None = None
+    heartbeat: asyncio.Task | None = None
+    beat_stop = asyncio.Event()
     sub = None
     try:
         js = nc.jetstream()
         await ensure(js, settings)
         kv = await js.key_value(names.cache_bucket)
-        collector = Collector(settings, js, kv, stats)
+        membership = Membership(await js.key_value(names.collectors_bucket), settings.instance,
+                                settings.collector_heartbeat_s, settings.collector_member_timeout_s)
+        await membership.beat()  # know the others before the first poll
+        heartbeat = asyncio.create_task(membership.run(beat_stop))
+        collector = Collector(settings, js, kv, stats, pool=pool or transport_pool(), membership=membership)
         registry = DeviceRegistry(js, names)
         registry.on_change(collector.on_device_changed)
         await registry.start()
         sub = await nc.subscribe(names.all("refresh"), queue=QUEUE_GROUP, cb=collector.on_refresh)
-        log.info("collector running: %d devices, data types %s", len(registry.by_id), ", ".join(DATA_TYPES))
+        log.info("collector %s running: %d devices, data types %s", membership.me, len(registry.by_id),
+                 ", ".join(collector.data_types))
         await stop.wait()
     finally:
+        beat_stop.set()
+        if heartbeat is not None:
+            await asyncio.gather(heartbeat, return_exceptions=True)
         if sub is not None:
             try:
                 await sub.unsubscribe()
@@ -273,6 +444,8 @@ async def run(settings: Settings, stop: asyncio.Event, *, stats: CollectorStats 
             await registry.stop()
         if collector is not None:
             await collector.close()
+        if membership is not None:
+            await membership.leave()
         try:
             await asyncio.wait_for(nc.drain(), timeout=10)
         except Exception as exc:

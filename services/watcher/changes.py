@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
@@ -107,7 +107,7 @@ def read_content(config_type: str, path: str, data: bytes | None, ctx: Context) 
 
 
 def _utc(ts: float | None) -> datetime | None:
-    return None if ts is None else datetime.fromtimestamp(ts, timezone.utc)
+    return None if ts is None else datetime.fromtimestamp(ts, UTC)
 
 
 def _origin(item: Item, now: float) -> float:
@@ -145,7 +145,7 @@ def _event(item: Item, change: ChangeType, ctx: Context, old_path: str | None = 
     warnings = [f"parse error: {content.parse_error}"] if content.parse_error else []
     return ConfigChanged(
         event_id=eid, operation_id=eid, device_id=ctx.device.id, device=ctx.device.name,
-        occurred_at=datetime.fromtimestamp(ctx.now, timezone.utc), service=SERVICE, instance=ctx.instance,
+        occurred_at=datetime.fromtimestamp(ctx.now, UTC), service=SERVICE, instance=ctx.instance,
         trigger=ctx.trigger, status="partial" if content.parse_error else "success", warnings=warnings,
         data_size_bytes=st.size if st else 0,
         config_type=item.config_type, path=item.path, change_type=change, old_path=old_path,

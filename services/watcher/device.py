@@ -40,6 +40,21 @@ NEVER = "(/[.]never[.]/)"
 RESCAN_FLAGS = {"CREATE", "MOVED_TO", "MOVED_FROM", "DELETE", "DELETE_SELF", "MOVE_SELF"}
 
 
+def _sendable(path: str) -> bool:
+    """Paths that are not valid UTF-8 cannot be passed in a command; they are skipped."""
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        if path not in _SKIPPED:
+            _SKIPPED.add(path)
+            log.warning("skipping a path that is not valid UTF-8: %r", path)
+        return False
+    return True
+
+
+_SKIPPED: set[str] = set()
+
+
 class StreamEnded(Exception):
     """The watch stream ended (connection lost, directory gone): reconnect and rescan."""
 
@@ -244,7 +259,7 @@ class DeviceWatcher:
                     if not flags & RESCAN_FLAGS:
                         continue
                     rescan = True
-                elif self.wspec.config_type(path) or path in self.known:
+                elif (self.wspec.config_type(path) or path in self.known) and _sendable(path):
                     pending.setdefault(path, at)
                 else:
                     continue
@@ -296,7 +311,7 @@ class DeviceWatcher:
         """List every matching file with its hash and publish what differs from what is known."""
         listing = await self._scan()
         noticed = noticed or {}
-        files = {p: st for p, st in listing.files.items() if self.wspec.config_type(p)}
+        files = {p: st for p, st in listing.files.items() if self.wspec.config_type(p) and _sendable(p)}
         candidates = [
             p for p in sorted(set(files) | set(self.known))
             if p not in files or p not in self.known

@@ -74,7 +74,7 @@ class _Risk:
 
 
 def _touches(keys: list[str], *prefixes: str) -> list[str]:
-    return [k for k in keys if any(k == p or k.startswith(p + ".") or k.startswith(p + "[") for p in prefixes)]
+    return [k for k in keys if any(k == p or k.startswith((p + ".", p + "[")) for p in prefixes)]
 
 
 def _nginx(change: ChangeType, old: dict, new: dict, s: DiffSummary, risk: _Risk, imp: dict) -> None:
@@ -87,9 +87,9 @@ def _nginx(change: ChangeType, old: dict, new: dict, s: DiffSummary, risk: _Risk
     keys = s.added + s.removed + s.changed if change == "MODIFY" else []
     if change == "DELETE":
         risk.at_least("HIGH", "nginx: config deleted, its sites stop being served")
-    if [k for k in s.removed if k.startswith("servers.") or k.startswith("locations.")]:
+    if [k for k in s.removed if k.startswith(("servers.", "locations."))]:
         risk.at_least("HIGH", "nginx: a server or location was removed")
-    if [k for k in keys if k.endswith(".listen") or k.endswith(".ssl") or k == "listen"]:
+    if [k for k in keys if k.endswith((".listen", ".ssl")) or k == "listen"]:
         risk.at_least("HIGH", "nginx: listen or TLS settings changed")
     if [k for k in keys if "proxy_pass" in k or "upstream" in k or k.startswith("locations")]:
         risk.at_least("MEDIUM", "nginx: proxy_pass, upstream or locations changed")

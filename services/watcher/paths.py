@@ -155,7 +155,7 @@ class WatchSpec:
                 out.append((base, depth))
         return out
 
-    def plan(self, existing_dirs: set[str]) -> "WatchPlan":
+    def plan(self, existing_dirs: set[str]) -> WatchPlan:
         """Directories to watch, given those that exist on the device: recursive for ``**`` bases,
         otherwise each base and each directory matching a glob's directory part; for a missing
         base, its nearest existing ancestor (so its creation is noticed)."""

@@ -25,7 +25,7 @@ class Rule:
 DEFAULT_RULES: tuple[Rule, ...] = (
     # -----BEGIN RSA PRIVATE KEY----- ... -----END RSA PRIVATE KEY-----
     Rule("private_key_block", re.compile(
-        r"-----BEGIN (?P<name>[A-Z0-9 ]*PRIVATE KEY)-----(?P<value>.*?)-----END [A-Z0-9 ]*PRIVATE KEY-----", re.S)),
+        r"-----BEGIN (?P<name>[A-Z0-9 ]*PRIVATE KEY)-----(?P<value>.*?)-----END [A-Z0-9 ]*PRIVATE KEY-----", re.DOTALL)),
     # postgres://user:secret@db/app
     Rule("url_credentials", re.compile(r"(?P<name>[A-Za-z][A-Za-z0-9+.-]*)://[^\s:/@'\"]+:(?P<value>[^\s@/'\"]+)@")),
     # proxy_set_header Authorization "Bearer abc";  Authorization: Basic dXNlcg==

@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 
 # The kinds of stream the writer projects: (kind in the subject, stream attribute of Names).
 PROJECTED = (("device", "stream_devices"), ("collected", "stream_collected"), ("audit", "stream_audit"),
-             ("config", "stream_config"), ("perf", "stream_perf"))
+             ("config", "stream_config"), ("perf", "stream_perf"), ("alert", "stream_alerts"))
 LAG_EVERY_S = 5.0
 
 
@@ -69,7 +69,9 @@ class Writer:
             except (nats.errors.ConnectionClosedError, nats.errors.ConnectionDrainingError):
                 break
             except Exception as exc:  # NATS briefly away: the client reconnects
-                log.warning("fetch from %s failed: %s", stream, exc)
+                if stop.is_set():
+                    break
+                log.warning("fetch from %s failed: %s: %s", stream, type(exc).__name__, exc)
                 await asyncio.sleep(1)
                 continue
             await self.handle(kind, msgs)

@@ -43,12 +43,18 @@ MATRIX = [
     ("GET", "/keys", None, {**ADMIN_ONLY, A: 200}),
     ("POST", "/keys", {"name": "ci", "role": "viewer"}, {**ADMIN_ONLY, A: 201}),
     ("DELETE", "/keys/{key_id}", None, {**ADMIN_ONLY, A: 204}),
+    ("GET", "/rules", None, READ),
+    ("POST", "/rules", {"name": "cpu-new", "metric": "cpu", "threshold": 90}, {**ADMIN_ONLY, A: 201}),
+    ("GET", "/rules/{rule}", None, READ),
+    ("PATCH", "/rules/{rule}", {"threshold": 95}, {**ADMIN_ONLY, A: 200}),
+    ("DELETE", "/rules/{rule}", None, {**ADMIN_ONLY, A: 204}),
+    ("GET", "/alerts", None, READ),
 ]
 
 
 @pytest_asyncio.fixture
-async def world(app, js, settings, device) -> dict[str, str]:
-    """A device with a fresh cached value and a config snapshot, and a spare key to revoke."""
+async def world(app, client, keys, js, settings, device) -> dict[str, str]:
+    """A device with a fresh cached value and a config snapshot, a spare key to revoke and an alert rule."""
     await put_cached(app, js, settings, device)
     snapshot = uuid.uuid4()
     conn = await asyncpg.connect(settings.database_url)
@@ -61,7 +67,10 @@ async def world(app, js, settings, device) -> dict[str, str]:
     finally:
         await conn.close()
     _, key_id = await create_api_key(settings.database_url, "viewer", "spare")
-    return {"snapshot": str(snapshot), "key_id": str(key_id)}
+    r = await client.post("/rules", json={"name": "cpu-high", "metric": "cpu", "threshold": 90},
+                          headers=auth(keys["admin"]))
+    assert r.status_code == 201, r.text
+    return {"snapshot": str(snapshot), "key_id": str(key_id), "rule": r.json()["id"]}
 
 
 @pytest.mark.parametrize("role", [V, O, A])

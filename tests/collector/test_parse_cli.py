@@ -34,4 +34,4 @@ def test_unreadable_file_exits_1(capsys, tmp_path) -> None:
 
 def test_unknown_data_type_exits_2(capsys) -> None:
     assert parse_files("nonsense", [SAMPLES / "local.txt"]) == 2
-    assert "known: system_metrics" in capsys.readouterr().err
+    assert "system_metrics" in capsys.readouterr().err

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -63,6 +64,7 @@ def vim_edit(path, command: str, backupcopy: str = "no") -> None:
                     "-c", "set writebackup", "-c", command, "-c", "wq", str(path)], check=True, timeout=60)
 
 
+@pytest.mark.skipif(shutil.which("vim") is None, reason="needs vim (apt-get install vim)")
 async def test_rename_replace_by_vim_and_sed_is_one_modify_each(watching, root, mode) -> None:
     units = root / "etc/systemd/system"
     units.mkdir(parents=True)

@@ -16,7 +16,7 @@ table("data_collection_audit", (
 def audit_row(ev: Collected, records_created: int) -> Row:
     return (
         ev.occurred_at, ev.event_id, ev.device_id, ev.operation_id, ev.data_type, ev.collection_method,
-        f"{ev.service}/{ev.instance}", ev.trigger, ev.force_refresh, False, round(ev.duration_ms),
+        f"{ev.service}/{ev.instance}", ev.trigger, ev.force_refresh, ev.skipped_fresh, round(ev.duration_ms),
         ev.ssh_command_count, ev.data_size_bytes, ev.status, ev.error, j(ev.warnings), records_created, 0,
         ev.freshness_threshold_s,
     )

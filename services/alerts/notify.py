@@ -1,0 +1,111 @@
+"""Webhook notifications: the request of each format (pure), and delivery with retries.
+
+Formats: ``json`` posts the ``AlertChanged`` event as it is on the wire; ``ntfy`` posts the
+message as text to a topic URL with ntfy's Title/Priority/Tags headers; ``slack`` posts an
+incoming-webhook body (``text`` plus one coloured attachment), which Mattermost and Rocket.Chat
+accept too. A webhook URL may carry a token in its path, query or user info, so only
+``redact_url(url)`` (scheme, host and port) is ever logged or recorded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from urllib.parse import urlsplit
+
+import httpx
+import msgspec
+
+from shared import events
+from shared.alert_events import AlertChanged, WebhookFormat
+
+log = logging.getLogger(__name__)
+
+RETRY_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
+
+
+class Request(msgspec.Struct, frozen=True):
+    content: bytes
+    headers: dict[str, str]
+
+
+class Outcome(msgspec.Struct, kw_only=True):
+    delivered: bool
+    attempts: int
+    http_status: int | None = None
+    last_error: str | None = None
+
+
+def redact_url(url: str) -> str:
+    """``scheme://host[:port]`` and ``/…`` when there was more: no user info, path or query."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or "?"
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        return "<invalid url>"
+    rest = "/…" if (parts.path not in ("", "/") or parts.query or parts.fragment) else ""
+    if ":" in host:
+        host = f"[{host}]"
+    return f"{parts.scheme}://{host}{port}{rest}"
+
+
+def request(alert: AlertChanged, fmt: WebhookFormat) -> Request:
+    """The body and headers of the webhook POST for ``alert`` in format ``fmt``."""
+    fired = alert.state == "fired"
+    if fmt == "ntfy":
+        return Request(alert.message.encode(), {
+            "Content-Type": "text/plain; charset=utf-8",
+            "Title": f"{alert.rule} {alert.state} on {alert.device}",
+            "Priority": "high" if fired else "default",
+            "Tags": "rotating_light" if fired else "white_check_mark",
+        })
+    if fmt == "slack":
+        body = {
+            "text": f"{':rotating_light:' if fired else ':white_check_mark:'} {alert.message}",
+            "attachments": [{
+                "color": "danger" if fired else "good",
+                "fields": [
+                    {"title": "device", "value": alert.device or str(alert.device_id), "short": True},
+                    {"title": "rule", "value": alert.rule, "short": True},
+                    {"title": "value", "value": f"{alert.value:g}", "short": True},
+                    {"title": "threshold", "value": f"{alert.operator} {alert.threshold:g}", "short": True},
+                    {"title": "since", "value": alert.since.isoformat(), "short": False},
+                ],
+                "ts": int(alert.occurred_at.timestamp()),
+            }],
+        }
+        return Request(msgspec.json.encode(body), {"Content-Type": "application/json"})
+    return Request(events.encode(alert), {"Content-Type": "application/json"})
+
+
+def _error(exc: Exception, url: str) -> str:
+    text = f"{type(exc).__name__}: {exc}".replace(url, redact_url(url))
+    return " ".join(text.split())[:500] or type(exc).__name__
+
+
+async def deliver(client: httpx.AsyncClient, url: str, req: Request, attempts: int, timeout_s: float,
+                  backoff_s: float, backoff_max_s: float) -> Outcome:
+    """POST until a 2xx answer or ``attempts`` are used; waits ``backoff_s``, doubling, between attempts.
+
+    A 4xx other than 408/425/429 is not retried: the same request would be refused again.
+    """
+    delay = backoff_s
+    status: int | None = None
+    error: str | None = None
+    for attempt in range(1, attempts + 1):
+        try:
+            r = await client.post(url, content=req.content, headers=req.headers, timeout=timeout_s)
+            status = r.status_code
+            if r.is_success:
+                return Outcome(delivered=True, attempts=attempt, http_status=status)
+            error = f"HTTP {status}"
+            if status not in RETRY_STATUS and status < 500:
+                return Outcome(delivered=False, attempts=attempt, http_status=status, last_error=error)
+        except httpx.HTTPError as exc:
+            status, error = None, _error(exc, url)
+        if attempt < attempts:
+            log.info("webhook %s attempt %d failed (%s); retrying in %.2fs", redact_url(url), attempt, error, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, backoff_max_s)
+    return Outcome(delivered=False, attempts=attempts, http_status=status, last_error=error)

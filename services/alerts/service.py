@@ -1,0 +1,337 @@
+"""The alert evaluator service. NATS only: rules come from the rules KV bucket (the API mirrors
+the ``alert_rules`` table there), state per rule and device lives in the state KV bucket, alerts
+and notification outcomes are published on the alerts stream, and the writer records them.
+
+Several instances share the durable consumers, so each event is evaluated once. Every state
+change is a KV update against the revision that was read (compare-and-set): two instances
+deciding from the same state cannot both win, and the loser re-reads and finds the event
+applied. A decided alert is written into the state (``outbox``) in that same update, published
+with a ``Nats-Msg-Id`` derived from the decision, then cleared; whoever next reads a state with
+an outbox publishes it unless it is already the last alert on its subject. Messages are
+acknowledged only after that, so a crash at any point republishes rather than loses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+
+import httpx
+import msgspec
+import nats.errors
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError, NotFoundError
+from nats.js.kv import KV_DEL, KV_PURGE, KeyValue
+
+from services.alerts import notify
+from services.alerts.evaluate import SERVICE, RuleState, apply
+from services.alerts.rules import applies
+from services.alerts.settings import AlertSettings, alert_settings
+from shared import events
+from shared.alert_events import AlertChanged, AlertRule, NotificationAttempted
+from shared.bootstrap import ensure
+from shared.names import MSG_ID, Names
+from shared.nats_conn import connect
+from shared.perf import Perf, publish_loop, serve_metrics
+from shared.publish import publish_event
+from shared.settings import Settings
+
+log = logging.getLogger(__name__)
+# httpx logs every request's full URL at INFO; webhook URLs may hold tokens.
+logging.getLogger("httpx").setLevel(logging.WARNING)
+logging.getLogger("httpcore").setLevel(logging.WARNING)
+
+EVALUATED = (("collected", "stream_collected"), ("config", "stream_config"))
+CAS_ATTEMPTS = 20
+_decode_rule = msgspec.json.Decoder(AlertRule).decode
+_decode_state = msgspec.json.Decoder(RuleState).decode
+_encode = msgspec.json.Encoder().encode
+
+
+def state_key(rule_id: uuid.UUID, device_id: uuid.UUID) -> str:
+    return f"{rule_id}.{device_id}"
+
+
+class RuleBook:
+    """The rules, kept current by a watch over the rules KV bucket (key: rule id)."""
+
+    def __init__(self, kv: KeyValue) -> None:
+        self.kv = kv
+        self.rules: dict[uuid.UUID, AlertRule] = {}
+        self._watcher = None
+        self._task: asyncio.Task | None = None
+        self._synced = asyncio.Event()
+
+    async def start(self, timeout: float = 60) -> None:
+        """Start watching; returns once the current rules are loaded."""
+        self._watcher = await self.kv.watchall()
+        self._task = asyncio.create_task(self._run(), name="alert-rules")
+        await asyncio.wait_for(self._synced.wait(), timeout)
+
+    def apply(self, key: str, operation: str | None, value: bytes | None) -> None:
+        try:
+            rule_id = uuid.UUID(key)
+        except ValueError:
+            return
+        if operation in (KV_DEL, KV_PURGE):
+            self.rules.pop(rule_id, None)
+            return
+        try:
+            self.rules[rule_id] = _decode_rule(value or b"")
+        except msgspec.MsgspecError as exc:
+            self.rules.pop(rule_id, None)
+            log.warning("rule %s is unreadable, ignored: %s", key, exc)
+
+    async def _run(self) -> None:
+        assert self._watcher is not None
+        async for entry in self._watcher:
+            if entry is None:
+                self._synced.set()
+                continue
+            self.apply(entry.key, entry.operation, entry.value)
+
+    def matching(self, ev: events.Event) -> list[AlertRule]:
+        return [r for r in list(self.rules.values()) if applies(r, ev)]
+
+    async def stop(self) -> None:
+        if self._watcher is not None:
+            try:
+                await self._watcher.stop()
+            except Exception as exc:
+                log.debug("rules watch stop: %s", exc)
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+
+class Evaluator:
+    """Evaluates the rules on collected and config events, and notifies the rules' webhooks."""
+
+    def __init__(self, settings: AlertSettings, js: JetStreamContext, rules: RuleBook, state: KeyValue,
+                 http: httpx.AsyncClient) -> None:
+        self.settings = settings
+        self.names = Names(settings.subject_prefix)
+        self.js = js
+        self.rules = rules
+        self.state = state
+        self.http = http
+        self.perf = Perf(SERVICE)
+
+    # --- consuming -----------------------------------------------------------------------------
+
+    async def subscribe(self, subject: str, stream: str, durable: str, ack_wait: float = 60):
+        """Bind to (or create) a durable pull consumer; a first start begins with new messages."""
+        cfg = ConsumerConfig(durable_name=durable, ack_policy=AckPolicy.EXPLICIT, deliver_policy=DeliverPolicy.NEW,
+                             ack_wait=ack_wait, max_deliver=-1, max_ack_pending=self.settings.alerts_batch_size * 4)
+        return await self.js.pull_subscribe(subject, durable=durable, stream=stream, config=cfg)
+
+    async def consume(self, psub, handle, stop: asyncio.Event) -> None:
+        """Fetch batches and hand them to ``handle`` until ``stop``."""
+        try:
+            while not stop.is_set():
+                try:
+                    msgs = await psub.fetch(self.settings.alerts_batch_size, timeout=self.settings.alerts_batch_wait_s)
+                except nats.errors.TimeoutError:
+                    continue
+                except (nats.errors.ConnectionClosedError, nats.errors.ConnectionDrainingError):
+                    break
+                except Exception as exc:  # NATS briefly away: the client reconnects
+                    log.warning("fetch failed: %s", exc)
+                    await asyncio.sleep(1)
+                    continue
+                await handle(msgs)
+        finally:
+            try:
+                await psub.unsubscribe()
+            except Exception as exc:
+                log.debug("unsubscribe: %s", exc)
+
+    async def evaluate_batch(self, msgs: list) -> None:
+        """Evaluate messages in stream order; each is acked once its alerts are published."""
+        for msg in msgs:
+            loop = asyncio.get_running_loop()
+            t0 = loop.time()
+            try:
+                ev = events.decode(msg.data)
+            except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+                log.warning("undecodable event on %s skipped: %s", msg.subject, exc)
+                self.perf.operation("error", 0.0, error_type="undecodable")
+                await msg.term()
+                continue
+            try:
+                for rule in self.rules.matching(ev):
+                    await self.evaluate(rule, ev)
+            except Exception as exc:
+                log.warning("evaluating %s failed, redelivered later: %s: %s", msg.subject, type(exc).__name__, exc)
+                self.perf.operation("error", (loop.time() - t0) * 1000, error_type=type(exc).__name__)
+                await msg.nak(delay=2)
+                continue
+            await msg.ack()
+            self.perf.operation("success", (loop.time() - t0) * 1000)
+
+    # --- one rule on one event -----------------------------------------------------------------
+
+    async def _read(self, key: str) -> tuple[int, RuleState]:
+        try:
+            entry = await self.state.get(key)
+        except KeyNotFoundError:
+            return 0, RuleState()
+        try:
+            return entry.revision, _decode_state(entry.value or b"")
+        except msgspec.MsgspecError as exc:
+            log.warning("alert state %s unreadable, starting over: %s", key, exc)
+            return entry.revision, RuleState()
+
+    async def evaluate(self, rule: AlertRule, ev: events.Event) -> AlertChanged | None:
+        """Apply ``ev`` to the rule's state on its device with compare-and-set; publish what it decides."""
+        assert ev.device_id is not None
+        key = state_key(rule.id, ev.device_id)
+        for _ in range(CAS_ATTEMPTS):
+            rev, state = await self._read(key)
+            if state.outbox is not None:
+                await self._flush(key, rev, state)
+                continue
+            new, alert = apply(rule, state, ev, self.settings.instance)
+            if new is state:
+                return None
+            if alert is not None:
+                new = msgspec.structs.replace(new, outbox=alert)
+            try:
+                rev = await self.state.update(key, _encode(new), last=rev)
+            except KeyWrongLastSequenceError:
+                self.perf.error("state_conflict")
+                continue
+            if alert is not None:
+                await self._flush(key, rev, new)
+            return alert
+        raise RuntimeError(f"alert state {key} kept changing under {CAS_ATTEMPTS} attempts")
+
+    async def _flush(self, key: str, rev: int, state: RuleState) -> None:
+        """Publish the state's outbox (unless it is already the last alert on its subject), then clear it."""
+        alert = state.outbox
+        assert alert is not None
+        subject = self.names.alert(alert.device or str(alert.device_id), alert.rule)
+        if not await self._is_last(subject, alert.event_id):
+            await publish_event(self.js, subject, alert)
+            log.info("%s", alert.message)
+        try:
+            await self.state.update(key, _encode(msgspec.structs.replace(state, outbox=None)), last=rev)
+        except KeyWrongLastSequenceError:
+            pass  # someone else moved the state on (and flushed this outbox first)
+
+    async def _is_last(self, subject: str, event_id: uuid.UUID) -> bool:
+        try:
+            msg = await self.js.get_last_msg(self.names.stream_alerts, subject)
+        except NotFoundError:
+            return False
+        return (msg.headers or {}).get(MSG_ID) == str(event_id)
+
+    # --- notifications -------------------------------------------------------------------------
+
+    async def notify_batch(self, msgs: list) -> None:
+        sem = asyncio.Semaphore(self.settings.alerts_webhook_concurrency)
+
+        async def one(msg) -> None:
+            async with sem:
+                try:
+                    ev = events.decode(msg.data)
+                except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+                    log.warning("undecodable alert on %s skipped: %s", msg.subject, exc)
+                    await msg.term()
+                    return
+                try:
+                    if isinstance(ev, AlertChanged):
+                        await self.notify(ev)
+                except Exception as exc:
+                    log.warning("notification of %s failed, redelivered later: %s: %s", ev.event_id,
+                                type(exc).__name__, exc)
+                    await msg.nak(delay=5)
+                    return
+                await msg.ack()
+
+        await asyncio.gather(*(one(m) for m in msgs))
+
+    async def notify(self, alert: AlertChanged) -> NotificationAttempted | None:
+        """Deliver ``alert`` to its rule's webhook and publish the outcome; None without a webhook."""
+        rule = self.rules.rules.get(alert.rule_id)
+        if rule is None or not rule.webhook_url:
+            return None
+        subject = self.names.alert_notification(alert.device or str(alert.device_id), alert.rule)
+        record_id = uuid.uuid5(alert.event_id, "notification")
+        if await self._is_last(subject, record_id):
+            return None  # delivered (or given up on) before a restart
+        s = self.settings
+        t0 = asyncio.get_running_loop().time()
+        outcome = await notify.deliver(
+            self.http, rule.webhook_url, notify.request(alert, rule.webhook_format), s.alerts_webhook_attempts,
+            s.alerts_webhook_timeout_s, s.alerts_webhook_backoff_s, s.alerts_webhook_backoff_max_s)
+        ms = (asyncio.get_running_loop().time() - t0) * 1000
+        url = notify.redact_url(rule.webhook_url)
+        record = NotificationAttempted(
+            event_id=record_id, operation_id=alert.operation_id, device_id=alert.device_id, device=alert.device,
+            occurred_at=events.utcnow(), service=SERVICE, instance=s.instance, trigger="watch",
+            status="success" if outcome.delivered else "error", duration_ms=round(ms, 2),
+            error=outcome.last_error if not outcome.delivered else None, alert_event_id=alert.event_id,
+            rule_id=rule.id, rule=rule.name, alert_state=alert.state, url=url, format=rule.webhook_format,
+            attempts=outcome.attempts, delivered=outcome.delivered, http_status=outcome.http_status,
+            last_error=outcome.last_error,
+        )
+        await publish_event(self.js, subject, record)
+        if outcome.delivered:
+            log.info("%s %s notified at %s (%s, %d attempts)", alert.rule, alert.state, url, rule.webhook_format,
+                     outcome.attempts)
+        else:
+            self.perf.error("webhook_failed")
+            log.error("%s %s NOT notified at %s after %d attempts: %s", alert.rule, alert.state, url,
+                      outcome.attempts, outcome.last_error)
+        return record
+
+    def notify_ack_wait(self) -> float:
+        """Long enough for every attempt and backoff of one delivery."""
+        s = self.settings
+        total = s.alerts_webhook_attempts * (s.alerts_webhook_timeout_s + s.alerts_webhook_backoff_max_s)
+        return max(60.0, total + 30.0)
+
+
+async def run(settings: Settings, stop: asyncio.Event) -> None:
+    """Run the evaluator until ``stop`` is set; INFRAWATCH_ALERTS_* settings come from the environment."""
+    s = alert_settings(settings)
+    names = Names(s.subject_prefix)
+    nc = await connect(s, SERVICE)
+    rules: RuleBook | None = None
+    try:
+        js = nc.jetstream()
+        await ensure(js, s)
+        rules = RuleBook(await js.key_value(names.alert_rules_bucket))
+        await rules.start()
+        state = await js.key_value(names.alert_state_bucket)
+        async with httpx.AsyncClient(follow_redirects=False) as http:
+            ev = Evaluator(s, js, rules, state, http)
+            # Every consumer exists before anything is evaluated, so no alert predates its notifier.
+            subs = [(await ev.subscribe(names.all(kind), getattr(names, attr), s.alerts_durable), ev.evaluate_batch)
+                    for kind, attr in EVALUATED]
+            subs.append((await ev.subscribe(f"{names.prefix}.alert.*.*", names.stream_alerts,
+                                            s.alerts_notify_durable, ev.notify_ack_wait()), ev.notify_batch))
+            tasks = [asyncio.create_task(ev.consume(psub, handle, stop)) for psub, handle in subs]
+            serve_metrics(ev.perf, s)
+            tasks.append(asyncio.create_task(publish_loop(js, s, ev.perf, stop, lambda: _gauges(ev)),
+                                             name="alerts-perf"))
+            log.info("alert evaluator running with %d rules", len(rules.rules))
+            await stop.wait()
+            _, pending = await asyncio.wait(tasks, timeout=s.alerts_batch_wait_s + 10)
+            for t in pending:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+    finally:
+        if rules is not None:
+            await rules.stop()
+        try:
+            await asyncio.wait_for(nc.drain(), timeout=10)
+        except Exception:
+            await nc.close()
+
+
+async def _gauges(ev: Evaluator) -> None:
+    ev.perf.gauge("rules", len(ev.rules.rules), "alert rules known")

@@ -1,0 +1,318 @@
+"""Alert rules (admins manage, everyone reads) and the alerts they fired and resolved.
+
+The ``alert_rules`` table is the record; every change is also put into the rules KV bucket, which
+the evaluator watches (it needs NATS only). The KV write happens inside the database transaction,
+before the commit, and is undone if the commit fails, so the two do not drift apart.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from datetime import datetime, timezone
+from typing import Annotated, Any, Literal
+
+import msgspec
+from fastapi import APIRouter, HTTPException, Path, Query, Response, status
+from nats.js.errors import KeyNotFoundError
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from sqlalchemy import ColumnElement, func, select
+from sqlalchemy.exc import IntegrityError
+
+from schema.models import AlertEvent as AlertRow_, AlertRule as Rule
+from services.alerts.notify import redact_url
+from services.api.deps import AdminKey, JsDep, NamesDep, RegistryDep, SessionDep, ViewerKey, device_filter
+from services.api.keys import Principal
+from services.api.schemas import MAX_PAGE, Page, TimeFilter
+from shared import alert_events
+from shared.alert_events import RISK_RANK, Metric, Operator, WebhookFormat
+from shared.devices import DeviceRegistry
+from shared.names import TOKEN_RE
+
+router = APIRouter(tags=["alerts"])
+
+NAME = r"^[A-Za-z0-9_-]{1,63}$"  # a subject token: infra.alert.<device>.<rule>
+SELECTOR = r"^[^\x00-\x1f\x7f]{1,255}$"
+DAY = 86400
+RiskName = Literal["LOW", "MEDIUM", "HIGH", "CRITICAL"]
+_ERRORS = {404: {"description": "unknown rule"}}
+_DEFAULT_OPERATOR = {"config_risk": ">="}
+
+
+class RuleFields(BaseModel):
+    """Fields an admin sets; see docs/alerts.md for what each metric reads and its selector."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    device: str | None = Field(default=None, max_length=63,
+                               description="device name or UUID; null: every device")
+    selector: str | None = Field(default=None, pattern=SELECTOR,
+                                 description="mount (disk), 1/5/15 (load), or a glob of drive, container, unit, "
+                                             "pool, data type or config type names")
+    operator: Operator | None = None
+    threshold: Annotated[float, Field(allow_inf_nan=False, ge=-1e15, le=1e15)] | RiskName | None = Field(
+        default=None, description="a number; for config_risk also a risk level (LOW=1, MEDIUM=2, HIGH=3, CRITICAL=4)")
+    duration_s: int | None = Field(default=None, ge=0, le=30 * DAY, description="how long the condition must hold")
+    refire_interval_s: int | None = Field(default=None, ge=0, le=365 * DAY,
+                                          description="fire again while still firing at most this often (0: every event)")
+    enabled: bool | None = None
+    webhook_url: str | None = Field(default=None, max_length=2048, pattern=r"^https?://[^\s]+$")
+    webhook_format: WebhookFormat | None = None
+
+    @field_validator("threshold")
+    @classmethod
+    def _rank(cls, v: float | str | None) -> float | None:
+        return float(RISK_RANK[v]) if isinstance(v, str) else v
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _url(cls, v: str | None) -> str | None:
+        if v is not None and redact_url(v) == "<invalid url>":
+            raise ValueError("not a valid URL")
+        return v
+
+
+class RuleCreate(RuleFields):
+    """A rule to create; unset fields take the defaults shown."""
+
+    name: str = Field(pattern=NAME, description="1-63 letters, digits, '-' or '_' (it is a subject token)")
+    metric: Metric
+
+
+class RuleUpdate(RuleFields):
+    """Fields to change; absent fields keep their value (``device``: null means every device)."""
+
+
+class RuleInfo(BaseModel):
+    """A rule; ``webhook_url`` is shown in full to admins only (it may hold a token)."""
+
+    id: uuid.UUID
+    name: str
+    device_id: uuid.UUID | None
+    device: str | None
+    metric: str
+    selector: str | None
+    operator: str
+    threshold: float
+    duration_s: int
+    refire_interval_s: int
+    enabled: bool
+    webhook_url: str | None
+    webhook_format: str
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, row: Rule, registry: DeviceRegistry, principal: Principal) -> "RuleInfo":
+        spec = registry.get(str(row.device_id)) if row.device_id else None
+        url = row.webhook_url
+        if url is not None and not principal.allows("admin"):
+            url = redact_url(url)
+        return cls(id=row.id, name=row.name, device_id=row.device_id, device=spec.name if spec else None,
+                   metric=row.metric, selector=row.selector, operator=row.operator, threshold=row.threshold,
+                   duration_s=row.duration_s, refire_interval_s=row.refire_interval_s, enabled=row.enabled,
+                   webhook_url=url, webhook_format=row.webhook_format, created_at=row.created_at,
+                   updated_at=row.updated_at)
+
+
+class AlertInfo(BaseModel):
+    """One alert fired or resolved."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    time: datetime
+    event_id: uuid.UUID
+    rule_id: uuid.UUID
+    rule_name: str
+    device_id: uuid.UUID
+    metric: str
+    state: str
+    value: float
+    threshold: float
+    operator: str
+    since: datetime
+    refire: bool
+    detail: str | None
+    message: str | None
+
+
+def _wire(row: Rule) -> alert_events.AlertRule:
+    return alert_events.AlertRule(
+        id=row.id, name=row.name, device_id=row.device_id, metric=row.metric, selector=row.selector,  # type: ignore[arg-type]
+        operator=row.operator, threshold=row.threshold, duration_s=row.duration_s,  # type: ignore[arg-type]
+        refire_interval_s=row.refire_interval_s, enabled=row.enabled, webhook_url=row.webhook_url,
+        webhook_format=row.webhook_format, updated_at=row.updated_at,  # type: ignore[arg-type]
+    )
+
+
+def _check(row: Rule) -> None:
+    if row.metric == "load" and row.selector not in (None, "1", "5", "15"):
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "the load selector is 1, 5 or 15 (minutes)")
+    if not math.isfinite(row.threshold):
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "threshold must be finite")
+
+
+def _set(row: Rule, fields: dict[str, Any], registry: DeviceRegistry) -> None:
+    if "device" in fields:
+        device = fields.pop("device")
+        try:
+            row.device_id = device_filter(registry, device) if device is not None else None
+        except HTTPException as exc:
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, exc.detail) from None
+    for k, v in fields.items():
+        setattr(row, k, v)
+    row.updated_at = datetime.now(timezone.utc)
+
+
+async def _mirror(js, names, row: Rule | None, key: str) -> bytes | None:
+    """Put (or, for None, delete) the rule in the KV bucket; returns the previous value, for an undo."""
+    kv = await js.key_value(names.alert_rules_bucket)
+    try:
+        previous = (await kv.get(key)).value
+    except KeyNotFoundError:
+        previous = None
+    if row is None:
+        await kv.delete(key)
+    else:
+        await kv.put(key, msgspec.json.encode(_wire(row)))
+    return previous
+
+
+async def _undo(js, names, key: str, previous: bytes | None) -> None:
+    kv = await js.key_value(names.alert_rules_bucket)
+    if previous is None:
+        await kv.delete(key)
+    else:
+        await kv.put(key, previous)
+
+
+async def _commit(session, js, names, row: Rule | None, key: str) -> None:
+    """Flush, mirror to KV, commit; a name clash is 409; a failed commit undoes the KV write."""
+    try:
+        await session.flush()
+    except IntegrityError as exc:
+        await session.rollback()
+        raise HTTPException(status.HTTP_409_CONFLICT, "a rule with this name exists") from exc
+    previous = await _mirror(js, names, row, key)
+    try:
+        await session.commit()
+    except BaseException:
+        await _undo(js, names, key, previous)
+        raise
+
+
+async def _get(session, rule: str) -> Rule:
+    try:
+        where = Rule.id == uuid.UUID(rule)
+    except ValueError:
+        where = Rule.name == rule
+    row = await session.scalar(select(Rule).where(where))
+    if row is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"rule {rule!r} not found")
+    return row
+
+
+RulePath = Annotated[str, Path(max_length=63, description="rule id or name")]
+
+
+@router.post("/rules", status_code=status.HTTP_201_CREATED, responses={409: {"description": "name taken"}})
+async def create_rule(body: RuleCreate, principal: AdminKey, session: SessionDep, js: JsDep, names: NamesDep,
+                      registry: RegistryDep) -> RuleInfo:
+    """Create a rule; the evaluator applies it to the next events."""
+    fields = body.model_dump(exclude_unset=True, exclude={"name", "metric"})
+    row = Rule(id=uuid.uuid4(), name=body.name, metric=body.metric, device_id=None, selector=None,
+               operator=_DEFAULT_OPERATOR.get(body.metric, ">"), threshold=0.0, duration_s=0, refire_interval_s=3600,
+               enabled=True, webhook_url=None, webhook_format="json", created_at=datetime.now(timezone.utc))
+    _set(row, {k: v for k, v in fields.items() if v is not None or k == "device"}, registry)
+    _check(row)
+    session.add(row)
+    await _commit(session, js, names, row, str(row.id))
+    return RuleInfo.of(row, registry, principal)
+
+
+@router.get("/rules")
+async def list_rules(
+    principal: ViewerKey, session: SessionDep, registry: RegistryDep,
+    metric: Annotated[Metric | None, Query()] = None,
+    device: Annotated[str | None, Query(max_length=63, description="name or UUID: its rules and fleet-wide ones")] = None,
+    enabled: bool | None = None,
+) -> list[RuleInfo]:
+    """Every rule, by name."""
+    query = select(Rule).order_by(Rule.name)
+    if metric is not None:
+        query = query.where(Rule.metric == metric)
+    if enabled is not None:
+        query = query.where(Rule.enabled == enabled)
+    if device is not None:
+        device_id = device_filter(registry, device)
+        query = query.where((Rule.device_id == device_id) | Rule.device_id.is_(None))
+    return [RuleInfo.of(r, registry, principal) for r in await session.scalars(query)]
+
+
+@router.get("/rules/{rule}", responses=_ERRORS)
+async def get_rule(rule: RulePath, principal: ViewerKey, session: SessionDep, registry: RegistryDep) -> RuleInfo:
+    """One rule by id or name."""
+    return RuleInfo.of(await _get(session, rule), registry, principal)
+
+
+@router.patch("/rules/{rule}", responses={**_ERRORS, 409: {"description": "name taken"}})
+async def update_rule(rule: RulePath, body: RuleUpdate, principal: AdminKey, session: SessionDep, js: JsDep,
+                      names: NamesDep, registry: RegistryDep) -> RuleInfo:
+    """Change a rule's fields (not its name or metric); the state of its alerts carries on."""
+    row = await _get(session, rule)
+    fields = body.model_dump(exclude_unset=True)
+    for required in ("operator", "threshold", "duration_s", "refire_interval_s", "enabled", "webhook_format"):
+        if required in fields and fields[required] is None:
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"{required} cannot be null")
+    _set(row, fields, registry)
+    _check(row)
+    await _commit(session, js, names, row, str(row.id))
+    return RuleInfo.of(row, registry, principal)
+
+
+@router.delete("/rules/{rule}", status_code=status.HTTP_204_NO_CONTENT, responses=_ERRORS)
+async def delete_rule(rule: RulePath, _: AdminKey, session: SessionDep, js: JsDep, names: NamesDep) -> Response:
+    """Delete a rule; it stops being evaluated (its alerts stay in the history, unresolved ones too)."""
+    row = await _get(session, rule)
+    await session.delete(row)
+    await _commit(session, js, names, None, str(row.id))
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+def _window(column, window: TimeFilter) -> list[ColumnElement[bool]]:
+    where = []
+    if window.start is not None:
+        where.append(column >= window.start)
+    if window.end is not None:
+        where.append(column < window.end)
+    return where
+
+
+@router.get("/alerts", responses={404: {"description": "unknown device"}})
+async def list_alerts(
+    _: ViewerKey, registry: RegistryDep, session: SessionDep,
+    window: Annotated[TimeFilter, Query()],
+    device: Annotated[str | None, Query(max_length=63, description="name or UUID")] = None,
+    rule: Annotated[str | None, Query(max_length=63, description="rule id or name")] = None,
+    state: Annotated[Literal["fired", "resolved"] | None, Query()] = None,
+    page: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1,
+    page_size: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> Page[AlertInfo]:
+    """Alerts fired and resolved, newest first."""
+    where = _window(AlertRow_.time, window)
+    device_id = device_filter(registry, device)
+    if device_id is not None:
+        where.append(AlertRow_.device_id == device_id)
+    if rule is not None:
+        try:
+            where.append(AlertRow_.rule_id == uuid.UUID(rule))
+        except ValueError:
+            if not TOKEN_RE.match(rule):
+                raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "rule is an id or a name") from None
+            where.append(AlertRow_.rule_name == rule)
+    if state is not None:
+        where.append(AlertRow_.state == state)
+    total = await session.scalar(select(func.count()).select_from(AlertRow_).where(*where)) or 0
+    rows = await session.scalars(select(AlertRow_).where(*where).order_by(AlertRow_.time.desc(), AlertRow_.event_id)
+                                 .offset((page - 1) * page_size).limit(page_size))
+    return Page[AlertInfo].of([AlertInfo.model_validate(r) for r in rows], total, page, page_size)

@@ -1,0 +1,92 @@
+"""Rules through the API: stored in the database, mirrored to the rules KV bucket, evaluated; alerts read back."""
+
+from __future__ import annotations
+
+import uuid
+
+import msgspec
+
+from shared.alert_events import AlertRule
+from shared.names import Names
+from shared.publish import publish_event
+from tests.alerts.conftest import wait_caught_up
+from tests.alerts.factories import cpu
+from tests.api.conftest import auth
+from tests.util import fetchval, wait_until
+
+
+async def _kv_rule(js, settings, rule_id: str) -> AlertRule | None:
+    kv = await js.key_value(Names(settings.subject_prefix).alert_rules_bucket)
+    try:
+        return msgspec.json.decode((await kv.get(rule_id)).value, type=AlertRule)
+    except Exception:
+        return None
+
+
+async def test_rules_are_stored_and_mirrored_to_kv(client, keys, js, settings, device):
+    admin, viewer = auth(keys["admin"]), auth(keys["viewer"])
+    body = {"name": "disk-data", "metric": "disk", "selector": "/data", "threshold": 85, "duration_s": 300,
+            "device": "web-1", "webhook_url": "https://hooks.example.com/services/T0/B0/s3cr3t",
+            "webhook_format": "slack"}
+    r = await client.post("/rules", json=body, headers=admin)
+    assert r.status_code == 201, r.text
+    created = r.json()
+    assert (created["device_id"], created["device"], created["operator"], created["refire_interval_s"]) == \
+           (device["id"], "web-1", ">", 3600)
+    assert created["webhook_url"] == body["webhook_url"]
+    assert await fetchval(settings.database_url, "SELECT count(*) FROM alert_rules WHERE name = 'disk-data'") == 1
+    wire = await _kv_rule(js, settings, created["id"])
+    assert wire is not None and (wire.metric, wire.selector, wire.threshold, wire.duration_s, str(wire.device_id)) == \
+           ("disk", "/data", 85, 300, device["id"])
+
+    seen = (await client.get(f"/rules/{created['id']}", headers=viewer)).json()
+    assert seen["webhook_url"] == "https://hooks.example.com/…"  # a viewer never sees the token
+    assert (await client.get("/rules/disk-data", headers=viewer)).json()["id"] == created["id"]
+    assert [x["name"] for x in (await client.get("/rules?device=web-1", headers=viewer)).json()] == ["disk-data"]
+
+    assert (await client.post("/rules", json=body, headers=admin)).status_code == 409
+    bad = [{"name": "x", "metric": "load", "selector": "7"}, {"name": "a.b", "metric": "cpu"},
+           {"name": "x", "metric": "cpu", "device": "ghost"}, {"name": "x", "metric": "nope"},
+           {"name": "x", "metric": "cpu", "webhook_url": "ftp://x"}, {"name": "x", "metric": "cpu", "threshold": "HIGH"}]
+    for b in bad[:-1]:
+        assert (await client.post("/rules", json=b, headers=admin)).status_code == 422, b
+    risk = await client.post("/rules", json={"name": "risky", "metric": "config_risk", "threshold": "HIGH"},
+                             headers=admin)
+    assert risk.status_code == 201 and (risk.json()["threshold"], risk.json()["operator"]) == (3, ">=")
+
+    r = await client.patch(f"/rules/{created['id']}", json={"threshold": 90, "device": None, "enabled": False},
+                           headers=admin)
+    assert r.status_code == 200 and r.json()["device_id"] is None
+    wire = await _kv_rule(js, settings, created["id"])
+    assert (wire.threshold, wire.device_id, wire.enabled) == (90, None, False)
+
+    assert (await client.delete("/rules/disk-data", headers=admin)).status_code == 204
+    assert await _kv_rule(js, settings, created["id"]) is None
+    assert (await client.get("/rules/disk-data", headers=viewer)).status_code == 404
+
+
+async def test_a_rule_made_through_the_api_fires_and_the_alert_is_read_back(client, keys, js, settings, device,
+                                                                            services):
+    admin, viewer = auth(keys["admin"]), auth(keys["viewer"])
+    r = await client.post("/rules", json={"name": "cpu-hot", "metric": "cpu", "threshold": 90, "duration_s": 30},
+                          headers=admin)
+    assert r.status_code == 201, r.text
+    services.writer()
+    await services.evaluator()
+    subject = Names(settings.subject_prefix).collected("web-1", "system_metrics")
+    dev = uuid.UUID(device["id"])
+    for seconds, value in ((0, 95), (30, 96), (60, 20)):
+        await publish_event(js, subject, cpu(dev, seconds, value, device="web-1"))
+    await wait_caught_up(js, settings)
+
+    async def two():
+        page = (await client.get("/alerts?device=web-1&rule=cpu-hot", headers=viewer)).json()
+        return page if page["total_count"] == 2 else None
+
+    page = await wait_until(two, timeout=60, what="two alerts in the API")
+    assert [(a["state"], a["value"]) for a in page["items"]] == [("resolved", 20), ("fired", 96)]
+    fired = (await client.get("/alerts?state=fired", headers=viewer)).json()["items"]
+    assert len(fired) == 1 and fired[0]["since"].startswith("2026-03-01T12:00:00")
+    timeline = (await client.get("/devices/web-1/timeline?start=2026-03-01T00:00:00Z&end=2026-03-02T00:00:00Z",
+                                 headers=viewer)).json()
+    assert [e["detail"]["state"] for e in timeline["items"] if e["kind"] == "alert"] == ["fired", "resolved"]

@@ -1,0 +1,43 @@
+"""The evaluator's /metrics passes the Prometheus text parser and its perf rows reach the database."""
+
+from __future__ import annotations
+
+import asyncio
+import urllib.request
+import uuid
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from shared.embedded import free_port
+from shared.names import Names
+from shared.publish import publish_event
+from tests.alerts.conftest import put_rule, wait_caught_up
+from tests.alerts.factories import cpu, rule
+from tests.util import fetch, wait_until
+
+
+async def test_metrics_parse_and_perf_rows_are_written(settings, js, services):
+    port = free_port()
+    await put_rule(js, settings, rule(threshold=90))
+    services.writer()
+    await services.evaluator(metrics_port=port, perf_interval_s=1.0)
+    await publish_event(js, Names(settings.subject_prefix).collected("dev1", "system_metrics"),
+                        cpu(uuid.uuid4(), 0, 10))
+    await wait_caught_up(js, settings)
+
+    async def perf_row():
+        rows = await fetch(settings.database_url, "SELECT * FROM service_performance_metrics "
+                                                 "WHERE service_name = 'alerts' AND operations_total > 0")
+        return rows[0] if rows else None
+
+    row = await wait_until(perf_row, timeout=60, what="an alerts perf row with operations")
+    assert row["instance"] == "alerts-1" and row["operations_successful"] >= 1
+
+    def scrape() -> str:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+            return r.read().decode()
+
+    families = {f.name: f for f in text_string_to_metric_families(await asyncio.to_thread(scrape))}
+    ops = [s for s in families["infrawatch_operations"].samples if s.name == "infrawatch_operations_total"]
+    assert ops and ops[0].labels["service"] == "alerts" and ops[0].value >= 1
+    assert "infrawatch_rules" in families
