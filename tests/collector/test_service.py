@@ -11,6 +11,7 @@ import pytest_asyncio
 from nats.errors import NoRespondersError
 
 from services.collector.service import Collector, CollectorStats, run
+from services.collector.settings import CollectorSettings
 from shared import events
 from shared.devices import register, remove
 from shared.embedded import free_port
@@ -23,12 +24,17 @@ pytestmark = pytest.mark.ssh
 WAIT_S = 10  # upper bound for waiting on events, not a performance assertion
 
 
+def only(settings, *data_types: str, **more) -> CollectorSettings:
+    """The collector's settings polling only ``data_types``."""
+    return CollectorSettings(**{**settings.model_dump(), "collector_data_types": list(data_types), **more})
+
+
 @pytest_asyncio.fixture
 async def collector_running(ssh_settings):
-    """The service running as a task; yields its stats."""
+    """The service (system_metrics only) running as a task; yields its stats."""
     stop = asyncio.Event()
     stats = CollectorStats()
-    task = asyncio.create_task(run(ssh_settings, stop, stats=stats))
+    task = asyncio.create_task(run(only(ssh_settings, "system_metrics"), stop, stats=stats))
     yield stats
     stop.set()
     await asyncio.wait_for(task, timeout=30)
@@ -87,7 +93,8 @@ async def test_polls_refreshes_and_isolates_failures(ssh_settings, ssh_server, n
     assert collector_running.polls >= 2 and collector_running.refreshes == 1 and collector_running.failures >= 1
 
 
-async def test_fresh_cache_skips_the_poll(ssh_settings, ssh_server, js, collector_running) -> None:
+async def test_fresh_cache_schedules_the_first_poll_later(ssh_settings, ssh_server, js, collector_running) -> None:
+    """A value cached a moment ago (another instance, a refresh) is not collected again at start."""
     names = Names(ssh_settings.subject_prefix)
     spec = ssh_spec(ssh_server, name="cachedhost")
     fresh = events.new_event(
@@ -98,12 +105,67 @@ async def test_fresh_cache_skips_the_poll(ssh_settings, ssh_server, js, collecto
     await kv.put(Names.cache_key(spec.name, "system_metrics"), events.encode(fresh))
     sub = await js.subscribe(names.collected(spec.name, "system_metrics"), ordered_consumer=True)
     await register(js, names, spec, "test", "test")
-    async with asyncio.timeout(WAIT_S):
-        while collector_running.skipped_fresh == 0:
-            await asyncio.sleep(0.1)
+    with pytest.raises(Exception):  # nothing is collected while the cached value is fresh
+        await sub.next_msg(timeout=4)
     assert collector_running.polls == 0
-    with pytest.raises(Exception):  # nothing was collected
-        await sub.next_msg(timeout=0.5)
+
+
+async def test_poll_after_a_refresh_is_skipped_with_an_event(ssh_settings, ssh_server, nc, js) -> None:
+    names = Names(ssh_settings.subject_prefix)
+    settings = only(ssh_settings, "system_metrics", collector_interval_overrides={"system_metrics": 4},
+                    collector_first_poll_within_s=0.1, collector_jitter_fraction=0.0)
+    stop, stats = asyncio.Event(), CollectorStats()
+    task = asyncio.create_task(run(settings, stop, stats=stats))
+    try:
+        spec = ssh_spec(ssh_server, name="skippy")
+        sub = await js.subscribe(names.collected(spec.name, "system_metrics"), ordered_consumer=True)
+        await register(js, names, spec, "test", "test")
+        polled = await next_event(sub)
+        assert polled.trigger == "poll" and not polled.skipped_fresh
+        op = uuid.uuid4()
+        request = events.new_event(RefreshRequested, operation_id=op, device_id=spec.id, device=spec.name,
+                                   data_type="system_metrics", service="test", instance="test", trigger="api")
+        await nc.publish(names.refresh(spec.name, "system_metrics"), events.encode(request))
+        refreshed = await next_event(sub)
+        assert refreshed.operation_id == op
+        skipped = await next_event(sub)
+        assert (skipped.trigger, skipped.status, skipped.skipped_fresh) == ("poll", "success", True)
+        assert skipped.payload is None and skipped.ssh_command_count == 0
+        assert stats.skipped_fresh == 1 and stats.operations["skipped_fresh"] == 1
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, timeout=30)
+
+
+async def test_concurrent_refreshes_are_coalesced(ssh_settings, ssh_server, nc, js) -> None:
+    names = Names(ssh_settings.subject_prefix)
+    settings = only(ssh_settings, "system_metrics", collector_interval_overrides={"system_metrics": 3600})
+    stop, stats = asyncio.Event(), CollectorStats()
+    task = asyncio.create_task(run(settings, stop, stats=stats))
+    try:
+        spec = ssh_spec(ssh_server, name="busy")
+        sub = await js.subscribe(names.collected(spec.name, "system_metrics"), ordered_consumer=True)
+        await register(js, names, spec, "test", "test")
+        ops = [uuid.uuid4() for _ in range(3)]
+        for op in ops:
+            request = events.new_event(RefreshRequested, operation_id=op, device_id=spec.id, device=spec.name,
+                                       data_type="system_metrics", service="test", instance="test", trigger="api")
+            await nc.publish(names.refresh(spec.name, "system_metrics"), events.encode(request))
+        seen: dict = {}
+        async with asyncio.timeout(WAIT_S * 3):
+            while not set(ops) <= set(seen):
+                ev = events.decode((await sub.next_msg(timeout=WAIT_S)).data)
+                seen[ev.operation_id] = ev
+        answers = [seen[op] for op in ops]
+        assert all(a.status == "success" and a.payload is not None for a in answers)
+        leaders = {a.served_by or a.operation_id for a in answers}
+        assert len(leaders) == 1  # one collection answered all three
+        followers = [a for a in answers if a.served_by is not None]
+        assert len(followers) >= 2 and all(f.ssh_command_count == 0 for f in followers)
+        assert stats.coalesced >= 2
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, timeout=30)
 
 
 async def test_refresh_for_unknown_device_is_refused(ssh_settings, nc, js, collector_running) -> None:
@@ -132,7 +194,7 @@ async def test_refresh_for_unknown_device_is_refused(ssh_settings, nc, js, colle
 
 async def test_registry_changes_restart_and_stop_devices(ssh_settings, ssh_server, js) -> None:
     names = Names(ssh_settings.subject_prefix)
-    collector = Collector(ssh_settings, js, await js.key_value(names.cache_bucket))
+    collector = Collector(only(ssh_settings, "system_metrics"), js, await js.key_value(names.cache_bucket))
     spec = ssh_spec(ssh_server, name="changing")
 
     def change(action, s):
@@ -158,7 +220,7 @@ async def test_stops_cleanly_with_devices_registered(ssh_settings, ssh_server, j
     await register(js, names, ssh_spec(ssh_server, name="two"), "test", "test")
     stop = asyncio.Event()
     stats = CollectorStats()
-    task = asyncio.create_task(run(ssh_settings, stop, stats=stats))
+    task = asyncio.create_task(run(only(ssh_settings, "system_metrics"), stop, stats=stats))
     sub = await js.subscribe(names.collected("two", "system_metrics"), ordered_consumer=True)
     assert (await next_event(sub)).status == "success"
     stop.set()
