@@ -41,6 +41,7 @@ class Perf:
         self._gauges: dict[str, Gauge] = {}
         self._gauge_values: dict[str, float] = {}
         self.cache_size_entries: int | None = None
+        self._totals: dict[tuple[str, object], int] = {}
         self._reset()
 
     def _reset(self) -> None:
@@ -69,6 +70,14 @@ class Perf:
         """Add to one of COUNTERS (connections, commands, bytes, database writes…)."""
         self.w_counters[name] += n
         self._counters[name].labels(self.service).inc(n)
+
+    def observe_total(self, name: str, total: int, key: object = None) -> None:
+        """Feed a running total kept elsewhere (e.g. a transport's commands); the increase is added."""
+        k = (name, key)
+        last = self._totals.get(k, 0)
+        if total > last:
+            self.add(name, total - last)
+        self._totals[k] = total
 
     def error(self, error_type: str) -> None:
         self.w_errors[error_type] = self.w_errors.get(error_type, 0) + 1

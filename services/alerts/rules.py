@@ -56,11 +56,11 @@ def _count(bad: list[str], what: str) -> Reading:
 
 # metric -> (data type it reads, fn(rule, payload) -> Reading | None)
 def _cpu(rule: AlertRule, p: Any) -> Reading | None:
-    return Reading(float(p.cpu_percent), "cpu")
+    return Reading(float(p.cpu_percent))
 
 
 def _memory(rule: AlertRule, p: Any) -> Reading | None:
-    return Reading(float(p.memory_percent), "memory")
+    return Reading(float(p.memory_percent))
 
 
 def _disk(rule: AlertRule, p: Any) -> Reading | None:

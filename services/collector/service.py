@@ -269,22 +269,21 @@ class Collector:
                     settings=self.settings, force_refresh=force_refresh,
                     previous=await self._previous_payload(dev, data_type),
                 )
-            self.stats.operations[ev.status] += 1
-            if ev.status in ("error", "unsupported"):
-                self.stats.failures += 1
-            elif getattr(ev, "payload", None) is not None:
-                self._previous[key] = ev.payload
-            await self._check_host_key(dev)
-            await self._publish(dev, data_type, ev, cache=ev.status in ("success", "partial"))
-            future.set_result(ev)
-            return ev
         except BaseException as exc:
-            if not future.done():
-                future.set_exception(exc)
-                future.exception()  # retrieved: no "never retrieved" warning when nobody joined
+            future.set_exception(exc)
+            future.exception()  # retrieved: no "never retrieved" warning when nobody joined
             raise
         finally:
-            self._inflight.pop(key, None)
+            self._inflight.pop(key, None)  # from now on a request gets a collection of its own
+        future.set_result(ev)
+        self.stats.operations[ev.status] += 1
+        if ev.status in ("error", "unsupported"):
+            self.stats.failures += 1
+        elif getattr(ev, "payload", None) is not None:
+            self._previous[key] = ev.payload
+        await self._check_host_key(dev)
+        await self._publish(dev, data_type, ev, cache=ev.status in ("success", "partial"))
+        return ev
 
     async def _join(self, dev: _Device, data_type: str, running: asyncio.Future, trigger: Trigger,
                     operation_id: uuid.UUID | None, force_refresh: bool) -> Collected:

@@ -28,6 +28,7 @@ from shared.envelope import Trigger
 from shared.events import DeviceSpec
 from shared.names import Names
 from shared.payloads.config import WatchMode
+from shared.perf import Perf
 from shared.publish import publish_event
 from shared.transport import TransportError, make_transport, open_stream
 
@@ -70,8 +71,10 @@ class RemoteError(Exception):
 class DeviceWatcher:
     """Watches one device's files until cancelled."""
 
-    def __init__(self, spec: DeviceSpec, settings: WatcherSettings, js: JetStreamContext, state: WatchState) -> None:
+    def __init__(self, spec: DeviceSpec, settings: WatcherSettings, js: JetStreamContext, state: WatchState,
+                 perf: Perf | None = None) -> None:
         self.spec = spec
+        self.perf = perf
         self.settings = settings
         self.js = js
         self.names = Names(settings.subject_prefix)
@@ -371,6 +374,9 @@ class DeviceWatcher:
             ev.detection_latency_ms = round(ev.detection_latency_ms + (time.time() - decided_at) * 1000, 1)
         ack = await publish_event(self.js, self.names.config(self.spec.name, ev.config_type), ev)
         self.published += 1
+        if self.perf is not None:
+            self.perf.operation(ev.status, ev.detection_latency_ms or 0.0)
+            self.perf.add("data_collected_bytes", ev.size or 0)
         log.info("%s: %s %s%s (%s, risk %s)", self.spec.name, ev.change_type, ev.path,
                  f" (from {ev.old_path})" if ev.old_path else "", ev.config_type,
                  ev.impact.risk_level if ev.impact else "-")

@@ -19,6 +19,7 @@ from shared.devices import DeviceRegistry
 from shared.events import DeviceChanged, DeviceSpec
 from shared.names import Names
 from shared.nats_conn import connect
+from shared.perf import Perf, publish_loop, serve_metrics
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -41,6 +42,15 @@ class Watcher:
         self.js = js
         self.kv = kv
         self.devices: dict[uuid.UUID, _Running] = {}
+        self.perf = Perf(SERVICE)
+
+    async def sample(self) -> None:
+        """Bring the SSH counters of every device's transport into the perf counters."""
+        for device_id, running in self.devices.items():
+            t = running.watcher.transport
+            for name in ("connections_created", "connections_reused", "commands_executed"):
+                self.perf.observe_total(f"ssh_{name}", getattr(t, name, 0), device_id)
+        self.perf.gauge("devices_watched", len(self.devices), "devices this instance watches")
 
     async def on_device_changed(self, ev: DeviceChanged) -> None:
         spec = ev.spec
@@ -55,7 +65,7 @@ class Watcher:
             if current.spec == spec:
                 return
             await self._stop(spec.id)
-        watcher = DeviceWatcher(spec, self.settings, self.js, WatchState(self.kv, spec.name))
+        watcher = DeviceWatcher(spec, self.settings, self.js, WatchState(self.kv, spec.name), self.perf)
         task = asyncio.create_task(watcher.run(), name=f"watch-{spec.name}")
         self.devices[spec.id] = _Running(spec, watcher, task)
 
@@ -87,7 +97,8 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
         registry.on_change(watcher.on_device_changed)
         await registry.start()
         log.info("watcher running: %d devices", len(watcher.devices))
-        await stop.wait()
+        serve_metrics(watcher.perf, ws)
+        await publish_loop(js, ws, watcher.perf, stop, watcher.sample)
     finally:
         if registry is not None:
             await registry.stop()

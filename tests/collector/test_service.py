@@ -146,6 +146,7 @@ async def test_concurrent_refreshes_are_coalesced(ssh_settings, ssh_server, nc, 
         spec = ssh_spec(ssh_server, name="busy")
         sub = await js.subscribe(names.collected(spec.name, "system_metrics"), ordered_consumer=True)
         await register(js, names, spec, "test", "test")
+        assert (await next_event(sub)).trigger == "poll"  # the device is known to the collector now
         ops = [uuid.uuid4() for _ in range(3)]
         for op in ops:
             request = events.new_event(RefreshRequested, operation_id=op, device_id=spec.id, device=spec.name,
