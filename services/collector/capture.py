@@ -36,6 +36,38 @@ def sbin(argv: list[str]) -> list[str]:
     return ["sh", "-c", SBIN_SCRIPT, "sh", *argv]
 
 
+# Runs fixed commands one after the other in one shell and prints their outputs as a capture
+# file, so a multi-command type costs one channel (one remote shell start) instead of one per
+# command. Each command's stdout and stderr go to files in a private temporary directory first,
+# so the sections stay apart and every exit status is known.
+BATCH_PRELUDE = r"""t=$(mktemp -d 2>/dev/null || mktemp -d -t iw.XXXXXX) || { echo "mktemp failed" >&2; exit 125; }
+trap 'rm -rf "$t"' EXIT
+section() {
+  name=$1; shift
+  "$@" >"$t/o" 2>"$t/e" </dev/null
+  rc=$?
+  printf '@@@ %s exit=%s\n' "$name" "$rc"
+  cat "$t/o"
+  [ -s "$t/o" ] && [ "$(tail -c 1 "$t/o")" != "" ] && echo
+  if [ -s "$t/e" ]; then
+    printf '@@@ %s stderr\n' "$name"
+    cat "$t/e"
+    [ "$(tail -c 1 "$t/e")" != "" ] && echo
+  fi
+  return 0
+}
+"""
+
+
+def batch_argv(commands: dict[str, list[str]]) -> list[str]:
+    """One ``sh -c`` command running ``commands`` in order and printing a capture file. The
+    commands are the data type's fixed constants, each word quoted; nothing comes from input."""
+    import shlex
+
+    lines = [f"section {shlex.quote(name)} {shlex.join(argv)}" for name, argv in commands.items()]
+    return ["sh", "-c", BATCH_PRELUDE + "\n".join(lines) + "\n"]
+
+
 @dataclass(frozen=True)
 class Output:
     """One command's result as the parser sees it."""

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
-from services.collector.capture import Output
+from services.collector.capture import Output, batch_argv, read
 from services.collector.registry import DATA_TYPES
 from services.collector.types.errors import CommandFailed, ParseError, Unsupported
 from shared.events import Collected, DeviceSpec, Status, Trigger, new_event
@@ -140,6 +140,22 @@ class Session:
         self.outputs[name] = out
         return out
 
+    async def run_batch(self, commands: dict[str, list[str]]) -> dict[str, Output]:
+        """Run fixed commands one after the other on ONE channel (capture.batch_argv); when the
+        batch is killed or cut short, the commands it did not report are marked so."""
+        out = await self.run(self.module.NAME, batch_argv(commands))
+        self.outputs.pop(self.module.NAME, None)
+        try:
+            found = read(out.stdout) if out.exit_status == 0 or out.killed or out.truncated else {}
+        except ParseError:
+            found = {}
+        if out.exit_status not in (0, None) and not found:
+            raise CommandFailed(out.failure())
+        for name in commands:
+            self.outputs[name] = found.get(name) or Output(
+                name, stderr=out.stderr, exit_status=None, killed=out.killed, truncated=out.truncated)
+        return {n: self.outputs[n] for n in commands}
+
     async def run_all(self, commands: dict[str, list[str]]) -> dict[str, Output]:
         """Run several commands at once, each on its own channel of the same connection."""
         results = await asyncio.gather(*(self.run(n, a) for n, a in commands.items()), return_exceptions=True)
@@ -166,10 +182,13 @@ async def run_module(session: Session, module: ModuleType) -> Outcome:
     if hasattr(module, "ARGV"):
         out = await session.run(module.NAME, list(module.ARGV))
         return interpret(module, out)
-    if hasattr(module, "gather"):
-        await module.gather(session)
-    else:
-        await session.run_all(module.COMMANDS)
+    try:
+        if hasattr(module, "gather"):
+            await module.gather(session)
+        else:
+            await session.run_batch(module.COMMANDS)
+    except CommandFailed as exc:
+        return Outcome("error", error=str(exc))
     return interpret_outputs(module, session.outputs)
 
 
