@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import sys
 import uuid
@@ -166,6 +167,31 @@ async def _with_js(fn):
         return await fn(settings, js)
     finally:
         await nc.close()
+
+
+@app.command()
+def status(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Streams, consumers with their lag, KV buckets, devices and which services are alive."""
+    import dataclasses
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from services.status import gather
+
+    st = asyncio.run(_with_js(lambda settings, js: gather(js, settings)))
+    if as_json:
+        typer.echo(json.dumps(dataclasses.asdict(st), indent=2, default=str))
+        return
+    console = Console()
+    for title, rows in (("streams", st.streams), ("consumers", st.consumers), ("KV buckets", st.buckets),
+                        ("devices", st.devices), ("services", st.services)):
+        table = Table(title=title, title_justify="left")
+        for col in (rows[0].keys() if rows else ["(none)"]):
+            table.add_column(col)
+        for r in rows:
+            table.add_row(*("-" if v is None else str(v) for v in r.values()))
+        console.print(table)
 
 
 @device_app.command("add")

@@ -64,3 +64,31 @@ def test_apikey_create_refuses_an_unknown_role(env):
 def test_cli_says_plainly_when_nats_is_unreachable(env):
     r = runner.invoke(app, ["device", "list"], env={**env, "INFRAWATCH_NATS_URL": "nats://127.0.0.1:1"})
     assert r.exit_code == 1 and "cannot reach NATS" in r.output
+
+
+async def test_status_lists_streams_consumers_devices_and_live_services(env, settings, js):
+    from services.writer.service import run
+
+    stop = asyncio.Event()
+    task = asyncio.create_task(run(settings.model_copy(update={"perf_interval_s": 0.5}), stop))
+    try:
+        await asyncio.to_thread(runner.invoke, app, ["device", "add", "box1"], env=env)
+
+        async def ready():
+            r = await asyncio.to_thread(runner.invoke, app, ["status", "--json"], env=env)
+            st = json.loads(r.stdout)
+            writer = next(s for s in st["services"] if s["service"] == "writer")
+            return st if writer["alive"] else None
+
+        from tests.util import wait_until
+
+        st = await wait_until(ready, timeout=30, what="the writer reported alive")
+        assert {s["stream"] for s in st["streams"]} >= {f"{settings.subject_prefix.upper()}_COLLECTED"}
+        assert any(c["consumer"] == settings.writer_durable and c["lag"] == 0 for c in st["consumers"])
+        assert [d["device"] for d in st["devices"]] == ["box1"]
+        assert next(s for s in st["services"] if s["service"] == "collector")["alive"] is False
+        table = await asyncio.to_thread(runner.invoke, app, ["status"], env=env)
+        assert table.exit_code == 0 and "consumers" in table.stdout and "box1" in table.stdout
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 30)

@@ -6,8 +6,8 @@ outputs under tests/collector/testdata/<type>/.
 
 A module has NAME, EVENT, TIMEOUT_S (per command), RETRIES, INTERVAL_S, FRESHNESS_S and a
 pure ``parse(text)``, and one of: ``ARGV`` (a single command; ``parse`` reads its stdout),
-``COMMANDS`` (fixed commands run at once) or ``async gather(session)`` (commands chosen as it
-goes); with several commands ``parse`` reads a capture file (services.collector.capture) and
+``COMMANDS`` (fixed commands, run one after the other by one shell on one channel) or
+``async gather(session)`` (commands chosen as it goes, each on its own channel); with several commands ``parse`` reads a capture file (services.collector.capture) and
 ``parse_outputs(outputs)`` the same outputs in memory. Optional: ``with_previous(previous,
 payload)``, a pure function of the last successful payload.
 """

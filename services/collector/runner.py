@@ -1,9 +1,10 @@
 """The one wrapper every data type runs through: commands, retries, parse, and the event.
 
 A data type module either has ``ARGV`` (one command; ``parse(stdout)``) or runs several
-commands on the device's one connection: fixed ones in ``COMMANDS`` (run at once, each on its
-own channel) or chosen as it goes by ``async gather(session)`` (drive_health: lsblk, then
-smartctl per drive). Their outputs go to ``parse_outputs(outputs)``, the same function
+commands on the device's one connection: fixed ones in ``COMMANDS`` (run by one shell on one
+channel, which prints them as a capture file: one remote shell start instead of one per
+command) or chosen as it goes by ``async gather(session)`` (drive_health: lsblk, then
+smartctl per drive at once, each on its own channel). Their outputs go to ``parse_outputs(outputs)``, the same function
 ``parse(capture_text)`` uses. A type may also define ``with_previous(previous, payload)``,
 a pure function of the last successful payload (containers removed, inventory drift).
 
