@@ -78,6 +78,12 @@ def watcher() -> None:
 
 
 @app.command()
+def alerts() -> None:
+    """Run the alert evaluator service."""
+    _run_service("alerts", "services.alerts.service")
+
+
+@app.command()
 def writer() -> None:
     """Run the writer service."""
     _run_service("writer", "services.writer.service")

@@ -24,7 +24,7 @@ from shared.settings import Settings, redact_url
 
 log = logging.getLogger("infrawatch.up")
 
-SERVICES = ("writer", "collector", "watcher", "api")
+SERVICES = ("writer", "collector", "watcher", "alerts", "api")
 
 
 def _port(preferred: int | None, default: int) -> int:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import uuid
 from typing import Literal, get_args
+from urllib.parse import urlsplit
 
 import msgspec
 
@@ -86,6 +87,20 @@ class NotificationAttempted(Event, kw_only=True, tag="alert_notification"):
     delivered: bool
     http_status: int | None = None
     last_error: str | None = None
+
+
+def redact_url(url: str) -> str:
+    """``scheme://host[:port]`` and ``/…`` when there was more: no user info, path or query."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or "?"
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        return "<invalid url>"
+    rest = "/…" if (parts.path not in ("", "/") or parts.query or parts.fragment) else ""
+    if ":" in host:
+        host = f"[{host}]"
+    return f"{parts.scheme}://{host}{port}{rest}"
 
 
 ALERT_EVENTS: tuple[type[Event], ...] = (AlertChanged, NotificationAttempted)

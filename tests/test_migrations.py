@@ -16,12 +16,12 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
 from schema.migrate import async_url, current, downgrade, upgrade
-from schema.models import COLLECTOR_TABLES, TIME_SERIES_TABLES, Base
+from schema.models import ALERT_TIME_SERIES_TABLES, COLLECTOR_TABLES, TIME_SERIES_TABLES, Base
 from shared.settings import Settings
 
 MODEL_TABLES = set(Base.metadata.tables)
 HOURLY_VIEW = "system_metrics_hourly"
-HEAD = "0002"
+HEAD = "0003"
 
 
 async def _fetch(url: str, sql: str, *args) -> list[asyncpg.Record]:
@@ -69,6 +69,7 @@ async def test_downgrade_of_a_fresh_schema_removes_everything(empty_database_url
 def _one_row_per_table() -> dict[str, dict]:
     now = datetime.now(UTC)
     device, event, snapshot = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    rule, alert = uuid.uuid4(), uuid.uuid4()
     return {
         "devices": dict(id=device, name="web-1", address="10.0.0.5", stream_seq=1),
         "system_metrics": dict(time=now, device_id=device, event_id=event, cpu_usage=12.5,
@@ -97,6 +98,14 @@ def _one_row_per_table() -> dict[str, dict]:
                                   units_failed=1, failed_units=["nginx.service"]),
         "inventory_snapshots": dict(time=now, device_id=device, event_id=event, kernel="6.1.0", has_drift=True,
                                     drift={"changed": True}),
+        "alert_rules": dict(id=rule, name="cpu-high", metric="cpu", operator=">", threshold=90.0, duration_s=30,
+                            refire_interval_s=3600, enabled=True, webhook_format="json"),
+        "alert_events": dict(time=now, event_id=alert, rule_id=rule, rule_name="cpu-high", device_id=device,
+                             metric="cpu", state="fired", value=95.0, threshold=90.0, operator=">", since=now,
+                             refire=False),
+        "alert_notifications": dict(time=now, event_id=uuid.uuid4(), alert_event_id=alert, rule_id=rule,
+                                    device_id=device, url="https://hooks.example.com/…", format="slack", attempts=3,
+                                    status="failed", last_error="HTTP 500"),
     }
 
 
@@ -189,6 +198,7 @@ async def test_timescaledb_features(timescaledb, empty_database_url):
                     "system_metrics": days, "container_snapshots": days, "drive_health": days,
                     "network_interfaces": days, "zfs_pools": days, "systemd_snapshots": days}
     assert set(COLLECTOR_TABLES) <= compressed
+    assert set(ALERT_TIME_SERIES_TABLES) <= compressed
 
     refresh = await _fetch(database_url, """
         SELECT j.job_id FROM timescaledb_information.continuous_aggregates c

@@ -11,13 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from urllib.parse import urlsplit
-
 import httpx
 import msgspec
 
 from shared import events
-from shared.alert_events import AlertChanged, WebhookFormat
+from shared.alert_events import AlertChanged, WebhookFormat, redact_url
 
 log = logging.getLogger(__name__)
 
@@ -34,20 +32,6 @@ class Outcome(msgspec.Struct, kw_only=True):
     attempts: int
     http_status: int | None = None
     last_error: str | None = None
-
-
-def redact_url(url: str) -> str:
-    """``scheme://host[:port]`` and ``/…`` when there was more: no user info, path or query."""
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname or "?"
-        port = f":{parts.port}" if parts.port else ""
-    except ValueError:
-        return "<invalid url>"
-    rest = "/…" if (parts.path not in ("", "/") or parts.query or parts.fragment) else ""
-    if ":" in host:
-        host = f"[{host}]"
-    return f"{parts.scheme}://{host}{port}{rest}"
 
 
 def request(alert: AlertChanged, fmt: WebhookFormat) -> Request:

@@ -12,9 +12,7 @@ from services.alerts import notify
 from services.alerts.evaluate import RuleState, alert_id, apply, step
 from services.alerts.rules import applies, read
 from shared import events
-from tests.alerts.factories import (
-    at, config_change, containers, cpu, drives, pools, rule, units,
-)
+from tests.alerts.factories import at, config_change, containers, cpu, drives, pools, rule, units
 from tests.factories import metrics_event
 
 DEV = uuid.UUID("00000000-0000-4000-8000-000000000001")
@@ -120,7 +118,7 @@ def test_cpu_memory_load_and_failed_collections():
 def test_containers():
     ev = containers(DEV, 0, ("web", "running", "healthy", 0), ("db", "exited", None, 7),
                     ("api", "running", "unhealthy", 2))
-    assert read(rule("container_state"), ev) .value == 1
+    assert read(rule("container_state"), ev).value == 1
     assert read(rule("container_state", selector="web"), ev).value == 0
     assert read(rule("container_state", selector="gone"), ev).value == 1  # a named container that is absent
     assert read(rule("container_state", selector="x*"), ev).value == 0

@@ -6,6 +6,7 @@ import asyncio
 import uuid
 
 import msgspec
+from nats.js.errors import KeyNotFoundError
 
 from services.alerts.evaluate import RuleState
 from services.alerts.service import Evaluator, RuleBook, state_key
@@ -21,7 +22,7 @@ async def _state(js, settings, r, device_id) -> RuleState | None:
     kv = await js.key_value(Names(settings.subject_prefix).alert_state_bucket)
     try:
         entry = await kv.get(state_key(r.id, device_id))
-    except Exception:
+    except KeyNotFoundError:
         return None
     return msgspec.json.decode(entry.value, type=RuleState)
 

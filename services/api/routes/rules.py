@@ -15,17 +15,17 @@ from typing import Annotated, Any, Literal
 import msgspec
 from fastapi import APIRouter, HTTPException, Path, Query, Response, status
 from nats.js.errors import KeyNotFoundError
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.exc import IntegrityError
 
-from schema.models import AlertEvent as AlertRow_, AlertRule as Rule
-from services.alerts.notify import redact_url
+from schema.models import AlertEvent as AlertRecord
+from schema.models import AlertRule as Rule
 from services.api.deps import AdminKey, JsDep, NamesDep, RegistryDep, SessionDep, ViewerKey, device_filter
 from services.api.keys import Principal
 from services.api.schemas import MAX_PAGE, Page, TimeFilter
 from shared import alert_events
-from shared.alert_events import RISK_RANK, Metric, Operator, WebhookFormat
+from shared.alert_events import RISK_RANK, Metric, Operator, WebhookFormat, redact_url
 from shared.devices import DeviceRegistry
 from shared.names import TOKEN_RE
 
@@ -53,8 +53,9 @@ class RuleFields(BaseModel):
     threshold: Annotated[float, Field(allow_inf_nan=False, ge=-1e15, le=1e15)] | RiskName | None = Field(
         default=None, description="a number; for config_risk also a risk level (LOW=1, MEDIUM=2, HIGH=3, CRITICAL=4)")
     duration_s: int | None = Field(default=None, ge=0, le=30 * DAY, description="how long the condition must hold")
-    refire_interval_s: int | None = Field(default=None, ge=0, le=365 * DAY,
-                                          description="fire again while still firing at most this often (0: every event)")
+    refire_interval_s: int | None = Field(
+        default=None, ge=0, le=365 * DAY,
+        description="fire again while still firing at most this often (0: every event)")
     enabled: bool | None = None
     webhook_url: str | None = Field(default=None, max_length=2048, pattern=r"^https?://[^\s]+$")
     webhook_format: WebhookFormat | None = None
@@ -138,10 +139,11 @@ class AlertInfo(BaseModel):
 
 def _wire(row: Rule) -> alert_events.AlertRule:
     return alert_events.AlertRule(
-        id=row.id, name=row.name, device_id=row.device_id, metric=row.metric, selector=row.selector,  # type: ignore[arg-type]
-        operator=row.operator, threshold=row.threshold, duration_s=row.duration_s,  # type: ignore[arg-type]
-        refire_interval_s=row.refire_interval_s, enabled=row.enabled, webhook_url=row.webhook_url,
-        webhook_format=row.webhook_format, updated_at=row.updated_at,  # type: ignore[arg-type]
+        id=row.id, name=row.name, device_id=row.device_id, metric=row.metric,  # type: ignore[arg-type]
+        selector=row.selector, operator=row.operator, threshold=row.threshold,  # type: ignore[arg-type]
+        duration_s=row.duration_s, refire_interval_s=row.refire_interval_s, enabled=row.enabled,
+        webhook_url=row.webhook_url, webhook_format=row.webhook_format,  # type: ignore[arg-type]
+        updated_at=row.updated_at,
     )
 
 
@@ -234,7 +236,7 @@ async def create_rule(body: RuleCreate, principal: AdminKey, session: SessionDep
 async def list_rules(
     principal: ViewerKey, session: SessionDep, registry: RegistryDep,
     metric: Annotated[Metric | None, Query()] = None,
-    device: Annotated[str | None, Query(max_length=63, description="name or UUID: its rules and fleet-wide ones")] = None,
+    device: Annotated[str | None, Query(max_length=63, description="name or UUID: its and fleet-wide rules")] = None,
     enabled: bool | None = None,
 ) -> list[RuleInfo]:
     """Every rule, by name."""
@@ -299,20 +301,20 @@ async def list_alerts(
     page_size: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> Page[AlertInfo]:
     """Alerts fired and resolved, newest first."""
-    where = _window(AlertRow_.time, window)
+    where = _window(AlertRecord.time, window)
     device_id = device_filter(registry, device)
     if device_id is not None:
-        where.append(AlertRow_.device_id == device_id)
+        where.append(AlertRecord.device_id == device_id)
     if rule is not None:
         try:
-            where.append(AlertRow_.rule_id == uuid.UUID(rule))
+            where.append(AlertRecord.rule_id == uuid.UUID(rule))
         except ValueError:
             if not TOKEN_RE.match(rule):
                 raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "rule is an id or a name") from None
-            where.append(AlertRow_.rule_name == rule)
+            where.append(AlertRecord.rule_name == rule)
     if state is not None:
-        where.append(AlertRow_.state == state)
-    total = await session.scalar(select(func.count()).select_from(AlertRow_).where(*where)) or 0
-    rows = await session.scalars(select(AlertRow_).where(*where).order_by(AlertRow_.time.desc(), AlertRow_.event_id)
+        where.append(AlertRecord.state == state)
+    total = await session.scalar(select(func.count()).select_from(AlertRecord).where(*where)) or 0
+    rows = await session.scalars(select(AlertRecord).where(*where).order_by(AlertRecord.time.desc(), AlertRecord.event_id)
                                  .offset((page - 1) * page_size).limit(page_size))
     return Page[AlertInfo].of([AlertInfo.model_validate(r) for r in rows], total, page, page_size)
