@@ -11,6 +11,7 @@ from nats.js import JetStreamContext
 from shared import events
 from shared.events import Audited, DeviceSpec, Status
 from shared.names import Names
+from shared.perf import Perf
 from shared.publish import publish_event
 
 log = logging.getLogger(__name__)
@@ -21,8 +22,9 @@ SERVICE = "api"
 class Auditor:
     """Publishes one ``Audited`` event per read; failures are logged and counted, never raised."""
 
-    def __init__(self, js: JetStreamContext, names: Names, instance: str) -> None:
+    def __init__(self, js: JetStreamContext, names: Names, instance: str, perf: Perf | None = None) -> None:
         self._js = js
+        self.perf = perf
         self._names = names
         self._instance = instance
         self._pending: set[asyncio.Task] = set()
@@ -35,6 +37,8 @@ class Auditor:
         duration_ms: float = 0.0,
     ) -> None:
         """Record one read of collected data (fire-and-forget)."""
+        if self.perf is not None:
+            self.perf.operation(status, duration_ms, cached=cache_hit, error_type=None if error is None else "read")
         fields = {"operation_id": operation_id} if operation_id is not None else {}
         ev = events.new_event(
             Audited, device_id=spec.id, device=spec.name, service=SERVICE, instance=self._instance, trigger="api",
@@ -51,6 +55,8 @@ class Auditor:
             self.published += 1
         except Exception as exc:
             self.failed += 1
+            if self.perf is not None:
+                self.perf.error("audit_not_published")
             log.error("audit event %s (%s of %s) not published: %s", ev.event_id, ev.data_type, ev.device,
                       type(exc).__name__)
 

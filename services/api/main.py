@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -23,6 +24,7 @@ from shared.bootstrap import ensure
 from shared.devices import DeviceRegistry
 from shared.names import Names
 from shared.nats_conn import connect
+from shared.perf import Perf, publish_loop
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -43,7 +45,7 @@ def create_app(settings: Settings) -> FastAPI:
         names = Names(s.subject_prefix)
         nc = await connect(s, "api")
         engine = create_async_engine(s.sqlalchemy_url, pool_pre_ping=True)
-        registry = cache = refresher = auditor = None
+        registry = cache = refresher = auditor = perf_task = perf_stop = None
         try:
             js = nc.jetstream()
             await ensure(js, s)
@@ -52,18 +54,28 @@ def create_app(settings: Settings) -> FastAPI:
             cache = CacheMirror(js, names.cache_bucket)
             await cache.start()
             refresher = Refresher(nc, names, s.instance, s.api_refresh_timeout_s)
-            auditor = Auditor(js, names, s.instance)
+            perf = Perf("api")
+            auditor = Auditor(js, names, s.instance, perf)
+            perf_stop = asyncio.Event()
+
+            async def sample() -> None:
+                perf.cache_size_entries = len(cache.entries)
+
+            perf_task = asyncio.create_task(publish_loop(js, s, perf, perf_stop, sample), name="api-perf")
             app.state.__dict__.update(
                 settings=s, names=names, nc=nc, js=js, registry=registry, cache=cache, engine=engine,
                 sessionmaker=async_sessionmaker(engine, expire_on_commit=False), refresher=refresher,
                 auditor=auditor, reader=Reader(s, cache, refresher, auditor),
                 principals=PrincipalCache(s.api_key_cache_s),
-                timescaledb=await has_timescaledb(engine),
+                timescaledb=await has_timescaledb(engine), perf=perf,
             )
             log.info("api ready: %d devices, %d cached values, time buckets by %s", len(registry.by_id),
                      len(cache.entries), {True: "time_bucket", False: "date_bin"}.get(app.state.timescaledb, "?"))
             yield
         finally:
+            if perf_task is not None:
+                perf_stop.set()
+                await asyncio.gather(perf_task, return_exceptions=True)
             if refresher is not None:
                 await refresher.close()
             if auditor is not None:

@@ -104,3 +104,13 @@ async def _keys(kv):
             yield k
     except Exception:  # no keys left
         return
+
+
+async def test_api_metrics_count_reads_and_parse_as_prometheus_text(client, keys, js, settings):
+    from prometheus_client.parser import text_string_to_metric_families
+
+    r = await client.get("/metrics", headers={"Authorization": f"Bearer {keys['viewer']}"})
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
+    families = {f.name for f in text_string_to_metric_families(r.text)}
+    assert {"infrawatch_operations", "infrawatch_operation_duration_seconds"} <= families
+    assert (await client.get("/metrics")).status_code == 401

@@ -39,6 +39,7 @@ MATRIX = [
     ("GET", "/audit", None, READ),
     ("GET", "/performance", None, READ),
     ("GET", "/cache/stats", None, READ),
+    ("GET", "/metrics", None, READ),
     ("DELETE", "/cache/web-1/system_metrics", None, {V: 403, O: 204, A: 204}),
     ("GET", "/keys", None, {**ADMIN_ONLY, A: 200}),
     ("POST", "/keys", {"name": "ci", "role": "viewer"}, {**ADMIN_ONLY, A: 201}),
