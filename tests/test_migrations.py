@@ -21,7 +21,8 @@ from shared.settings import Settings
 
 MODEL_TABLES = set(Base.metadata.tables)
 HOURLY_VIEW = "system_metrics_hourly"
-HEAD = "0003"
+HEAD = "0004"
+CONTAINER_HOURLY_VIEW = "container_snapshots_hourly"
 
 
 async def _fetch(url: str, sql: str, *args) -> list[asyncpg.Record]:
@@ -49,6 +50,7 @@ async def test_upgrade_creates_every_model_table(empty_database_url):
     await asyncio.to_thread(upgrade, empty_database_url)
     assert await _tables(empty_database_url) == MODEL_TABLES
     assert await _relation_exists(empty_database_url, HOURLY_VIEW)
+    assert await _relation_exists(empty_database_url, CONTAINER_HOURLY_VIEW)
     assert await asyncio.to_thread(current, empty_database_url) == HEAD
     # Idempotent at head; the asyncpg URL form is accepted too.
     await asyncio.to_thread(upgrade, async_url(empty_database_url))
@@ -59,6 +61,7 @@ async def test_downgrade_of_a_fresh_schema_removes_everything(empty_database_url
     await asyncio.to_thread(downgrade, empty_database_url, "base")
     assert await _tables(empty_database_url) == set()
     assert not await _relation_exists(empty_database_url, HOURLY_VIEW)
+    assert not await _relation_exists(empty_database_url, CONTAINER_HOURLY_VIEW)
     assert await asyncio.to_thread(current, empty_database_url) is None
 
     await asyncio.to_thread(upgrade, empty_database_url)
@@ -200,13 +203,14 @@ async def test_timescaledb_features(timescaledb, empty_database_url):
     assert set(COLLECTOR_TABLES) <= compressed
     assert set(ALERT_TIME_SERIES_TABLES) <= compressed
 
-    refresh = await _fetch(database_url, """
-        SELECT j.job_id FROM timescaledb_information.continuous_aggregates c
-        JOIN timescaledb_information.jobs j
-          ON j.hypertable_schema = c.materialization_hypertable_schema
-         AND j.hypertable_name = c.materialization_hypertable_name
-        WHERE c.view_name = $1 AND j.proc_name = 'policy_refresh_continuous_aggregate'""", HOURLY_VIEW)
-    assert len(refresh) == 1
+    for view in (HOURLY_VIEW, CONTAINER_HOURLY_VIEW):
+        refresh = await _fetch(database_url, """
+            SELECT j.job_id FROM timescaledb_information.continuous_aggregates c
+            JOIN timescaledb_information.jobs j
+              ON j.hypertable_schema = c.materialization_hypertable_schema
+             AND j.hypertable_name = c.materialization_hypertable_name
+            WHERE c.view_name = $1 AND j.proc_name = 'policy_refresh_continuous_aggregate'""", view)
+        assert len(refresh) == 1, view
 
     await asyncio.to_thread(downgrade, database_url, "base")
     assert await _fetch(database_url, "SELECT 1 FROM timescaledb_information.hypertables") == []
