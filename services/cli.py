@@ -150,6 +150,17 @@ def parse(data_type: str, files: list[Path]) -> None:
     raise typer.Exit(parse_files(data_type, files))
 
 
+@app.command()
+def docs(out: Annotated[Path, typer.Option(help="folder to write into")] = Path("docs")) -> None:
+    """Write the event reference (events.md, events.schema.json) from the msgspec definitions."""
+    from shared.schema_docs import render_json_schema, render_markdown
+
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "events.md").write_text(render_markdown())
+    (out / "events.schema.json").write_text(render_json_schema())
+    typer.echo(f"wrote {out / 'events.md'} and {out / 'events.schema.json'}")
+
+
 @app.command("parse-config")
 def parse_config(config_type: str, files: list[Path]) -> None:
     """Parse configuration files as the watcher would and print parsed data and impact as JSON."""

@@ -503,9 +503,10 @@ class TransportPool:
         return out
 
     async def close(self) -> None:
-        for transport in self.transports:
+        transports = self.transports
+        for transport in transports:
             self._retire(transport)
-            await transport.close()
+        await asyncio.gather(*(t.close() for t in transports), return_exceptions=True)
         self._entries.clear()
         self._orphans.clear()
 

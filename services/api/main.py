@@ -18,7 +18,7 @@ from services.api.keys import PrincipalCache
 from services.api.queries import has_timescaledb
 from services.api.reads import Reader
 from services.api.refresh import Refresher
-from services.api.routes import ROUTERS, rules
+from services.api.routes import ROUTERS, dashboard, rules
 from services.api.settings import ApiSettings
 from shared.bootstrap import ensure
 from shared.devices import DeviceRegistry
@@ -96,6 +96,7 @@ def create_app(settings: Settings) -> FastAPI:
     for router in ROUTERS:
         app.include_router(router)
     app.include_router(rules.router)
+    dashboard.install(app)
     return app
 
 

@@ -397,8 +397,7 @@ class Collector:
         for task in list(self._background):
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
-        for device_id in list(self._devices):
-            await self._stop_device(device_id)
+        await asyncio.gather(*(self._stop_device(d) for d in list(self._devices)), return_exceptions=True)
 
 
 async def run(settings: Settings, stop: asyncio.Event, *, stats: CollectorStats | None = None,
