@@ -23,7 +23,13 @@ app.add_typer(apikey_app, name="apikey")
 
 
 def _settings() -> Settings:
-    s = Settings()
+    from pydantic import ValidationError
+
+    try:
+        s = Settings()
+    except ValidationError as exc:
+        problems = "; ".join(f"INFRAWATCH_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors())
+        _fail(f"invalid settings: {problems}")
     logging.basicConfig(level=s.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if s.log_level.upper() != "DEBUG":
         logging.getLogger("asyncssh").setLevel(logging.WARNING)  # one line per channel otherwise

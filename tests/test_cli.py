@@ -92,3 +92,15 @@ async def test_status_lists_streams_consumers_devices_and_live_services(env, set
     finally:
         stop.set()
         await asyncio.wait_for(task, 30)
+
+
+@pytest.mark.parametrize("args, env_update, message", [
+    (["migrate"], {"INFRAWATCH_DATABASE_URL": "mysql://db/x"}, "invalid settings: INFRAWATCH_DATABASE_URL"),
+    (["migrate"], {"INFRAWATCH_DATABASE_URL": "postgresql://postgres@127.0.0.1:1/x"}, "cannot reach the database"),
+    (["apikey", "create"], {"INFRAWATCH_DATABASE_URL": "postgresql://postgres@127.0.0.1:1/x"},
+     "cannot reach the database"),
+    (["status"], {"INFRAWATCH_NATS_URL": "nats://127.0.0.1:1"}, "cannot reach NATS"),
+])
+def test_errors_say_what_is_wrong(env, args, env_update, message):
+    r = runner.invoke(app, args, env={**env, **env_update})
+    assert r.exit_code == 1 and message in r.output, r.output
