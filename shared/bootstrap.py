@@ -86,15 +86,26 @@ def kv_configs(settings: Settings) -> list[KeyValueConfig]:
     ]
 
 
+def _unchanged(current: StreamConfig, wanted: StreamConfig) -> bool:
+    """True when the settings ``ensure`` manages already have the wanted values."""
+    fields = ("subjects", "retention", "storage", "discard", "description", "num_replicas")
+    if any(getattr(current, f) != getattr(wanted, f) for f in fields):
+        return False
+    return (current.max_age or 0) == (wanted.max_age or 0) and \
+        (current.duplicate_window or 0) == (wanted.duplicate_window or 0)
+
+
 async def ensure(js: JetStreamContext, settings: Settings) -> None:
     """Create or update every stream and KV bucket; safe to run from every service at start."""
     for cfg in stream_configs(settings):
         try:
-            await js.stream_info(cfg.name)  # type: ignore[arg-type]
+            info = await js.stream_info(cfg.name)  # type: ignore[arg-type]
         except NotFoundError:
             await js.add_stream(cfg)
             log.info("created stream %s", cfg.name)
             continue
+        if _unchanged(info.config, cfg):
+            continue  # no update request: a service allowed only to create streams starts too
         try:
             await js.update_stream(cfg)
         except BadRequestError as exc:  # e.g. a replica change the cluster refuses

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import ssl
 from collections.abc import Awaitable, Callable
 
 import nats
@@ -43,11 +44,29 @@ async def connect(settings: Settings, name: str, wait: bool = True) -> Client:
     )
     if settings.nats_creds:
         opts["user_credentials"] = str(settings.nats_creds)
+    elif settings.nats_nkey_seed:
+        opts["nkeys_seed"] = str(settings.nats_nkey_seed)
     elif settings.nats_user:
         opts["user"] = settings.nats_user
         opts["password"] = settings.nats_password
+    tls = tls_context(settings)
+    if tls is not None:
+        opts["tls"] = tls
+        if settings.nats_tls_hostname:
+            opts["tls_hostname"] = settings.nats_tls_hostname
     log.info("connecting to nats at %s", redact_url(settings.nats_url))
     return await nats.connect(**opts)
+
+
+def tls_context(settings: Settings) -> ssl.SSLContext | None:
+    """A client TLS context from the CA / certificate / key files of the settings (None: none set)."""
+    if not (settings.nats_tls_ca or settings.nats_tls_cert):
+        return None
+    ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH,
+                                     cafile=str(settings.nats_tls_ca) if settings.nats_tls_ca else None)
+    if settings.nats_tls_cert:
+        ctx.load_cert_chain(str(settings.nats_tls_cert), str(settings.nats_tls_key) if settings.nats_tls_key else None)
+    return ctx
 
 
 def stop_event_on_signals() -> asyncio.Event:

@@ -20,7 +20,12 @@ class Settings(BaseSettings):
     nats_url: str = "nats://127.0.0.1:4222"
     nats_user: str | None = None
     nats_password: str | None = Field(default=None, repr=False)
-    nats_creds: Path | None = None
+    nats_creds: Path | None = None  # a .creds file (JWT + nkey seed)
+    nats_nkey_seed: Path | None = None  # a file holding a user's nkey seed (SU...)
+    nats_tls_ca: Path | None = None  # CA bundle that signed the server's certificate
+    nats_tls_cert: Path | None = None  # client certificate, for servers that verify clients
+    nats_tls_key: Path | None = None  # its private key
+    nats_tls_hostname: str | None = None  # name to check the server's certificate against (default: the URL's host)
     database_url: str = "postgresql://postgres@127.0.0.1:5432/infrawatch"
     subject_prefix: str = "infra"
     instance: str = Field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")

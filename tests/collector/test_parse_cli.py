@@ -35,3 +35,16 @@ def test_unreadable_file_exits_1(capsys, tmp_path) -> None:
 def test_unknown_data_type_exits_2(capsys) -> None:
     assert parse_files("nonsense", [SAMPLES / "local.txt"]) == 2
     assert "system_metrics" in capsys.readouterr().err
+
+
+def test_every_type_reads_its_capture_files(capsys) -> None:
+    testdata = SAMPLES.parent
+    for data_type in ("containers", "drive_health", "network", "zfs", "systemd_services", "inventory"):
+        good = sorted(p for p in (testdata / data_type).glob("*.txt") if p.with_suffix(".json").exists())
+        assert parse_files(data_type, good[:1]) == 0
+        assert capsys.readouterr().out == good[0].with_suffix(".json").read_text()
+
+
+def test_unsupported_capture_exits_1_with_the_reason(capsys) -> None:
+    assert parse_files("zfs", [SAMPLES.parent / "zfs" / "no-zfs.txt"]) == 1
+    assert "unsupported: zpool is not installed" in capsys.readouterr().err

@@ -117,3 +117,50 @@ def test_freshness_override(ssh_settings) -> None:
     assert freshness_s("system_metrics", ssh_settings) == system_metrics.FRESHNESS_S
     overridden = ssh_settings.model_copy(update={"freshness_overrides": {"system_metrics": 30}})
     assert freshness_s("system_metrics", overridden) == 30
+
+
+async def test_batch_of_fixed_commands_is_one_channel(ssh, ssh_settings) -> None:
+    ev = await collect(ssh, ssh.spec, "inventory", trigger="poll", settings=ssh_settings)
+    assert ev.status in ("success", "partial") and ev.ssh_command_count == 1 and ssh.commands_executed == 1
+
+
+async def test_killed_batch_is_recorded(ssh, ssh_settings, monkeypatch) -> None:
+    from services.collector.types import network
+
+    monkeypatch.setattr(network, "TIMEOUT_S", 0.5)
+    monkeypatch.setattr(network, "RETRIES", 0)
+    monkeypatch.setattr(network, "COMMANDS", {"addr": ["sleep", "30"], "link": ["true"]})
+    ev = await collect(ssh, ssh.spec, "network", trigger="poll", settings=ssh_settings)
+    assert ev.status == "error" and "killed" in ev.error
+    assert any("killed after 0.5s" in w for w in ev.warnings)
+
+
+async def test_sudo_prefix_comes_from_the_device_or_the_settings(ssh_settings) -> None:
+    from services.collector.runner import sudo_prefix
+    from services.collector.settings import CollectorSettings
+
+    spec = DeviceSpec(id=uuid.uuid4(), name="d")
+    assert sudo_prefix(spec, ssh_settings) == []
+    settings = CollectorSettings(**{**ssh_settings.model_dump(), "collector_sudo": ["sudo", "-n"]})
+    assert sudo_prefix(spec, settings) == ["sudo", "-n"]
+    own = DeviceSpec(id=uuid.uuid4(), name="d", sudo=["doas"])
+    assert sudo_prefix(own, settings) == ["doas"]
+
+
+async def test_password_from_a_file_is_used_and_never_shown(ssh_server, ssh_settings, tmp_path) -> None:
+    from shared.transport import ssh_password
+
+    secret = tmp_path / "pw"
+    secret.write_text("hunter2-not-logged\n")
+    settings = ssh_settings.model_copy(update={"ssh_password_file": secret})
+    assert ssh_password(settings) == "hunter2-not-logged"
+    t = SshTransport(ssh_spec(ssh_server), settings)  # key auth still succeeds; the password is offered too
+    ev = await collect(t, t.spec, "network", trigger="poll", settings=settings)
+    await t.close()
+    assert "hunter2" not in events_json(ev) and "hunter2" not in repr(settings)
+
+
+def events_json(ev) -> str:
+    from shared import events
+
+    return events.encode(ev).decode()

@@ -49,10 +49,13 @@ def test_cpu_counter_going_backwards_counts_as_zero() -> None:
 
 
 def test_registry_modules_have_the_same_attributes() -> None:
-    from services.collector.registry import DATA_TYPES, REQUIRED_ATTRIBUTES
+    from services.collector.registry import COMMAND_ATTRIBUTES, DATA_TYPES, REQUIRED_ATTRIBUTES
     from shared.events import COLLECTED_TYPES
 
+    assert set(DATA_TYPES) == set(COLLECTED_TYPES)
     for name, module in DATA_TYPES.items():
         assert module.NAME == name
         assert all(hasattr(module, attr) for attr in REQUIRED_ATTRIBUTES), name
+        assert sum(hasattr(module, attr) for attr in COMMAND_ATTRIBUTES) == 1, name
         assert COLLECTED_TYPES[name] is module.EVENT
+        assert module.FRESHNESS_S <= module.INTERVAL_S and module.TIMEOUT_S < module.INTERVAL_S

@@ -22,7 +22,7 @@ from shared.payloads.containers import Container, Containers, Port, RemovedConta
 
 NAME = "containers"
 EVENT = ContainersCollected
-TIMEOUT_S = 30.0
+TIMEOUT_S = 20.0
 RETRIES = 1
 INTERVAL_S = 30
 FRESHNESS_S = 30

@@ -1,0 +1,158 @@
+"""The dashboard in headless Chromium against the real API, NATS and PostgreSQL: sign in, a device's metrics,
+a configuration diff and live updates, with every value from data rendered as text."""
+
+from __future__ import annotations
+
+import importlib.util
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import asyncpg
+import httpx
+import pytest
+
+from shared import events
+from shared.collected import (
+    ContainersCollected,
+    DriveHealthCollected,
+    SystemdServicesCollected,
+    ZfsCollected,
+)
+from shared.names import Names
+from shared.payloads.containers import Container, Containers
+from shared.payloads.drive_health import Drive, DriveHealth
+from shared.payloads.systemd_services import SystemdServices, Unit
+from shared.payloads.zfs import Pool, Zfs
+from tests.api.conftest import auth
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+WAIT_MS = 30_000
+PATH = '/etc/app/<b>x</b> "q" $(id).conf'  # file names may hold markup, quotes and shell syntax
+CONTAINER = '<img src=x>"$(reboot)"'
+
+
+@pytest.fixture
+def chromium() -> str:
+    """Debian's chromium and the playwright package; the test is skipped, saying which is missing, without them."""
+    missing = [what for what, ok in [
+        (f"{CHROMIUM} (apt-get install chromium)", Path(CHROMIUM).exists()),
+        ("the playwright Python package (pip install playwright)", importlib.util.find_spec("playwright") is not None),
+    ] if not ok]
+    if missing:
+        pytest.skip("the dashboard test needs " + " and ".join(missing))
+    return CHROMIUM
+
+
+async def _seed(database_url: str, device_id: uuid.UUID, now: datetime) -> None:
+    """Ten system_metrics rows (CPU ends at 42.5) and two versions of a configuration file, as the writer stores them."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        await conn.executemany(
+            "INSERT INTO system_metrics (time, device_id, event_id, cpu_usage, memory_usage, load_1) "
+            "VALUES ($1, $2, $3, $4, $5, $6)",
+            [(now - timedelta(minutes=50 - 5 * i), device_id, uuid.uuid4(), 42.5 if i == 9 else 10.0 + 3 * i,
+              30.0 + i, 0.2 * i) for i in range(10)])
+        for minutes, content, change in [(30, "listen 80;\nworkers 4;\n", "created"),
+                                          (20, "listen 443; # <i>tls</i>\nworkers 4;\n", "modified")]:
+            sid, at = uuid.uuid4(), now - timedelta(minutes=minutes)
+            await conn.execute(
+                "INSERT INTO configuration_snapshots (id, time, device_id, event_id, config_type, file_path, "
+                "content_hash, file_size_bytes, raw_content, content_truncated, change_type, collection_source, "
+                "requires_restart, risk_level) VALUES ($1, $2, $3, $4, 'proxy_configs', $5, $6, $7, $8, false, $9, "
+                "'watcher/w1', false, 'HIGH')",
+                sid, at, device_id, uuid.uuid4(), PATH, f"h{minutes}", len(content), content, change)
+            await conn.execute(
+                "INSERT INTO configuration_change_events (id, time, device_id, snapshot_id, config_type, file_path, "
+                "change_type, requires_restart, risk_level, processed) "
+                "VALUES ($1, $2, $3, $4, 'proxy_configs', $5, $6, false, 'HIGH', false)",
+                uuid.uuid4(), at, device_id, sid, PATH, change)
+    finally:
+        await conn.close()
+
+
+async def test_dashboard(live, keys, settings, chromium):
+    from playwright.async_api import async_playwright, expect
+
+    app, base = live
+    async with httpx.AsyncClient(base_url=base) as http:
+        r = await http.post("/devices", json={"name": "web-1", "address": "10.0.0.5"}, headers=auth(keys["admin"]))
+        assert r.status_code == 201, r.text
+        device = r.json()
+        assert (await http.get("/")).headers["location"] == "/dashboard/"
+        assert "/dashboard/" not in str((await http.get("/openapi.json")).json()["paths"])
+    await _seed(settings.database_url, uuid.UUID(device["id"]), datetime.now(UTC))
+
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=chromium, args=ARGS, headless=True)
+        try:
+            page = await browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.set_default_timeout(WAIT_MS)
+            errors: list[str] = []
+            page.on("pageerror", lambda exc: errors.append(f"page error: {exc}"))
+            page.on("console", lambda m: errors.append(m.text) if "Content Security Policy" in m.text else None)
+
+            await page.goto(base + "/")
+            await expect(page).to_have_url(base + "/dashboard/")
+            await page.fill("#key", "not-a-key")
+            await page.click("#login-form button[type=submit]")
+            await expect(page.locator("#login-error")).to_contain_text("refused", timeout=WAIT_MS)
+            await page.fill("#key", keys["viewer"])
+            await page.click("#login-form button[type=submit]")
+
+            await expect(page.locator("#login")).to_be_hidden(timeout=WAIT_MS)
+            link = page.locator("#devices a[data-device='web-1']")
+            await expect(link).to_contain_text("enabled", timeout=WAIT_MS)
+            await expect(link).to_contain_text("last collection", timeout=WAIT_MS)
+            await link.click()
+
+            cpu = page.locator("#chart-cpu svg.chart")
+            await expect(cpu).to_have_attribute("data-points", "10", timeout=WAIT_MS)
+            await expect(page.locator(".latest[data-metric=cpu]")).to_have_text("42.5%", timeout=WAIT_MS)
+            assert len((await page.locator("#chart-cpu polyline.line").get_attribute("points")).split()) == 10
+
+            # No collector runs: each collected type says so instead of failing the page.
+            for section in ("containers", "drive_health", "zfs", "systemd_services"):
+                await expect(page.locator(f"#{section} .body")).to_contain_text("no data", timeout=WAIT_MS)
+
+            entries = page.locator("#timeline li[data-kind=config_change]")
+            await expect(entries).to_have_count(2, timeout=WAIT_MS)
+            await expect(entries.last).to_contain_text(PATH)  # newest first; the path shows as text
+            await entries.first.locator("button.diff-toggle").click()
+            diff = entries.first.locator("pre.diff")
+            await expect(diff.locator(".add")).to_have_text("+listen 443; # <i>tls</i>", timeout=WAIT_MS)
+            await expect(diff.locator(".del")).to_have_text("-listen 80;")
+            assert await page.locator("#timeline b, #timeline i").count() == 0
+
+            # A live collection arrives over the event stream (read by fetch, the key in a header).
+            await expect(page.locator("#live")).to_contain_text("live", timeout=WAIT_MS)
+            live_payloads = {
+                "containers": (ContainersCollected, Containers(runtime="docker", containers=[
+                    Container(id="abc123", name=CONTAINER, image="nginx:1.27", status="Up 2 minutes", state="running"),
+                ])),
+                "drive_health": (DriveHealthCollected, DriveHealth(drives=[
+                    Drive(name="/dev/sda", model="<Disk>", temperature_celsius=38, healthy=True)])),
+                "zfs": (ZfsCollected, Zfs(pools=[Pool(name="tank", health="DEGRADED", capacity_percent=71)])),
+                "systemd_services": (SystemdServicesCollected, SystemdServices(
+                    units=[Unit(name="nginx.service", load="loaded", active="failed", sub="failed")],
+                    failed=["nginx.service"], total=1)),
+            }
+            names = Names(settings.subject_prefix)
+            for data_type, (cls, payload) in live_payloads.items():
+                ev = events.new_event(cls, device_id=uuid.UUID(device["id"]), device="web-1", service="collector",
+                                      instance="c1", trigger="poll", payload=payload)
+                await app.state.nc.publish(names.collected("web-1", data_type), events.encode(ev))
+            row = page.locator("#containers tbody tr")
+            await expect(row).to_contain_text(CONTAINER, timeout=WAIT_MS)
+            await expect(row).to_contain_text("running")
+            assert await page.locator("#containers img").count() == 0
+            await expect(page.locator("#drive_health tbody tr")).to_contain_text("38 °C", timeout=WAIT_MS)
+            await expect(page.locator("#drive_health tbody tr")).to_contain_text("<Disk>")
+            await expect(page.locator("#zfs tbody tr")).to_contain_text("DEGRADED", timeout=WAIT_MS)
+            await expect(page.locator("#systemd_services tbody tr").first).to_contain_text("nginx.service",
+                                                                                          timeout=WAIT_MS)
+            assert not errors, errors
+        finally:
+            await browser.close()
