@@ -22,5 +22,12 @@ test: install
 	$(BIN)/python -m pytest -p no:cacheprovider $(PYTEST_ARGS); rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "no tests ran: failing"; exit 1; fi; exit $$rc
 
+## Run every benchmark (each starts its own servers); figures go to bench/results.json.
+bench: install
+	$(BIN)/python bench/writer_ingest.py $(BENCH_WRITER_ARGS)
+	$(BIN)/python bench/api_bench.py
+	$(BIN)/python bench/watcher_latency.py
+	$(BIN)/python bench/collector_fanout.py
+
 clean:
 	rm -rf $(VENV) .infrawatch

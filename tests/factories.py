@@ -7,6 +7,8 @@ from datetime import datetime, timedelta, timezone
 
 from shared import events
 from shared.events import DeviceChanged, DeviceSpec, SystemMetricsCollected
+from shared.collected import ContainersCollected
+from shared.payloads.containers import Container, Containers, Port
 from shared.payloads.system_metrics import Filesystem, NetCounters, SystemMetrics
 
 
@@ -43,3 +45,20 @@ def device_event(name: str = "dev1", action: str = "registered", spec: DeviceSpe
     return events.new_event(DeviceChanged, action=action, spec=spec, device_id=spec.id, device=spec.name,
                             service="api", instance="test", trigger="api")
 
+
+
+def containers_event(device_id: uuid.UUID, device: str = "dev1", *, at: datetime | None = None, count: int = 20,
+                     **kw) -> ContainersCollected:
+    """A docker snapshot of ``count`` running containers."""
+    containers = [
+        Container(id=f"{i:064x}", name=f"app-{i}", image=f"registry.local/app:{i % 3}", status="Up 2 hours",
+                  state="running", health="healthy", restart_count=0,
+                  ports=[Port(container_port="80", host_ip="0.0.0.0", host_port=str(8000 + i))],
+                  cpu_percent=float(i % 50), memory_bytes=(64 + i) << 20, memory_limit_bytes=1 << 30,
+                  net_rx_bytes=1000 * i, net_tx_bytes=500 * i, block_read_bytes=4096, block_write_bytes=8192)
+        for i in range(count)
+    ]
+    fields = dict(device_id=device_id, device=device, service="collector", instance="test", trigger="poll",
+                  duration_ms=120.0, ssh_command_count=2, occurred_at=at or events.utcnow(),
+                  payload=Containers(runtime="docker", containers=containers), freshness_threshold_s=30)
+    return events.new_event(ContainersCollected, **{**fields, **kw})

@@ -115,15 +115,11 @@ async def test_each_service_runs_end_to_end_under_its_own_user(secured, database
 
             js = admin.jetstream()
 
-            async def every_service_reported() -> set[str]:
-                seen = set()
-                for name in SERVICES:
-                    try:
-                        await js.get_last_msg(NAMES.stream_perf, NAMES.perf(name))
-                        seen.add(name)
-                    except nats.js.errors.NotFoundError:
-                        pass
-                return seen if seen == set(SERVICES) else set()
+            async def every_service_reported() -> bool:
+                info = await js.stream_info(NAMES.stream_perf, subjects_filter=NAMES.all("perf"))
+                reported = {s.rsplit(".", 1)[-1] for s in (info.state.subjects or {})}
+                print("perf reported by", sorted(reported))
+                return reported >= set(SERVICES)
 
             await wait_until(every_service_reported, timeout=30, interval=0.5, what="perf counters of every service")
             info = await js.consumer_info(NAMES.stream_collected, "writer")
