@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
 from nats.js.api import DiscardPolicy, KeyValueConfig, RetentionPolicy, StorageType, StreamConfig
 from nats.js.errors import BadRequestError, NotFoundError
@@ -110,6 +111,9 @@ async def ensure(js: JetStreamContext, settings: Settings) -> None:
             await js.update_stream(cfg)
         except BadRequestError as exc:  # e.g. a replica change the cluster refuses
             log.warning("stream %s kept its configuration: %s", cfg.name, exc)
+        except NatsTimeoutError:  # a user without the right to change streams gets no answer
+            log.warning("stream %s kept its configuration: no answer to the update (not permitted to this "
+                        "NATS user?); change it as the admin user", cfg.name)
     for kv in kv_configs(settings):
         try:
             await js.key_value(kv.bucket)

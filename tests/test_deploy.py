@@ -4,6 +4,7 @@ real tables and columns of the migrated schema."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 from pathlib import Path
@@ -12,13 +13,17 @@ import asyncpg
 import yaml
 
 from shared.embedded import nats_server_binary
+from tests.nats_cluster import password_env, passwords
 
 DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
 
 
 def test_nats_configs_are_valid():
-    for conf in (DEPLOY / "nats").glob("*.conf"):
-        r = subprocess.run([nats_server_binary(), "-t", "-c", str(conf)], capture_output=True, text=True)
+    env = {**os.environ, **password_env(passwords())}  # accounts.conf reads its passwords from the environment
+    confs = sorted((DEPLOY / "nats").rglob("*.conf"))
+    assert {"single.conf", "accounts.conf", "n1.conf", "n2.conf", "n3.conf"} <= {c.name for c in confs}
+    for conf in confs:
+        r = subprocess.run([nats_server_binary(), "-t", "-c", str(conf)], capture_output=True, text=True, env=env)
         assert r.returncode == 0, f"{conf.name}: {r.stderr}"
 
 

@@ -10,7 +10,6 @@ import shutil
 import signal
 import subprocess
 import time
-import uuid
 from collections import defaultdict
 
 import asyncssh

@@ -38,7 +38,9 @@ EXIT_BITS = (
 )
 
 # Kernel devices that are not drives: compressed RAM, loop, RAM disks, network block devices.
+# /dev/zram0   /dev/loop3   /dev/nbd0   /dev/md127
 NOT_A_DRIVE_RE = re.compile(r"^/dev/(?:zram|loop|ram|nbd|sr|fd|md|dm-)\d*")
+# /dev/sda   /dev/nvme0n1   /dev/mmcblk0   /dev/disk/by-id/ata-WDC_WD40EFRX-68N32N0_WD-WCC7K1234567
 DRIVE_PATH_RE = re.compile(r"^/dev/[A-Za-z0-9][A-Za-z0-9._/-]*$")
 
 
@@ -128,7 +130,7 @@ def _protocol(data: dict) -> str | None:
 def parse_drive(path: str, out: Output) -> Drive:
     """One drive from its smartctl output; a drive that gave no data carries ``error``."""
     if out.killed:
-        return Drive(name=path, could_not_open=True, error=f"smartctl was killed after its timeout")
+        return Drive(name=path, could_not_open=True, error="smartctl was killed after its timeout")
     text = out.stdout.strip()
     try:
         data = json.loads(text) if text.startswith("{") else None
