@@ -149,6 +149,14 @@ def replay(
 
 
 @app.command()
+def collect(device: str, data_type: str) -> None:
+    """Run one collection on a device now and print the event (nothing is published)."""
+    from services.collector.collect_cli import collect_once
+
+    raise typer.Exit(asyncio.run(collect_once(_settings(), device, data_type)))
+
+
+@app.command()
 def parse(data_type: str, files: list[Path]) -> None:
     """Run a data type's parser on captured command output and print the payload as JSON."""
     from services.collector.parse_cli import parse_files

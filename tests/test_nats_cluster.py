@@ -9,6 +9,7 @@ import uuid
 from collections import Counter
 
 import pytest
+from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.api import DeliverPolicy
 
 from shared.bootstrap import ensure
@@ -43,8 +44,14 @@ async def _stored_ids(js, names: Names, expected: int) -> Counter:
         if sum(seen.values()) >= expected:
             done.set()
 
-    sub = await js.subscribe(names.all("collected"), ordered_consumer=True, deliver_policy=DeliverPolicy.ALL,
-                             cb=on_msg)
+    async def subscribed():  # a consumer needs the meta leader, which may be the node just killed
+        try:
+            return await js.subscribe(names.all("collected"), ordered_consumer=True,
+                                      deliver_policy=DeliverPolicy.ALL, cb=on_msg)
+        except NatsTimeoutError:
+            return None
+
+    sub = await wait_until(subscribed, timeout=30, interval=0.5, what="an ordered consumer")
     try:
         await asyncio.wait_for(done.wait(), timeout=30)
     finally:

@@ -76,3 +76,60 @@ async def test_writer_publishes_perf_with_lag_and_serves_metrics(settings, js):
     finally:
         stop.set()
         await asyncio.wait_for(task, 30)
+
+
+def _scrape(port: int) -> dict[str, float]:
+    """Metric family name -> sum of its *_total samples (0 for families without one)."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+        families = list(text_string_to_metric_families(r.read().decode()))
+    return {f.name: sum(s.value for s in f.samples if s.name.endswith("_total")) for f in families}
+
+
+async def _service_reports(js, names: Names, service: str, check) -> object:
+    from shared import events as ev_mod
+
+    async def last():
+        try:
+            msg = await js.get_last_msg(names.stream_perf, names.perf(service))
+        except Exception:
+            return None
+        ev = ev_mod.decode(msg.data)
+        return ev if check(ev) else None
+
+    return await wait_until(last, timeout=60, what=f"a {service} perf event")
+
+
+async def test_collector_and_watcher_publish_perf_and_serve_metrics(settings, js, tmp_path):
+    from services.collector.service import run as run_collector
+    from services.collector.settings import CollectorSettings
+    from services.watcher.service import run as run_watcher
+    from services.watcher.settings import WatcherSettings
+    from shared import devices
+    from shared.events import DeviceSpec
+
+    names = Names(settings.subject_prefix)
+    (tmp_path / "etc" / "systemd" / "system").mkdir(parents=True)
+    (tmp_path / "etc" / "systemd" / "system" / "app.service").write_text("[Service]\nExecStart=/bin/true\n")
+    await devices.register(js, names, DeviceSpec(id=uuid.uuid4(), name="here", transport="local"), "test", "t")
+    ports = {"collector": free_port(), "watcher": free_port()}
+    base = settings.model_dump() | {"perf_interval_s": 1.0}
+    collector = CollectorSettings(**{**base, "metrics_port": ports["collector"]},
+                                  collector_data_types=["system_metrics"])
+    watcher = WatcherSettings(**{**base, "metrics_port": ports["watcher"]}, watcher_root_prefix=str(tmp_path),
+                              watcher_mode="poll")
+    stop = asyncio.Event()
+    tasks = [asyncio.create_task(run_collector(collector, stop)), asyncio.create_task(run_watcher(watcher, stop))]
+    try:
+        c = await _service_reports(js, names, "collector", lambda e: e.gauges.get("devices") == 1)
+        assert c.service == "collector"
+        await _service_reports(js, names, "watcher", lambda e: e.gauges.get("devices_watched") == 1)
+        for service, port in ports.items():
+            async def counted(port=port):
+                seen = await asyncio.to_thread(_scrape, port)
+                return seen if seen.get("infrawatch_operations", 0) >= 1 else None
+
+            seen = await wait_until(counted, timeout=60, what=f"{service} operations on /metrics")
+            assert "infrawatch_operation_duration_seconds" in seen, service
+    finally:
+        stop.set()
+        await asyncio.gather(*(asyncio.wait_for(t, 60) for t in tasks))

@@ -45,6 +45,7 @@ from shared.devices import DeviceRegistry
 from shared.events import Audited, Collected, DeviceChanged, DeviceSpec, RefreshRequested, Trigger
 from shared.names import Names
 from shared.nats_conn import connect
+from shared.perf import Perf, publish_loop, serve_metrics
 from shared.publish import publish_event
 from shared.settings import Settings
 from shared.transport import Transport, TransportPool, transport_pool
@@ -99,6 +100,7 @@ class Collector:
         self.js = js
         self.kv = kv
         self.stats = stats or CollectorStats()
+        self.perf = Perf(SERVICE)
         self.pool = pool or TransportPool()
         self.stats.pool = self.pool
         s = self.settings
@@ -301,7 +303,17 @@ class Collector:
         await self._publish(dev, data_type, ev, cache=False)
         return ev
 
+    async def sample(self) -> None:
+        """Bring the transports' running totals and the device count into the perf counters."""
+        for name, total in (self.pool.totals() if self.pool else {}).items():
+            self.perf.observe_total(f"ssh_{name}", total)
+        self.perf.gauge("devices", len(self._devices), "devices this instance polls")
+
     async def _publish(self, dev: _Device, data_type: str, ev: Collected, *, cache: bool) -> None:
+        cached = bool(getattr(ev, "skipped_fresh", False) or getattr(ev, "served_by", None))
+        self.perf.operation(ev.status, ev.duration_ms, cached=cached,
+                            error_type=f"{data_type}:{ev.status}" if ev.status in ("error", "unsupported") else None)
+        self.perf.add("data_collected_bytes", ev.data_size_bytes)
         try:
             await publish_event(self.js, self.names.collected(dev.spec.name, data_type), ev)
         except Exception as exc:
@@ -428,7 +440,8 @@ async def run(settings: Settings, stop: asyncio.Event, *, stats: CollectorStats 
         sub = await nc.subscribe(names.all("refresh"), queue=QUEUE_GROUP, cb=collector.on_refresh)
         log.info("collector %s running: %d devices, data types %s", membership.me, len(registry.by_id),
                  ", ".join(collector.data_types))
-        await stop.wait()
+        serve_metrics(collector.perf, settings)
+        await publish_loop(js, settings, collector.perf, stop, collector.sample)
     finally:
         beat_stop.set()
         if heartbeat is not None:
