@@ -133,12 +133,14 @@ class Evaluator:
             while not stop.is_set():
                 try:
                     msgs = await psub.fetch(self.settings.alerts_batch_size, timeout=self.settings.alerts_batch_wait_s)
-                except nats.errors.TimeoutError:
-                    continue
+                except (nats.errors.TimeoutError, asyncio.TimeoutError):
+                    continue  # nothing arrived within the batch wait
                 except (nats.errors.ConnectionClosedError, nats.errors.ConnectionDrainingError):
                     break
                 except Exception as exc:  # NATS briefly away: the client reconnects
-                    log.warning("fetch failed: %s", exc)
+                    if stop.is_set():
+                        break
+                    log.warning("fetch failed: %s: %s", type(exc).__name__, exc)
                     await asyncio.sleep(1)
                     continue
                 await handle(msgs)

@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 PROJECTED = (("device", "stream_devices"), ("collected", "stream_collected"), ("audit", "stream_audit"),
              ("config", "stream_config"), ("perf", "stream_perf"), ("alert", "stream_alerts"))
 LAG_EVERY_S = 5.0
+WRITES_IN_FLIGHT = 2  # batches being written per stream while the next one is prepared
 
 
 class Writer:
@@ -61,22 +62,32 @@ class Writer:
                 log.debug("unsubscribe %s: %s", stream, exc)
 
     async def _loop(self, kind: str, stream: str, psub, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            try:
-                msgs = await psub.fetch(self.settings.writer_batch_size, timeout=self.settings.writer_batch_wait_s)
-            except nats.errors.TimeoutError:
-                continue
-            except (nats.errors.ConnectionClosedError, nats.errors.ConnectionDrainingError):
-                break
-            except Exception as exc:  # NATS briefly away: the client reconnects
-                if stop.is_set():
+        """Fetch, decode and project the next batch while up to WRITES_IN_FLIGHT earlier ones are
+        being written: Python's work and the database's overlap. Each batch is acked after its commit."""
+        writing: set[asyncio.Task] = set()
+        try:
+            while not stop.is_set():
+                try:
+                    msgs = await psub.fetch(self.settings.writer_batch_size,
+                                            timeout=self.settings.writer_batch_wait_s)
+                except (nats.errors.TimeoutError, asyncio.TimeoutError):
+                    continue  # nothing arrived within the batch wait
+                except (nats.errors.ConnectionClosedError, nats.errors.ConnectionDrainingError):
                     break
-                log.warning("fetch from %s failed: %s: %s", stream, type(exc).__name__, exc)
-                await asyncio.sleep(1)
-                continue
-            await self.handle(kind, msgs)
-            if self._backoff:
-                await asyncio.sleep(self._backoff)
+                except Exception as exc:  # NATS briefly away: the client reconnects
+                    if stop.is_set():
+                        break
+                    log.warning("fetch from %s failed: %s: %s", stream, type(exc).__name__, exc)
+                    await asyncio.sleep(1)
+                    continue
+                if len(writing) >= WRITES_IN_FLIGHT:
+                    _, writing = await asyncio.wait(writing, return_when=asyncio.FIRST_COMPLETED)
+                writing.add(asyncio.create_task(self.handle(kind, msgs)))
+                if self._backoff:
+                    await asyncio.sleep(self._backoff)
+        finally:
+            if writing:
+                await asyncio.gather(*writing, return_exceptions=True)
 
     async def handle(self, kind: str, msgs: list) -> None:
         """Decode and project a batch; dead-letter what cannot be projected; write the rest."""
