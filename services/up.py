@@ -116,14 +116,15 @@ def run_up(settings: Settings) -> int:
             children[name] = _start_child(name, env, logs)
         api_url = f"http://{settings.api_host}:{api_port}"
         state = {
-            "api_url": api_url, "api_key": api_key, "nats_url": nats.url, "database_url": database_url,
+            "api_url": api_url, "dashboard_url": f"{api_url}/dashboard/", "api_key": api_key, "nats_url": nats.url, "database_url": database_url,
             "nats_port": nats.port, "postgres_port": pg.port if pg else None, "api_port": api_port,
             "data_dirs": {"root": str(data), "nats": str(nats.store_dir),
                           "postgres": str(pg.data_dir) if pg else None, "logs": str(logs)},
         }
         state_file.write_text(json.dumps(state, indent=2))
         state_file.chmod(0o600)
-        print(f"infrawatch is up\n  API      {api_url}  (docs at {api_url}/docs)\n  API key  {api_key}\n"
+        print(f"infrawatch is up\n  dashboard {api_url}/dashboard/  (sign in with the API key)\n"
+              f"  API      {api_url}  (docs at {api_url}/docs)\n  API key  {api_key}\n"
               f"  NATS     {nats.url}\n  database {redact_url(database_url)}\n  logs     {logs}\n"
               f"  state    {state_file}\nCtrl-C stops everything.", flush=True)
         restarts: dict[str, float] = {}
