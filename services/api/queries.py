@@ -5,14 +5,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from datetime import datetime
-from typing import get_args
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, get_args
 
 import msgspec
-from sqlalchemy import text
+from pydantic import BaseModel
+from sqlalchemy import Select, func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from starlette.requests import Request
 
+from services.api.errors import unprocessable
+from services.api.schemas import Page, parse_bucket
 from shared.events import COLLECTED_TYPES, Collected
 
 log = logging.getLogger(__name__)
@@ -79,3 +83,50 @@ async def timescaledb(request: Request) -> bool:
     if state.timescaledb is None:
         state.timescaledb = await has_timescaledb(state.engine)
     return bool(state.timescaledb)
+
+
+MAX_BUCKETS = 10_000
+# TimescaleDB's default origin (a Monday), so both functions cut the same buckets.
+ORIGIN = datetime(2000, 1, 3, tzinfo=timezone.utc)
+_BUCKET_FUNCTIONS = {
+    True: ("time_bucket", "time_bucket(CAST(:width AS interval), {column}, CAST(:origin AS timestamptz))"),
+    False: ("date_bin", "date_bin(CAST(:width AS interval), {column}, CAST(:origin AS timestamptz))"),
+}
+
+
+@dataclass(frozen=True)
+class Buckets:
+    """How to cut [start, end) into buckets: the function's name, its SQL expression and its parameters."""
+
+    function: str
+    expr: str
+    params: dict[str, Any]
+
+
+async def time_buckets(request: Request, bucket: str, start: datetime, end: datetime, column: str = "time") -> Buckets:
+    """``time_bucket`` with TimescaleDB, else ``date_bin``; 422 for a bad width or more than MAX_BUCKETS."""
+    try:
+        width = parse_bucket(bucket)
+    except ValueError as exc:
+        raise unprocessable("bucket", str(exc)) from None
+    if (end - start) / width > MAX_BUCKETS:
+        raise unprocessable("bucket", f"the range holds more than {MAX_BUCKETS} buckets of {bucket}")
+    name, fn = _BUCKET_FUNCTIONS[await timescaledb(request)]
+    return Buckets(name, fn.format(column=column), {"width": width, "origin": ORIGIN})
+
+
+async def page_of(session: AsyncSession, query: Select, row: type[BaseModel], page: int, page_size: int) -> Page[Any]:
+    """One page of ``query`` (already filtered and ordered) as ``row`` models, with the total count."""
+    total = await session.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
+    rows = await session.scalars(query.offset((page - 1) * page_size).limit(page_size))
+    return Page[row].of([row.model_validate(r) for r in rows], total, page, page_size)  # type: ignore[valid-type]
+
+
+def window(model: Any, device_id: uuid.UUID, start: datetime | None, end: datetime | None) -> list[Any]:
+    """Filters of a time-series table: the device's rows in [start, end), each bound optional."""
+    clauses = [model.device_id == device_id]
+    if start is not None:
+        clauses.append(model.time >= start)
+    if end is not None:
+        clauses.append(model.time < end)
+    return clauses

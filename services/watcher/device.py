@@ -30,7 +30,7 @@ from shared.names import Names
 from shared.payloads.config import WatchMode
 from shared.perf import Perf
 from shared.publish import publish_event
-from shared.transport import TransportError, make_transport, open_stream
+from shared.transport import TransportError, open_stream, transport_pool
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +79,7 @@ class DeviceWatcher:
         self.js = js
         self.names = Names(settings.subject_prefix)
         self.state = state
-        self.transport = make_transport(spec, settings)
+        self.transport = transport_pool().acquire(spec, settings)  # shared with a collector in this process
         self.wspec = watch_spec(spec.watch_paths, settings.watcher_root_prefix, settings.watcher_ignore_regex)
         self.rules = compile_rules(settings.watcher_redact_patterns)
         self.known: dict[str, Known] = {}
@@ -121,7 +121,7 @@ class DeviceWatcher:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 60.0)
         finally:
-            await self.transport.close()
+            await transport_pool().release(self.transport)
 
     async def _detect(self) -> None:
         """Pick the first mode, from the current floor, that the device supports."""

@@ -1,8 +1,12 @@
 """One router per resource, in the order the OpenAPI document lists them."""
 
-from services.api.routes import audit, cache, config, data, devices, health, keys, metrics, prometheus, stream, timeline
+from services.api.routes import (
+    audit, cache, config, containers, data, devices, drives, health, inventory, keys, metrics, network, prometheus,
+    services, stream, timeline, zfs,
+)
 
 ROUTERS = [
-    health.router, devices.router, metrics.router, data.router, timeline.router, stream.router, config.router,
-    audit.router, cache.router, keys.router, prometheus.router,
+    health.router, devices.router, metrics.router, data.router, containers.router, drives.router, network.router,
+    zfs.router, services.router, inventory.router, timeline.router, stream.router, config.router, audit.router,
+    cache.router, keys.router, prometheus.router,
 ]

@@ -8,8 +8,10 @@ import msgspec
 from fastapi import APIRouter, Path, Query, Response
 
 from services.api.deps import DeviceDep, ReaderDep, ViewerKey, require_force
+from services.api.keys import Principal
+from services.api.reads import Reader
 from services.api.schemas import CollectedData
-from shared.events import COLLECTED_TYPES
+from shared.events import COLLECTED_TYPES, DeviceSpec
 
 router = APIRouter(prefix="/devices", tags=["data"])
 
@@ -24,15 +26,12 @@ RESPONSES = {
 }
 
 
-@router.get("/{device}/data/{data_type}", response_model=CollectedData, responses=RESPONSES)
-async def collected_data(
-    data_type: Annotated[DataType, Path(description="a collected data type")],
-    principal: ViewerKey,
-    spec: DeviceDep,
-    reader: ReaderDep,
-    force_refresh: Annotated[bool, Query(description="collect now even if the cache is fresh (operator)")] = False,
-) -> Response:
-    """The latest payload with its age and source (``cache`` or ``refresh``)."""
+ForceRefresh = Annotated[bool, Query(description="collect now even if the cache is fresh (operator)")]
+
+
+async def latest_response(reader: Reader, spec: DeviceSpec, data_type: str, principal: Principal,
+                          force_refresh: bool) -> Response:
+    """The latest collection of ``data_type`` as served by the Reader (the body of every latest-data route)."""
     require_force(principal, force_refresh)
     reading = await reader.latest(spec, data_type, force=force_refresh, principal=principal)
     ev = reading.event
@@ -45,3 +44,15 @@ async def collected_data(
     }
     # Encoded by msgspec straight from the cached Struct: the hot path skips pydantic.
     return Response(_encoder.encode(body), media_type="application/json")
+
+
+@router.get("/{device}/data/{data_type}", response_model=CollectedData, responses=RESPONSES)
+async def collected_data(
+    data_type: Annotated[DataType, Path(description="a collected data type")],
+    principal: ViewerKey,
+    spec: DeviceDep,
+    reader: ReaderDep,
+    force_refresh: ForceRefresh = False,
+) -> Response:
+    """The latest payload with its age and source (``cache`` or ``refresh``)."""
+    return await latest_response(reader, spec, data_type, principal, force_refresh)
