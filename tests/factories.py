@@ -62,3 +62,92 @@ def containers_event(device_id: uuid.UUID, device: str = "dev1", *, at: datetime
                   duration_ms=120.0, ssh_command_count=2, occurred_at=at or events.utcnow(),
                   payload=Containers(runtime="docker", containers=containers), freshness_threshold_s=30)
     return events.new_event(ContainersCollected, **{**fields, **kw})
+
+
+from shared.collected import (  # noqa: E402
+    DriveHealthCollected, InventoryCollected, NetworkCollected, SystemdServicesCollected, ZfsCollected,
+)
+
+
+def _collected(cls, device_id: uuid.UUID, device: str, at: datetime | None, payload, **kw):
+    fields = dict(device_id=device_id, device=device, service="collector", instance="test", trigger="poll",
+                  duration_ms=200.0, ssh_command_count=1, occurred_at=at or events.utcnow(), payload=payload)
+    return events.new_event(cls, **{**fields, **kw})
+
+
+def drive_health_event(device_id: uuid.UUID, device: str = "dev1", *, at: datetime | None = None,
+                       temperature: int = 35, hours: int = 1000, healthy: bool = True, **kw) -> DriveHealthCollected:
+    """smartctl readings of an ATA /dev/sda and an NVMe /dev/nvme0n1 (2 degrees warmer)."""
+    from shared.payloads.drive_health import Attribute, Drive, DriveHealth
+
+    drives = [
+        Drive(name="/dev/sda", protocol="ATA", model="WDC WD40EFRX", serial="WD-1", firmware="82.00A82",
+              capacity_bytes=4 << 40, rotation_rpm=5400, temperature_celsius=temperature, power_on_hours=hours,
+              healthy=healthy, smartctl_exit_status=0 if healthy else 8,
+              attributes=[Attribute(name="Reallocated_Sector_Ct", id=5, value=200, worst=200, threshold=140,
+                                    raw=0 if healthy else 12, prefailure=True)]),
+        Drive(name="/dev/nvme0n1", protocol="NVMe", model="Samsung 980", serial="S1", capacity_bytes=1 << 40,
+              temperature_celsius=temperature + 2, power_on_hours=hours, healthy=True, smartctl_exit_status=0,
+              attributes=[Attribute(name="percentage_used", raw=3)]),
+    ]
+    return _collected(DriveHealthCollected, device_id, device, at, DriveHealth(drives=drives), **kw)
+
+
+def network_event(device_id: uuid.UUID, device: str = "dev1", *, at: datetime | None = None, rx: int = 1000,
+                  **kw) -> NetworkCollected:
+    """Interfaces lo and eth0; eth0 has received ``rx`` bytes."""
+    from shared.payloads.network import Address, Interface, Network
+
+    interfaces = [
+        Interface(name="lo", index=1, state="UNKNOWN", mtu=65536, link_type="loopback",
+                  addresses=[Address(family="inet", address="127.0.0.1", prefixlen=8, scope="host")],
+                  rx_bytes=10, tx_bytes=10),
+        Interface(name="eth0", index=2, state="UP", mtu=1500, mac="52:54:00:12:34:56", link_type="ether",
+                  addresses=[Address(family="inet", address="10.0.0.5", prefixlen=24, scope="global")],
+                  rx_bytes=rx, rx_packets=rx // 100, rx_errors=0, rx_dropped=0, tx_bytes=rx // 2,
+                  tx_packets=rx // 200, tx_errors=0, tx_dropped=0),
+    ]
+    return _collected(NetworkCollected, device_id, device, at, Network(interfaces=interfaces), **kw)
+
+
+def zfs_event(device_id: uuid.UUID, device: str = "dev1", *, at: datetime | None = None, health: str = "ONLINE",
+              checksum_errors: int = 0, **kw) -> ZfsCollected:
+    """Pools tank (mirror of two disks) and backup, with datasets."""
+    from shared.payloads.zfs import Dataset, Pool, Vdev, Zfs
+
+    pools = [
+        Pool(name="tank", health=health, size_bytes=4 << 40, allocated_bytes=1 << 40, free_bytes=3 << 40,
+             fragmentation_percent=3, capacity_percent=25, checksum_errors=checksum_errors, scrub_state="finished",
+             last_scrub_end="2026-01-04T03:00:00", scrub_errors=0, errors="No known data errors",
+             vdevs=[Vdev(name="mirror-0", state=health), Vdev(name="sda", state="ONLINE", depth=1),
+                    Vdev(name="sdb", state=health, depth=1, checksum_errors=checksum_errors)]),
+        Pool(name="backup", health="ONLINE", size_bytes=8 << 40, allocated_bytes=2 << 40, free_bytes=6 << 40),
+    ]
+    datasets = [Dataset(name="tank", used_bytes=1 << 40, available_bytes=3 << 40, referenced_bytes=1 << 20,
+                        mountpoint="/tank"),
+                Dataset(name="backup", used_bytes=2 << 40, available_bytes=6 << 40, referenced_bytes=1 << 20)]
+    return _collected(ZfsCollected, device_id, device, at, Zfs(pools=pools, datasets=datasets), **kw)
+
+
+def systemd_event(device_id: uuid.UUID, device: str = "dev1", *, at: datetime | None = None,
+                  **kw) -> SystemdServicesCollected:
+    """nginx running, backup failed."""
+    from shared.payloads.systemd_services import SystemdServices, Unit
+
+    units = [Unit(name="nginx.service", load="loaded", active="active", sub="running", restarts=1, result="success"),
+             Unit(name="backup.service", load="loaded", active="failed", sub="failed", result="exit-code")]
+    return _collected(SystemdServicesCollected, device_id, device, at,
+                      SystemdServices(units=units, failed=["backup.service"], restarted=["nginx.service"], total=2,
+                                      active=1), **kw)
+
+
+def inventory_event(device_id: uuid.UUID, device: str = "dev1", *, at: datetime | None = None,
+                    kernel: str = "6.1.0-18-amd64", drift=None, **kw) -> InventoryCollected:
+    """A Debian host; ``drift`` as the collector computed it (None for a first snapshot)."""
+    from shared.payloads.inventory import Inventory, Package
+
+    inv = Inventory(hostname=device, kernel=kernel, architecture="x86_64", os_id="debian", os_name="Debian GNU/Linux",
+                    os_version="12", cpu_model="Xeon", cpu_count=4, memory_total_bytes=8 << 30,
+                    package_manager="dpkg", packages=[Package(name="nginx", version="1.22.1", manager="dpkg")],
+                    env={"LANG": "C.UTF-8"}, drift=drift)
+    return _collected(InventoryCollected, device_id, device, at, inv, **kw)

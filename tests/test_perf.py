@@ -118,7 +118,8 @@ async def test_collector_and_watcher_publish_perf_and_serve_metrics(settings, js
     watcher = WatcherSettings(**{**base, "metrics_port": ports["watcher"]}, watcher_root_prefix=str(tmp_path),
                               watcher_mode="poll")
     stop = asyncio.Event()
-    tasks = [asyncio.create_task(run_collector(collector, stop)), asyncio.create_task(run_watcher(watcher, stop))]
+    tasks = [asyncio.create_task(run_collector(collector, stop)), asyncio.create_task(run_watcher(watcher, stop)),
+             asyncio.create_task(run(settings.model_copy(update={"perf_interval_s": 1.0, "metrics_port": -1}), stop))]
     try:
         c = await _service_reports(js, names, "collector", lambda e: e.gauges.get("devices") == 1)
         assert c.service == "collector"
@@ -130,6 +131,13 @@ async def test_collector_and_watcher_publish_perf_and_serve_metrics(settings, js
 
             seen = await wait_until(counted, timeout=60, what=f"{service} operations on /metrics")
             assert "infrawatch_operation_duration_seconds" in seen, service
+
+        async def rows_for_both():
+            rows = await fetch(settings.database_url, "SELECT DISTINCT service_name FROM service_performance_metrics")
+            found = {r["service_name"] for r in rows}
+            return found if {"collector", "watcher", "writer"} <= found else None
+
+        await wait_until(rows_for_both, timeout=60, what="perf rows of the collector, watcher and writer")
     finally:
         stop.set()
         await asyncio.gather(*(asyncio.wait_for(t, 60) for t in tasks))

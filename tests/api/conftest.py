@@ -54,10 +54,30 @@ async def put_cached(app, js, settings, device: dict, age_s: float = 5.0, payloa
         instance="c1", trigger="poll", payload=payload,
         occurred_at=datetime.now(timezone.utc) - timedelta(seconds=age_s), **fields,
     )
-    key = Names.cache_key(device["name"], "system_metrics")
+    return await put_event(app, js, settings, ev)
+
+
+async def put_event(app, js, settings, ev):
+    """Put any collected event into the KV cache and wait for the mirror."""
+    key = Names.cache_key(ev.device, ev.data_type)
     await (await js.key_value(Names(settings.subject_prefix).cache_bucket)).put(key, events.encode(ev))
     await eventually(lambda: getattr(app.state.cache.get(key), "event_id", None) == ev.event_id)
     return ev
+
+
+async def project(database_url: str, *evs) -> None:
+    """Write events as the writer does: its projection and its sink."""
+    import asyncpg
+
+    from services.writer.projection import rows
+    from services.writer.sink import write
+
+    conn = await asyncpg.connect(database_url)
+    try:
+        for ev in evs:
+            await write(conn, rows(ev))
+    finally:
+        await conn.close()
 
 
 @pytest.fixture
