@@ -25,7 +25,7 @@ from shared.embedded import free_port
 from shared.names import Names
 from shared.nats_conn import connect
 from shared.settings import Settings
-from tests.nats_cluster import DEPLOY_NATS, NatsNode, password_env, passwords, render_single
+from tests.nats_cluster import NatsNode, password_env, passwords, render_single
 from tests.util import start_service, wait_until
 
 NAMES = Names("infra")
