@@ -47,43 +47,18 @@ def stream_configs(settings: Settings) -> list[StreamConfig]:
 
 def kv_configs(settings: Settings) -> list[KeyValueConfig]:
     n = Names(settings.subject_prefix)
+    def kv(bucket: str, description: str, **extra) -> KeyValueConfig:
+        return KeyValueConfig(bucket=bucket, description=description, history=1,
+                              replicas=settings.stream_replicas, **{"storage": StorageType.FILE, **extra})
+
     return [
-        KeyValueConfig(
-            bucket=n.cache_bucket,
-            description="latest successful collection per <device>.<data_type>",
-            history=1,
-            replicas=settings.stream_replicas,
-            storage=StorageType.FILE,
-        ),
-        KeyValueConfig(
-            bucket=n.watch_state_bucket,
-            description="watcher: last known hash and metadata per <device>.<file>",
-            history=1,
-            replicas=settings.stream_replicas,
-            storage=StorageType.FILE,
-        ),
-        KeyValueConfig(
-            bucket=n.alert_rules_bucket,
-            description="alert rules by id, mirrored from the alert_rules table by the api",
-            history=1,
-            replicas=settings.stream_replicas,
-            storage=StorageType.FILE,
-        ),
-        KeyValueConfig(
-            bucket=n.alert_state_bucket,
-            description="alert evaluator: state per <rule id>.<device id>, updated with compare-and-set",
-            history=1,
-            replicas=settings.stream_replicas,
-            storage=StorageType.FILE,
-        ),
-        KeyValueConfig(
-            bucket=n.collectors_bucket,
-            description="collector instances: one heartbeat key per live instance",
-            history=1,
-            ttl=COLLECTORS_TTL_S,  # only clears keys of instances gone long ago; liveness is the heartbeat
-            replicas=settings.stream_replicas,
-            storage=StorageType.MEMORY,
-        ),
+        kv(n.cache_bucket, "latest successful collection per <device>.<data_type>"),
+        kv(n.watch_state_bucket, "watcher: last known hash and metadata per <device>.<file>"),
+        kv(n.alert_rules_bucket, "alert rules by id, mirrored from the alert_rules table by the api"),
+        kv(n.alert_state_bucket, "alert evaluator: state per <rule id>.<device id>, updated with compare-and-set"),
+        # the TTL only clears keys of instances gone long ago; liveness is the heartbeat itself
+        kv(n.collectors_bucket, "collector instances: one heartbeat key per live instance",
+           ttl=COLLECTORS_TTL_S, storage=StorageType.MEMORY),
     ]
 
 

@@ -69,6 +69,17 @@ def tls_context(settings: Settings) -> ssl.SSLContext | None:
     return ctx
 
 
+async def drain(nc: Client, timeout: float = 10) -> None:
+    """Drain (finish in-flight work, then close); close outright if that fails or takes too long."""
+    if nc.is_closed:
+        return
+    try:
+        await asyncio.wait_for(nc.drain(), timeout=timeout)
+    except Exception as exc:  # drain on a dead connection
+        log.warning("nats drain: %s", exc)
+        await nc.close()
+
+
 def stop_event_on_signals() -> asyncio.Event:
     """An event set by SIGTERM or SIGINT, for graceful shutdown."""
     stop = asyncio.Event()
@@ -86,9 +97,5 @@ async def run_until_signal(
     try:
         await main(stop)
     finally:
-        if nc is not None and not nc.is_closed:
-            try:
-                await asyncio.wait_for(nc.drain(), timeout=10)
-            except Exception as exc:  # drain on a dead connection
-                log.warning("nats drain: %s", exc)
-                await nc.close()
+        if nc is not None:
+            await drain(nc)

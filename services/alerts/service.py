@@ -33,7 +33,7 @@ from shared import events
 from shared.alert_events import AlertChanged, AlertRule, NotificationAttempted
 from shared.bootstrap import ensure
 from shared.names import MSG_ID, Names
-from shared.nats_conn import connect
+from shared.nats_conn import connect, drain
 from shared.perf import Perf, publish_loop, serve_metrics
 from shared.publish import publish_event
 from shared.settings import Settings
@@ -329,10 +329,7 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
     finally:
         if rules is not None:
             await rules.stop()
-        try:
-            await asyncio.wait_for(nc.drain(), timeout=10)
-        except Exception:
-            await nc.close()
+        await drain(nc)
 
 
 async def _gauges(ev: Evaluator) -> None:

@@ -23,7 +23,7 @@ from services.api.settings import ApiSettings
 from shared.bootstrap import ensure
 from shared.devices import DeviceRegistry
 from shared.names import Names
-from shared.nats_conn import connect
+from shared.nats_conn import connect, drain
 from shared.perf import Perf, publish_loop
 from shared.settings import Settings
 
@@ -85,11 +85,7 @@ def create_app(settings: Settings) -> FastAPI:
             if registry is not None:
                 await registry.stop()
             await engine.dispose()
-            if not nc.is_closed:
-                try:
-                    await nc.drain()
-                except Exception as exc:  # a connection that is already gone
-                    log.warning("nats drain: %s", exc)
+            await drain(nc)
 
     app = FastAPI(title="infrawatch", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
     errors.install(app)

@@ -44,7 +44,7 @@ from shared.bootstrap import ensure
 from shared.devices import DeviceRegistry
 from shared.events import Audited, Collected, DeviceChanged, DeviceSpec, RefreshRequested, Trigger
 from shared.names import Names
-from shared.nats_conn import connect
+from shared.nats_conn import connect, drain
 from shared.perf import Perf, publish_loop, serve_metrics
 from shared.publish import publish_event
 from shared.settings import Settings
@@ -457,9 +457,5 @@ async def run(settings: Settings, stop: asyncio.Event, *, stats: CollectorStats 
             await collector.close()
         if membership is not None:
             await membership.leave()
-        try:
-            await asyncio.wait_for(nc.drain(), timeout=10)
-        except Exception as exc:
-            log.warning("nats drain: %s", exc)
-            await nc.close()
+        await drain(nc)
         log.info("collector stopped")

@@ -18,7 +18,7 @@ from shared.bootstrap import ensure
 from shared.devices import DeviceRegistry
 from shared.events import DeviceChanged, DeviceSpec
 from shared.names import Names
-from shared.nats_conn import connect
+from shared.nats_conn import connect, drain
 from shared.perf import Perf, publish_loop, serve_metrics
 from shared.settings import Settings
 
@@ -104,9 +104,5 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
             await registry.stop()
         if watcher is not None:
             await watcher.close()
-        try:
-            await asyncio.wait_for(nc.drain(), timeout=10)
-        except Exception as exc:
-            log.warning("nats drain: %s", exc)
-            await nc.close()
+        await drain(nc)
         log.info("watcher stopped")

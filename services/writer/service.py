@@ -17,7 +17,7 @@ from services.writer.projection import ProjectionError, Rows, merge, rows
 from shared import events
 from shared.bootstrap import ensure
 from shared.names import DLQ_REASON, DLQ_STREAM_SEQ, DLQ_SUBJECT, MSG_ID, Names
-from shared.nats_conn import connect
+from shared.nats_conn import connect, drain
 from shared.perf import Perf, publish_loop, serve_metrics
 from shared.settings import Settings
 
@@ -220,7 +220,4 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
         await asyncio.gather(*tasks, return_exceptions=True)
         await pool.close()
     finally:
-        try:
-            await asyncio.wait_for(nc.drain(), timeout=10)
-        except Exception:
-            await nc.close()
+        await drain(nc)
