@@ -64,14 +64,18 @@ def containers_event(device_id: uuid.UUID, device: str = "dev1", *, at: datetime
     return events.new_event(ContainersCollected, **{**fields, **kw})
 
 
-from shared.collected import (  # noqa: E402
-    DriveHealthCollected, InventoryCollected, NetworkCollected, SystemdServicesCollected, ZfsCollected,
+from shared.collected import (
+    DriveHealthCollected,
+    InventoryCollected,
+    NetworkCollected,
+    SystemdServicesCollected,
+    ZfsCollected,
 )
 
 
 def _collected(cls, device_id: uuid.UUID, device: str, at: datetime | None, payload, **kw):
-    fields = dict(device_id=device_id, device=device, service="collector", instance="test", trigger="poll",
-                  duration_ms=200.0, ssh_command_count=1, occurred_at=at or events.utcnow(), payload=payload)
+    fields = {"device_id": device_id, "device": device, "service": "collector", "instance": "test", "trigger": "poll",
+              "duration_ms": 200.0, "ssh_command_count": 1, "occurred_at": at or events.utcnow(), "payload": payload}
     return events.new_event(cls, **{**fields, **kw})
 
 

@@ -8,9 +8,22 @@ from functools import cache
 from typing import Any
 
 import msgspec
-from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    create_model,
+    field_validator,
+    model_validator,
+)
 
-from services.api.schemas import MAX_PAGE, CollectedData, TimeFilter, model_of, parse_bucket
+from services.api.schemas import (
+    MAX_PAGE,
+    CollectedData,
+    TimeFilter,
+    model_of,
+    parse_bucket,
+)
 
 
 @cache
@@ -42,7 +55,7 @@ class DriveHistoryQuery(HistoryQuery):
         return value
 
     @model_validator(mode="after")
-    def _bucket_needs_start(self) -> "DriveHistoryQuery":
+    def _bucket_needs_start(self) -> DriveHistoryQuery:
         if self.bucket is not None and self.start is None:
             raise ValueError("bucket needs a start")
         return self

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from datetime import datetime, timedelta, timezone
 
+import msgspec
 import pytest
 
 from shared.payloads.inventory import Change, Drift
 from tests.api.conftest import auth, eventually, project, put_event
 from tests.factories import (
-    containers_event, drive_health_event, inventory_event, network_event, systemd_event, zfs_event,
+    containers_event,
+    drive_health_event,
+    inventory_event,
+    network_event,
+    systemd_event,
+    zfs_event,
 )
 
 T0 = datetime(2026, 1, 5, 12, 0, tzinfo=timezone.utc)
@@ -62,10 +69,17 @@ async def test_unknown_device_is_404(client, keys, path):
 
 async def test_container_history_by_id_short_id_or_name(settings, client, keys, device):
     dev = uuid.UUID(device["id"])
-    snapshots = [containers_event(dev, "web-1", at=_at(m), count=3) for m in range(4)]
+    ids = [hashlib.sha256(str(i).encode()).hexdigest() for i in range(3)]  # distinct like docker's
+
+    def snapshot(minutes: int):
+        ev = containers_event(dev, "web-1", at=_at(minutes), count=3)
+        cs = [msgspec.structs.replace(c, id=ids[i]) for i, c in enumerate(ev.payload.containers)]
+        return msgspec.structs.replace(ev, payload=msgspec.structs.replace(ev.payload, containers=cs))
+
+    snapshots = [snapshot(m) for m in range(4)]
     await project(settings.database_url, *snapshots)
     h = auth(keys["viewer"])
-    full_id = f"{1:064x}"
+    full_id = ids[1]
     for ref in ("app-1", full_id, full_id[:12]):
         r = await client.get(f"/devices/web-1/containers/{ref}/history", headers=h)
         assert r.status_code == 200, r.text

@@ -24,7 +24,8 @@ from shared.payloads.containers import Container, Containers
 from shared.payloads.drive_health import Drive, DriveHealth
 from shared.payloads.systemd_services import SystemdServices, Unit
 from shared.payloads.zfs import Pool, Zfs
-from tests.api.conftest import auth
+from tests.api.conftest import auth, project
+from tests.factories import drive_health_event
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -83,7 +84,11 @@ async def test_dashboard(live, keys, settings, chromium):
         device = r.json()
         assert (await http.get("/")).headers["location"] == "/dashboard/"
         assert "/dashboard/" not in str((await http.get("/openapi.json")).json()["paths"])
-    await _seed(settings.database_url, uuid.UUID(device["id"]), datetime.now(UTC))
+    now = datetime.now(UTC)
+    await _seed(settings.database_url, uuid.UUID(device["id"]), now)
+    await project(settings.database_url, *(  # four readings 15 min apart: one per bucket of the 24 h history
+        drive_health_event(uuid.UUID(device["id"]), "web-1", at=now - timedelta(minutes=50 - 15 * i),
+                           temperature=35 + i) for i in range(4)))
 
     async with async_playwright() as pw:
         browser = await pw.chromium.launch(executable_path=chromium, args=ARGS, headless=True)
@@ -150,6 +155,8 @@ async def test_dashboard(live, keys, settings, chromium):
             assert await page.locator("#containers img").count() == 0
             await expect(page.locator("#drive_health tbody tr")).to_contain_text("38 °C", timeout=WAIT_MS)
             await expect(page.locator("#drive_health tbody tr")).to_contain_text("<Disk>")
+            history = page.locator("#drive_health tbody tr .temp-history svg.spark")  # stored, by the history route
+            await expect(history).to_have_attribute("data-points", "4", timeout=WAIT_MS)
             await expect(page.locator("#zfs tbody tr")).to_contain_text("DEGRADED", timeout=WAIT_MS)
             await expect(page.locator("#systemd_services tbody tr").first).to_contain_text("nginx.service",
                                                                                           timeout=WAIT_MS)

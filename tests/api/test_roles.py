@@ -9,7 +9,17 @@ import pytest
 import pytest_asyncio
 
 from services.api.keys import create_api_key
-from tests.api.conftest import auth, put_cached
+from tests.api.conftest import auth, project, put_cached, put_event
+from tests.factories import (
+    containers_event,
+    drive_health_event,
+    inventory_event,
+    network_event,
+    systemd_event,
+    zfs_event,
+)
+
+COLLECTED = (containers_event, drive_health_event, network_event, zfs_event, systemd_event, inventory_event)
 
 V, O, A = "viewer", "operator", "admin"
 READ = {V: 200, O: 200, A: 200}
@@ -29,6 +39,18 @@ MATRIX = [
     ("GET", "/devices/web-1/metrics?force_refresh=true", None, {V: 403, O: 504, A: 504}),  # no collector runs
     ("GET", "/devices/web-1/data/system_metrics", None, READ),
     ("GET", "/devices/web-1/data/system_metrics?force_refresh=true", None, {V: 403, O: 504, A: 504}),
+    ("GET", "/devices/web-1/containers", None, READ),
+    ("GET", "/devices/web-1/containers?force_refresh=true", None, {V: 403, O: 504, A: 504}),
+    ("GET", "/devices/web-1/containers/{container}/history", None, READ),
+    ("GET", "/devices/web-1/drives", None, READ),
+    ("GET", "/devices/web-1/drives/{drive}/history", None, READ),
+    ("GET", "/devices/web-1/network", None, READ),
+    ("GET", "/devices/web-1/network/history", None, READ),
+    ("GET", "/devices/web-1/zfs", None, READ),
+    ("GET", "/devices/web-1/zfs/history", None, READ),
+    ("GET", "/devices/web-1/services", None, READ),
+    ("GET", "/devices/web-1/inventory", None, READ),
+    ("GET", "/devices/web-1/inventory/drift", None, READ),
     ("GET", "/devices/web-1/timeline", None, READ),
     ("GET", "/devices/ghost/events", None, {V: 404, O: 404, A: 404}),  # a live stream: see test_stream
     ("GET", "/devices/web-1/config", None, READ),
@@ -55,8 +77,13 @@ MATRIX = [
 
 @pytest_asyncio.fixture
 async def world(app, client, keys, js, settings, device) -> dict[str, str]:
-    """A device with a fresh cached value and a config snapshot, a spare key to revoke and an alert rule."""
+    """A device with fresh cached values of every type, their stored rows and a config snapshot, a spare key to
+    revoke and an alert rule."""
     await put_cached(app, js, settings, device)
+    collected = [build(uuid.UUID(device["id"]), device["name"]) for build in COLLECTED]
+    for ev in collected:
+        await put_event(app, js, settings, ev)
+    await project(settings.database_url, *collected)
     snapshot = uuid.uuid4()
     conn = await asyncpg.connect(settings.database_url)
     try:
@@ -71,7 +98,8 @@ async def world(app, client, keys, js, settings, device) -> dict[str, str]:
     r = await client.post("/rules", json={"name": "cpu-high", "metric": "cpu", "threshold": 90},
                           headers=auth(keys["admin"]))
     assert r.status_code == 201, r.text
-    return {"snapshot": str(snapshot), "key_id": str(key_id), "rule": r.json()["id"]}
+    return {"snapshot": str(snapshot), "key_id": str(key_id), "rule": r.json()["id"], "container": "app-1",
+            "drive": "sda"}
 
 
 @pytest.mark.parametrize("role", [V, O, A])

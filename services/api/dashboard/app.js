@@ -6,7 +6,7 @@ const RANGES = { "1h": [3600, "1m"], "6h": [6 * 3600, "5m"], "24h": [86400, "15m
 const DATA_TYPES = ["containers", "drive_health", "zfs", "systemd_services"];
 const $ = (sel) => document.querySelector(sel);
 
-const state = { devices: [], device: null, range: "6h", stream: null, temps: new Map(), timers: {} };
+const state = { devices: [], device: null, range: "6h", stream: null, timers: {} };
 
 /** An element with attributes and children; strings become text nodes, null/false children are skipped. */
 function h(tag, attrs = {}, ...children) {
@@ -150,7 +150,6 @@ function route() {
 function openDevice(name) {
   stopStream();
   state.device = name;
-  state.temps = new Map();
   renderDevices();
   if (!name) { $("#device").replaceChildren(h("p", { class: "muted" }, "Choose a device.")); return; }
   const card = (id, title) => h("section", { class: "card", id }, h("h3", {}, title), h("div", { class: "body" }, "loading…"));
@@ -289,23 +288,29 @@ function containers(p) {
 }
 
 function drives(p, d) {
-  const now = Date.now();
-  for (const dr of list(p.drives)) {
-    if (typeof dr.temperature_celsius !== "number") continue;
-    const hist = state.temps.get(dr.name) || [];
-    if (!hist.length || hist[hist.length - 1].v !== dr.temperature_celsius || now - hist[hist.length - 1].t > 60000)
-      hist.push({ t: now, v: dr.temperature_celsius });
-    state.temps.set(dr.name, hist.slice(-200));
-  }
   const health = (dr) => dr.failing ? badge("FAILING", "bad") : dr.healthy === true ? badge("PASSED", "ok")
     : dr.healthy === false ? badge("FAILED", "bad") : badge(dr.could_not_open ? "no SMART data" : "unknown", "warn");
   const rows = list(p.drives).map((dr) => [
     dr.name, [dr.model, dr.serial].filter(Boolean).join(" · ") || "–", health(dr),
     typeof dr.temperature_celsius === "number" ? `${dr.temperature_celsius} °C` : "–",
-    spark(state.temps.get(dr.name) || []), dr.power_on_hours ?? "–", bytes(dr.capacity_bytes), dr.error ?? "",
+    tempHistory(d, dr.name), dr.power_on_hours ?? "–", bytes(dr.capacity_bytes), dr.error ?? "",
   ]);
-  return table(["drive", "model / serial", "SMART", "temperature", "history (this view)", "power-on h", "size", "note"],
+  return table(["drive", "model / serial", "SMART", "temperature", "temperature, 24h", "power-on h", "size", "note"],
     rows, "no drives");
+}
+
+/** A cell that fills with the drive's stored temperature over the last 24 hours (average per bucket). */
+function tempHistory(d, name) {
+  const cell = h("span", { class: "temp-history", "data-drive": name }, "…");
+  const [span, bucket] = RANGES["24h"];
+  const end = new Date(Date.now() + 60000);
+  const start = new Date(end - span * 1000);
+  const drive = encodeURIComponent(String(name).replace(/^\/dev\//, ""));
+  api(`${dev(d)}/drives/${drive}/history?${q({ start: start.toISOString(), end: end.toISOString(), bucket })}`)
+    .then((res) => cell.replaceChildren(spark(list(res.items).filter((b) => typeof b.temperature_avg === "number")
+      .map((b) => ({ t: new Date(b.bucket).getTime(), v: b.temperature_avg })))))
+    .catch((e) => cell.replaceChildren(h("span", { class: "muted" }, e.status === 404 ? "none stored" : "–")));
+  return cell;
 }
 
 /** A small SVG sparkline of {t, v} points. */
@@ -316,7 +321,7 @@ function spark(points) {
   const pts = points.map((p) => `${(((p.t - t0) / (t1 - t0 || 1)) * 98 + 1).toFixed(1)},${(19 - ((p.v - lo) / span) * 18).toFixed(1)}`);
   return h("svg", { class: "chart spark", viewBox: "0 0 100 20", width: 100, height: 20, preserveAspectRatio: "none",
                     "data-points": points.length }, h("polyline", { class: "line", points: pts.join(" ") }),
-    h("title", {}, `${lo}–${hi} °C over ${points.length} readings`));
+    h("title", {}, `${num(lo)}–${num(hi)} °C over ${points.length} buckets`));
 }
 
 function zfs(p) {

@@ -14,7 +14,13 @@ from services.api.errors import unprocessable
 from services.api.queries import page_of, time_buckets, window
 from services.api.routes.data import RESPONSES, ForceRefresh, latest_response
 from services.api.schemas import Page
-from services.api.schemas_collected import DriveBucket, DriveBuckets, DriveHistoryQuery, DriveRow, collected_model
+from services.api.schemas_collected import (
+    DriveBucket,
+    DriveBuckets,
+    DriveHistoryQuery,
+    DriveRow,
+    collected_model,
+)
 from shared.collected import DriveHealthCollected
 from shared.payloads.drive_health import DriveHealth as DriveHealthPayload
 

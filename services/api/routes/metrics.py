@@ -12,9 +12,7 @@ from schema.models import SystemMetric
 from services.api.deps import DeviceDep, ReaderDep, SessionDep, ViewerKey, require_force
 from services.api.queries import page_of, time_buckets
 from services.api.reads import Reading
-from services.api.schemas import (
-    MetricBucket, MetricBuckets, MetricsQuery, Page, SystemMetricRow, SystemMetricsLatest,
-)
+from services.api.schemas import MetricBucket, MetricBuckets, MetricsQuery, Page, SystemMetricRow, SystemMetricsLatest
 from shared.events import DeviceSpec, SystemMetricsCollected
 
 router = APIRouter(prefix="/devices", tags=["metrics"])

@@ -12,7 +12,11 @@ from services.api.deps import DeviceDep, ReaderDep, SessionDep, ViewerKey
 from services.api.queries import page_of, window
 from services.api.routes.data import RESPONSES, ForceRefresh, latest_response
 from services.api.schemas import Page
-from services.api.schemas_collected import InterfaceRow, NetworkHistoryQuery, collected_model
+from services.api.schemas_collected import (
+    InterfaceRow,
+    NetworkHistoryQuery,
+    collected_model,
+)
 from shared.collected import NetworkCollected
 from shared.payloads.network import Network
 
