@@ -9,6 +9,7 @@ import pytest
 import pytest_asyncio
 
 from services.api.keys import create_api_key
+from shared.names import Names
 from tests.api.conftest import auth, project, put_cached, put_event
 from tests.factories import (
     containers_event,
@@ -58,6 +59,7 @@ MATRIX = [
     ("GET", "/devices/web-1/config/snapshots/{snapshot}", None, READ),
     ("GET", "/devices/web-1/config/snapshots/{snapshot}/diff", None, READ),
     ("GET", "/config/changes", None, READ),
+    ("GET", "/devices/web-1/watch", None, READ),
     ("GET", "/audit", None, READ),
     ("GET", "/performance", None, READ),
     ("GET", "/cache/stats", None, READ),
@@ -94,6 +96,8 @@ async def world(app, client, keys, js, settings, device) -> dict[str, str]:
             "'LOW')", snapshot, uuid.UUID(device["id"]))
     finally:
         await conn.close()
+    kv = await js.key_value(Names(settings.subject_prefix).watch_state_bucket)
+    await kv.put(f"{device['name']}._status", b'{"watch_mode": "inotifywait", "files": 1}')
     _, key_id = await create_api_key(settings.database_url, "viewer", "spare")
     r = await client.post("/rules", json={"name": "cpu-high", "metric": "cpu", "threshold": 90},
                           headers=auth(keys["admin"]))

@@ -91,3 +91,37 @@ async def test_writer_stores_snapshots_and_change_events(watching, root, setting
     finally:
         stop.set()
         await asyncio.wait_for(writer, 60)
+
+
+async def test_the_watch_mode_of_a_device_is_readable_through_the_api(settings, js, tmp_path):
+    """The watcher reports its mode per device; the API serves it at /devices/{d}/watch."""
+    import httpx
+
+    from services.api.keys import create_api_key
+    from services.api.main import create_app
+    from services.watcher.service import run as run_watcher
+    from shared import devices
+    from shared.names import Names
+
+    names = Names(settings.subject_prefix)
+    (tmp_path / "etc" / "nginx").mkdir(parents=True)
+    (tmp_path / "etc" / "nginx" / "nginx.conf").write_text("events {}\n")
+    await devices.register(js, names, DeviceSpec(id=uuid.uuid4(), name="box", transport="local"), "test", "t")
+    ws = WatcherSettings(**{**settings.model_dump(), "watcher_root_prefix": str(tmp_path), "watcher_mode": "poll"})
+    stop = asyncio.Event()
+    task = asyncio.create_task(run_watcher(ws, stop))
+    key, _ = await create_api_key(settings.database_url, "viewer", "t")
+    app = create_app(settings)
+    try:
+        async with app.router.lifespan_context(app), httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app), base_url="http://api",
+                headers={"Authorization": f"Bearer {key}"}) as client:
+            async def status():
+                r = await client.get("/devices/box/watch")
+                return r.json() if r.status_code == 200 and r.json().get("watch_mode") else None
+
+            body = await wait_until(status, timeout=60, what="the watcher's status through the API")
+            assert body["watch_mode"] == "poll" and body["device"] == "box"
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 60)
