@@ -225,6 +225,66 @@ def status(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
         console.print(table)
 
 
+@app.command()
+def simulate(
+    devices: Annotated[int, typer.Option("--devices", min=1, help="number of simulated hosts")] = 10,
+    base_port: Annotated[Optional[int], typer.Option(help="host i listens on BASE_PORT+i (default: free ports)")] = None,
+    register: Annotated[bool, typer.Option("--register", help="register the hosts as devices on NATS")] = False,
+    misbehave: Annotated[Optional[list[str]], typer.Option(
+        help="HOST=KIND[:VALUE], KIND one of slow:S, hang, garbage, huge:MB, unreachable; repeatable")] = None,
+    state_dir: Annotated[Optional[Path], typer.Option(help="keys, known_hosts and file trees "
+                                                      "(default: <data dir>/simulator)")] = None,
+    change_every: Annotated[float, typer.Option(help="seconds between file changes on each host; 0: never")] = 60.0,
+    prefix: Annotated[str, typer.Option(help="host names are PREFIX-0, PREFIX-1, ...")] = "host",
+) -> None:
+    """Serve simulated SSH hosts on 127.0.0.1 (a test tool: see services/simulator)."""
+    from services.simulator import Simulator, parse_specs
+    from shared.nats_conn import stop_event_on_signals
+
+    settings = _settings()
+    try:
+        bad = parse_specs(misbehave or [])
+        sim = Simulator(devices, state_dir or settings.data_dir / "simulator", bad, prefix=prefix,
+                        base_port=base_port, change_interval_s=change_every or None)
+    except ValueError as exc:
+        _fail(str(exc))
+
+    async def main() -> None:
+        stop = stop_event_on_signals()
+        async with sim:
+            if register:
+                from shared.bootstrap import ensure
+                from shared.names import Names
+                from shared.nats_conn import connect
+
+                nc = await connect(settings, "simulator")
+                try:
+                    js = nc.jetstream()
+                    await ensure(js, settings)
+                    await sim.register(js, Names(settings.subject_prefix))
+                finally:
+                    await nc.close()
+            first, last = sim.hosts[0], sim.hosts[-1]
+            typer.echo(f"{len(sim.hosts)} hosts {first.name} … {last.name} on 127.0.0.1 ports "
+                       f"{first.port} … {last.port}, user {first.username}"
+                       + (", registered as devices" if register else ""))
+            for h in sim.hosts:
+                if h.misbehave:
+                    typer.echo(f"  {h.name} (port {h.port}): {h.misbehave}")
+            typer.echo(f"client key   {sim.client_key}")
+            typer.echo(f"known_hosts  {sim.known_hosts}")
+            typer.echo(f"hosts        {sim.state_dir / 'hosts.json'}")
+            typer.echo("collector/watcher settings:")
+            for k, v in sim.settings_env().items():
+                typer.echo(f"  {k}='{v}'")
+            await stop.wait()
+
+    try:
+        asyncio.run(main())
+    except OSError as exc:
+        _fail(f"simulate: {exc}")
+
+
 @device_app.command("add")
 def device_add(
     name: str,

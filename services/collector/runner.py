@@ -190,6 +190,10 @@ async def run_module(session: Session, module: ModuleType) -> Outcome:
             await session.run_batch(module.COMMANDS)
     except CommandFailed as exc:
         return Outcome("error", error=str(exc))
+    except ParseError as exc:  # output the module needed to choose its next commands was unreadable
+        return Outcome("error", error=str(exc))
+    except Unsupported as exc:
+        return Outcome("unsupported", error=str(exc))
     return interpret_outputs(module, session.outputs)
 
 
