@@ -71,28 +71,17 @@ def up() -> None:
     raise typer.Exit(code)
 
 
-@app.command()
-def collector() -> None:
-    """Run the collector service."""
-    _run_service("collector", "services.collector.service")
+def _service_command(name: str, module: str, doc: str) -> None:
+    def command() -> None:
+        _run_service(name, module)
+
+    command.__doc__ = doc
+    app.command(name)(command)
 
 
-@app.command()
-def watcher() -> None:
-    """Run the watcher service."""
-    _run_service("watcher", "services.watcher.service")
-
-
-@app.command()
-def alerts() -> None:
-    """Run the alert evaluator service."""
-    _run_service("alerts", "services.alerts.service")
-
-
-@app.command()
-def writer() -> None:
-    """Run the writer service."""
-    _run_service("writer", "services.writer.service")
+for _name, _doc in (("collector", "Run the collector service."), ("watcher", "Run the watcher service."),
+                    ("alerts", "Run the alert evaluator service."), ("writer", "Run the writer service.")):
+    _service_command(_name, f"services.{_name}.service", _doc)
 
 
 @app.command()

@@ -104,7 +104,7 @@ def has_timescaledb(pg_admin_url) -> bool:
 def timescaledb(has_timescaledb):
     """Marks a test that needs TimescaleDB; such tests run only against a server that has it."""
     if not has_timescaledb:
-        pytest.skip("needs TimescaleDB: set INFRAWATCH_TEST_DATABASE_URL to a TimescaleDB server")
+        pytest.skip(reason="needs TimescaleDB: set INFRAWATCH_TEST_DATABASE_URL to a TimescaleDB server")
 
 
 @pytest.fixture(scope="session")

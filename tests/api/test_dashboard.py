@@ -43,7 +43,7 @@ def chromium() -> str:
         ("the playwright Python package (pip install playwright)", importlib.util.find_spec("playwright") is not None),
     ] if not ok]
     if missing:
-        pytest.skip("the dashboard test needs " + " and ".join(missing))
+        pytest.skip(reason="the dashboard test needs " + " and ".join(missing))
     return CHROMIUM
 
 
