@@ -122,11 +122,16 @@ async def page_of(session: AsyncSession, query: Select, row: type[BaseModel], pa
     return Page[row].of([row.model_validate(r) for r in rows], total, page, page_size)  # type: ignore[valid-type]
 
 
+def time_range(column: Any, start: datetime | None, end: datetime | None) -> list[Any]:
+    """Filters keeping ``column`` in [start, end), each bound optional."""
+    clauses = []
+    if start is not None:
+        clauses.append(column >= start)
+    if end is not None:
+        clauses.append(column < end)
+    return clauses
+
+
 def window(model: Any, device_id: uuid.UUID, start: datetime | None, end: datetime | None) -> list[Any]:
     """Filters of a time-series table: the device's rows in [start, end), each bound optional."""
-    clauses = [model.device_id == device_id]
-    if start is not None:
-        clauses.append(model.time >= start)
-    if end is not None:
-        clauses.append(model.time < end)
-    return clauses
+    return [model.device_id == device_id, *time_range(model.time, start, end)]

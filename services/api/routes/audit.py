@@ -8,9 +8,10 @@ from typing import Annotated, Any, Literal, get_args
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import ColumnElement, func, select
+from sqlalchemy import func, select
 
 from schema.models import DataCollectionAudit as Audit, ServicePerformanceMetric as Perf
+from services.api.queries import time_range
 from services.api.deps import RegistryDep, SessionDep, ViewerKey, device_filter
 from services.api.schemas import MAX_PAGE, Page, TimeFilter
 from shared.events import Status, Trigger
@@ -74,15 +75,6 @@ class PerfRow(BaseModel):
     top_errors: list[Any] | None
 
 
-def _window(column, window: TimeFilter) -> list[ColumnElement[bool]]:
-    where = []
-    if window.start is not None:
-        where.append(column >= window.start)
-    if window.end is not None:
-        where.append(column < window.end)
-    return where
-
-
 @router.get("/audit", responses={404: {"description": "unknown device"}})
 async def audit_trail(
     _: ViewerKey, registry: RegistryDep, session: SessionDep,
@@ -96,7 +88,7 @@ async def audit_trail(
     page_size: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> Page[AuditRow]:
     """Collections and audited reads, newest first."""
-    where = _window(Audit.time, window)
+    where = time_range(Audit.time, window.start, window.end)
     device_id = device_filter(registry, device)
     for column, value in ((Audit.device_id, device_id), (Audit.data_type, data_type), (Audit.trigger, trigger),
                           (Audit.status, status), (Audit.cache_hit, cache_hit)):
@@ -118,7 +110,7 @@ async def performance(
     page_size: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> Page[PerfRow]:
     """Service performance metrics, newest first."""
-    where = _window(Perf.time, window)
+    where = time_range(Perf.time, window.start, window.end)
     if service:
         where.append(Perf.service_name == service)
     total = await session.scalar(select(func.count()).select_from(Perf).where(*where)) or 0

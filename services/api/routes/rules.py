@@ -16,11 +16,12 @@ import msgspec
 from fastapi import APIRouter, HTTPException, Path, Query, Response, status
 from nats.js.errors import KeyNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-from sqlalchemy import ColumnElement, func, select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from schema.models import AlertEvent as AlertRecord
 from schema.models import AlertRule as Rule
+from services.api.queries import time_range
 from services.api.deps import AdminKey, JsDep, NamesDep, RegistryDep, SessionDep, ViewerKey, device_filter
 from services.api.keys import Principal
 from services.api.schemas import MAX_PAGE, Page, TimeFilter
@@ -281,15 +282,6 @@ async def delete_rule(rule: RulePath, _: AdminKey, session: SessionDep, js: JsDe
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-def _window(column, window: TimeFilter) -> list[ColumnElement[bool]]:
-    where = []
-    if window.start is not None:
-        where.append(column >= window.start)
-    if window.end is not None:
-        where.append(column < window.end)
-    return where
-
-
 @router.get("/alerts", responses={404: {"description": "unknown device"}})
 async def list_alerts(
     _: ViewerKey, registry: RegistryDep, session: SessionDep,
@@ -301,7 +293,7 @@ async def list_alerts(
     page_size: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> Page[AlertInfo]:
     """Alerts fired and resolved, newest first."""
-    where = _window(AlertRecord.time, window)
+    where = time_range(AlertRecord.time, window.start, window.end)
     device_id = device_filter(registry, device)
     if device_id is not None:
         where.append(AlertRecord.device_id == device_id)
