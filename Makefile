@@ -2,7 +2,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install up test bench clean
+.PHONY: install up test test-faults bench clean
 
 $(BIN)/.installed: pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "infrawatch needs Python 3.11 or newer")'
@@ -20,6 +20,11 @@ up: install
 ## Run the tests against real servers started by the fixtures.
 test: install
 	$(BIN)/python -m pytest -p no:cacheprovider $(PYTEST_ARGS); rc=$$?; \
+	  if [ $$rc -eq 5 ]; then echo "no tests ran: failing"; exit 1; fi; exit $$rc
+
+## Run the fault suite alone (also part of `make test`): kills, restarts, full disks, bad hosts.
+test-faults: install
+	$(BIN)/python -m pytest -p no:cacheprovider -m faults $(PYTEST_ARGS); rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "no tests ran: failing"; exit 1; fi; exit $$rc
 
 ## Run every benchmark (each starts its own servers); figures go to bench/results.json.

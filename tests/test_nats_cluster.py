@@ -59,6 +59,7 @@ async def _stored_ids(js, names: Names, expected: int) -> Counter:
     return seen
 
 
+@pytest.mark.faults
 @pytest.mark.parametrize("victim", ["follower", "leader"])
 async def test_killing_a_node_loses_no_acknowledged_event(tmp_path, victim):
     pw = passwords()

@@ -10,7 +10,7 @@ import pytest
 
 from tests.util import wait_until
 
-pytestmark = pytest.mark.ssh
+pytestmark = [pytest.mark.ssh, pytest.mark.faults]
 
 
 @pytest.mark.parametrize("mode", ["inotifywait", "poll"])

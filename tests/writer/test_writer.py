@@ -149,6 +149,7 @@ async def _fetch_one(url, sql):
     return rows[0] if rows else None
 
 
+@pytest.mark.faults
 async def test_writer_killed_with_sigkill_loses_and_duplicates_nothing(settings, js, names, tmp_path):
     dev = uuid.uuid4()
     subject = names.collected("dev1", "system_metrics")

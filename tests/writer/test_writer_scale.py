@@ -6,6 +6,7 @@ import asyncio
 import signal
 import uuid
 
+import pytest
 from nats.js.errors import NotFoundError
 
 from schema.migrate import upgrade
@@ -14,6 +15,8 @@ from shared.embedded import PostgresServer
 from shared.names import Names
 from tests.factories import metrics_series
 from tests.util import fetchval, publish_many, start_service, wait_until
+
+pytestmark = pytest.mark.faults
 
 
 async def _count(url: str, table: str = "system_metrics") -> int:
