@@ -155,6 +155,12 @@ def _pg_user() -> pwd.struct_passwd | None:
         return pwd.getpwnam(PG_SYSTEM_USER)
 
 
+def pg_os_user() -> pwd.struct_passwd | None:
+    """The OS user PostgreSQL runs as under root (created on first use); None when not root.
+    Directories PostgreSQL must own, such as a tablespace's, are given to this user."""
+    return _pg_user()
+
+
 def _open_path_for(path: Path) -> None:
     """Let the PostgreSQL user traverse every parent directory of ``path``."""
     for parent in [path, *path.parents]:

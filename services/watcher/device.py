@@ -88,6 +88,7 @@ class DeviceWatcher:
         self._floor = 2 if settings.watcher_mode == "poll" else 1 if settings.watcher_mode == "python" else 0
         self.published = 0
         self.scans = 0
+        self.overflows = 0  # inotify queue overflows, each followed by a rescan
         self.watched_dirs = 0
         self.last_error: str | None = None
 
@@ -256,6 +257,9 @@ class DeviceWatcher:
                 raise StreamEnded("the watch stream ended")
             for path, flags in pairs:
                 if "Q_OVERFLOW" in flags:
+                    self.overflows += 1
+                    if self.perf is not None:
+                        self.perf.error("inotify_overflow")
                     log.warning("%s: inotify queue overflow; rescanning", self.spec.name)
                     rescan = True
                 elif "ISDIR" in flags or "DELETE_SELF" in flags or "MOVE_SELF" in flags:
@@ -276,6 +280,7 @@ class DeviceWatcher:
                     if self.wspec.plan(listing.dirs) != plan:
                         log.info("%s: directories changed; watching anew", self.spec.name)
                         return True
+                    await self._status()
                 else:
                     await self._changed(pending)
                 pending, rescan, first = {}, False, 0.0
@@ -396,7 +401,8 @@ class DeviceWatcher:
             "device_id": str(self.spec.id), "device": self.spec.name, "watch_mode": self.mode,
             "scanner": "python3" if self.python else "find", "instance": self.settings.instance,
             "watched_directories": self.watched_dirs, "files": len(self.known), "scans": self.scans,
-            "published": self.published, "error": self.last_error, "updated_at": events.utcnow().isoformat(),
+            "overflows": self.overflows, "published": self.published, "error": self.last_error,
+            "updated_at": events.utcnow().isoformat(),
         })
 
 

@@ -20,7 +20,9 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 
-WATCH_EVENTS = "close_write,create,delete,moved_to,moved_from,attrib,delete_self,move_self"
+# q_overflow must be listed: inotifywait prints only the events named here, so without it a full
+# kernel queue would drop events silently instead of triggering a rescan.
+WATCH_EVENTS = "close_write,create,delete,moved_to,moved_from,attrib,delete_self,move_self,q_overflow"
 ESTABLISHED = b"Watches established."
 
 # Runs "$@" with stdin from /dev/null and stops it when our stdin (the SSH channel) closes:

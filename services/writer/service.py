@@ -119,9 +119,10 @@ class Writer:
             await self._isolate(kind, items, exc)
             return
         except sink.UNAVAILABLE as exc:
-            self.perf.error("database_unavailable")
+            error_type = sink.unavailable_type(exc)
+            self.perf.error(error_type)
             self._backoff = min(max(self._backoff * 2, 0.5), 30.0)
-            log.warning("database unavailable (%s: %s); %d events redelivered in %.1fs",
+            log.warning("%s (%s: %s); %d events redelivered in %.1fs", error_type.replace("_", " "),
                         type(exc).__name__, exc, len(items), self._backoff)
             for msg, _ in items:
                 await msg.nak(delay=self._backoff)

@@ -10,8 +10,9 @@ from services.writer.projection import COLUMNS, CONFLICT, Rows
 # Bad values in the rows themselves (raised client-side while encoding them).
 DATA_ERRORS = (asyncpg.exceptions.DataError, OverflowError, ValueError)
 
-# Connection-level failures: the database is unavailable, retry later; anything else is a
-# problem with the data itself.
+# Connection-level failures and exhausted resources (disk full: SQLSTATE 53100, under
+# InsufficientResourcesError): the database cannot take the write now, retry later; anything else
+# is a problem with the data itself.
 UNAVAILABLE = (
     OSError,
     asyncpg.exceptions.PostgresConnectionError,
@@ -23,6 +24,14 @@ UNAVAILABLE = (
     ConnectionError,
     TimeoutError,
 )
+
+
+def unavailable_type(exc: BaseException) -> str:
+    """The perf error type of a write refused for want of the database (or of its disk)."""
+    if isinstance(exc, asyncpg.exceptions.DiskFullError):
+        return "database_disk_full"
+    return "database_unavailable"
+
 
 # Tables written before others within a batch (devices first, so joins find them).
 ORDER = ("devices",)
