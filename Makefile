@@ -27,12 +27,11 @@ test-faults: install
 	$(BIN)/python -m pytest -p no:cacheprovider -m faults $(PYTEST_ARGS); rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "no tests ran: failing"; exit 1; fi; exit $$rc
 
-## Run every benchmark (each starts its own servers); figures go to bench/results.json.
+## Run every benchmark (each starts its own servers); figures go to bench/results.json, printed
+## as one table at the end. BENCH_ARGS: --quick, --only NAME,..., --skip NAME,...,
+## --args 'NAME=--opt value' (see bench/run.py); BENCH_WRITER_ARGS: extra writer_ingest options.
 bench: install
-	$(BIN)/python bench/writer_ingest.py $(BENCH_WRITER_ARGS)
-	$(BIN)/python bench/api_bench.py
-	$(BIN)/python bench/watcher_latency.py
-	$(BIN)/python bench/collector_fanout.py
+	$(BIN)/python bench/run.py $(BENCH_ARGS) $(if $(BENCH_WRITER_ARGS),--args 'writer_ingest=$(BENCH_WRITER_ARGS)')
 
 clean:
 	rm -rf $(VENV) .infrawatch

@@ -6,6 +6,8 @@ API (uvicorn) as real processes. Run from the repository root:
     .venv/bin/python bench/api_bench.py [--seconds 10] [--concurrency 50] [--refreshes 30]
 
 The load generator runs on the same machine as the servers, so absolute figures are a floor.
+Recorded: req/s, p50 and p99 of the cached reads against /health's (the limit, so the ratio is
+cached / bare), /health's req/s, and the force_refresh p50/p99 against the API's 10 s refresh wait.
 """
 
 from __future__ import annotations
@@ -25,15 +27,15 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.common import pct, record  # noqa: E402
 from schema.migrate import upgrade  # noqa: E402
 from services.api.keys import create_api_key  # noqa: E402
+from services.api.settings import ApiSettings  # noqa: E402
 from shared.embedded import NatsServer, PostgresServer, free_port  # noqa: E402
 from tests.sshd import start_ssh_server  # noqa: E402
 
-
-def pct(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+# force_refresh is held to the API's wait for a refreshed collection (INFRAWATCH_API_REFRESH_TIMEOUT_S).
+REFRESH_LIMIT_MS = ApiSettings.model_fields["api_refresh_timeout_s"].default * 1000
 
 
 async def load(client: httpx.AsyncClient, path: str, seconds: float, concurrency: int) -> tuple[float, list[float]]:
@@ -90,7 +92,7 @@ async def bench(args: argparse.Namespace, work: Path) -> None:
             **os.environ, "PYTHONPATH": str(ROOT), "INFRAWATCH_NATS_URL": nats.url,
             "INFRAWATCH_DATABASE_URL": pg.url, "INFRAWATCH_DATA_DIR": str(work), "INFRAWATCH_LOG_LEVEL": "WARNING",
             "INFRAWATCH_API_PORT": str(port), "INFRAWATCH_SSH_KNOWN_HOSTS": str(ssh.known_hosts),
-            "INFRAWATCH_SSH_CLIENT_KEYS": json.dumps([str(ssh.client_key)]),
+            "INFRAWATCH_SSH_CLIENT_KEYS": json.dumps([str(ssh.client_key)]), "INFRAWATCH_METRICS_PORT": "-1",
         }
         for name in ("collector", "api"):
             log = open(work / f"{name}.log", "ab")
@@ -130,6 +132,19 @@ async def bench(args: argparse.Namespace, work: Path) -> None:
                 r.raise_for_status()
             print(f"force_refresh round trip over SSH ({args.refreshes} sequential): p50 {pct(lat, 50):.0f} ms,"
                   f" p99 {pct(lat, 99):.0f} ms, mean {statistics.mean(lat):.0f} ms")
+            cond = (f"uvicorn 1 process, {args.concurrency} concurrent connections, {args.seconds:g}s each, load "
+                    f"generator on the same machine; SSH server: {ssh.kind}")
+            for label, path, rps, lats in (("cached_read", data, cached_rps, cached_lat),
+                                           ("cached_metrics", "/devices/bench/metrics", metrics_rps, metrics_lat)):
+                c = f"GET {path} vs GET /health; {cond}"
+                record(f"api_{label}_req_per_s", rps, "req/s", health_rps, c)
+                record(f"api_{label}_p50_ms", pct(lats, 50), "ms", pct(health_lat, 50), c)
+                record(f"api_{label}_p99_ms", pct(lats, 99), "ms", pct(health_lat, 99), c)
+            record("api_health_req_per_s", health_rps, "req/s", None, f"GET /health (the bare endpoint); {cond}")
+            c = (f"{args.refreshes} sequential GET {data}?force_refresh=true through the collector over SSH"
+                 f" ({ssh.kind}); limit: the API's refresh wait")
+            record("api_force_refresh_p50_ms", pct(lat, 50), "ms", REFRESH_LIMIT_MS, c)
+            record("api_force_refresh_p99_ms", pct(lat, 99), "ms", REFRESH_LIMIT_MS, c)
     finally:
         for p in procs:
             if p.returncode is None:
