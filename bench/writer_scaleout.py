@@ -155,6 +155,13 @@ async def main(args) -> None:
     record("writer_scaleout_one_events_per_s", one["eps"], "events/s", None, f"{cond}; 1 writer; {cpu(one)}")
     record("writer_scaleout_two_events_per_s", two["eps"], "events/s", None, f"{cond}; 2 writers; {cpu(two)}")
     record("writer_scaleout_two_over_one", ratio, "x", TARGET, f"{cond}; target >= {TARGET}")
+    # Whether a second writer costs CPU of its own (coordination, lock waits): events per CPU-second
+    # of writers + PostgreSQL + nats-server, two writers against one. Throughput scales with cores
+    # only if this stays near 1.
+    eff = {k: r["eps"] / ((sum(r["writers"]) + r["postgres"] + r["nats"]) / 100) for k, r in results.items()}
+    print(f"events per CPU-second: one writer {eff[1]:.0f}, two writers {eff[2]:.0f} ({eff[2] / eff[1]:.2f})")
+    record("writer_scaleout_events_per_cpu_s_two_over_one", eff[2] / eff[1], "x", 1.0,
+           f"{cond}; events per CPU-second of writers + postgres + nats: one {eff[1]:.0f}, two {eff[2]:.0f}")
 
 
 if __name__ == "__main__":
