@@ -6,6 +6,9 @@ Each instance writes a heartbeat key into the KV bucket ``infra_collectors`` eve
 is dead. A device belongs to the live instance with the highest rendezvous hash of
 (instance, device id): every instance computes the same owner from the same member set, and
 when one instance leaves only its own devices move.
+
+The bucket is kept in memory by nats-server, so a nats-server restart deletes it; the next
+heartbeat then finds no stream and recreates the bucket (``reopen``) before writing again.
 """
 
 from __future__ import annotations
@@ -16,9 +19,9 @@ import json
 import logging
 import re
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
-from nats.js.errors import KeyNotFoundError, NoKeysError
+from nats.js.errors import KeyNotFoundError, NoKeysError, NoStreamResponseError
 from nats.js.kv import KeyValue
 
 log = logging.getLogger(__name__)
@@ -42,8 +45,10 @@ def member_id(instance: str) -> str:
 class Membership:
     """The live member set, kept by heartbeats; ``owns(device_id)`` answers for this instance."""
 
-    def __init__(self, kv: KeyValue | None, instance: str, heartbeat_s: float, timeout_s: float) -> None:
+    def __init__(self, kv: KeyValue | None, instance: str, heartbeat_s: float, timeout_s: float,
+                 reopen: Callable[[], Awaitable[KeyValue]] | None = None) -> None:
         self.kv = kv
+        self._reopen = reopen
         self.me = member_id(instance)
         self.instance = instance
         self.heartbeat_s = heartbeat_s
@@ -65,13 +70,23 @@ class Membership:
             return
         loop = asyncio.get_running_loop()
         self._beats += 1
-        await self.kv.put(self.me, json.dumps({"instance": self.instance, "beat": self._beats}).encode())
+        beat = json.dumps({"instance": self.instance, "beat": self._beats}).encode()
         try:
-            keys = await self.kv.keys()
+            await self.kv.put(self.me, beat)
+        except NoStreamResponseError:
+            if self._reopen is None:
+                raise
+            log.warning("the collector instances bucket is gone (nats-server restarted?): recreating it")
+            self.kv = await self._reopen()
+            await self.kv.put(self.me, beat)
+        try:
+            keys = set(await self.kv.keys())
         except NoKeysError:
-            keys = []
+            keys = set()
         now = loop.time()
-        for key in keys:
+        # The listing can miss a key rewritten while it is taken (a heartbeat at that moment), so
+        # members seen before are read directly: only a deleted key means that a member left.
+        for key in keys | set(self._seen):
             try:
                 entry = await self.kv.get(key)
             except KeyNotFoundError:
@@ -81,8 +96,6 @@ class Membership:
             seen = self._seen.get(key)
             if seen is None or seen[0] != rev:
                 self._seen[key] = (rev, now)
-        for key in set(self._seen) - set(keys):
-            del self._seen[key]
         live = frozenset({k for k, (_, t) in self._seen.items() if now - t < self.timeout_s} | {self.me})
         if live != self.members:
             log.info("collector instances: %s (this one: %s)", ", ".join(sorted(live)), self.me)

@@ -53,6 +53,7 @@ from shared.transport import Transport, TransportPool, transport_pool
 log = logging.getLogger(__name__)
 
 QUEUE_GROUP = "collector"
+SEND_GRACE_S = 15.0  # at shutdown, for publishes under way
 
 
 @dataclass
@@ -65,6 +66,7 @@ class CollectorStats:
     coalesced: int = 0  # operations answered by a collection already running
     refused: int = 0
     failures: int = 0  # collections that ended in error or unsupported
+    published: int = 0  # collected events JetStream acknowledged
     publish_errors: int = 0
     host_key_alerts: int = 0
     operations: Counter = field(default_factory=Counter)  # by status; skips count as "skipped_fresh"
@@ -76,6 +78,14 @@ class CollectorStats:
         out["operations"] = dict(self.operations)
         out.update(self.pool.totals() if self.pool else {})
         return out
+
+
+def _raise_if_cancelled() -> None:
+    """End a poll loop whose cancellation was swallowed: Python 3.11's asyncio.wait_for (used by
+    nats-py) returns its result when a cancellation arrives just as its future completes."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
 
 
 @dataclass
@@ -113,6 +123,7 @@ class Collector:
         self._slots = asyncio.Semaphore(max(1, s.collector_max_concurrent))
         self._inflight: dict[tuple[uuid.UUID, str], asyncio.Future] = {}
         self._previous: dict[tuple[uuid.UUID, str], Any] = {}
+        self._sending: set[asyncio.Task] = set()
 
     def interval_s(self, data_type: str) -> float:
         return float(self.settings.collector_interval_overrides.get(data_type, DATA_TYPES[data_type].INTERVAL_S))
@@ -170,9 +181,11 @@ class Collector:
 
     async def _sleep(self, dev: _Device, data_type: str, seconds: float) -> None:
         """Sleep, or less when the member set changes."""
+        _raise_if_cancelled()
         wake = dev.wake[data_type]
         try:
-            await asyncio.wait_for(wake.wait(), timeout=max(seconds, 0))
+            async with asyncio.timeout(max(seconds, 0)):
+                await wake.wait()
         except TimeoutError:
             pass
         wake.clear()
@@ -183,6 +196,7 @@ class Collector:
         due: float | None = None  # loop time of the next poll; None while another instance owns the device
         await asyncio.sleep(random.uniform(0, self.settings.collector_first_poll_within_s))
         while True:
+            _raise_if_cancelled()
             if not self.membership.owns(dev.spec.id):
                 due = None
                 await self._sleep(dev, data_type, interval)
@@ -283,8 +297,8 @@ class Collector:
             self.stats.failures += 1
         elif getattr(ev, "payload", None) is not None:
             self._previous[key] = ev.payload
-        await self._check_host_key(dev)
         await self._publish(dev, data_type, ev, cache=ev.status in ("success", "partial"))
+        await self._check_host_key(dev)
         return ev
 
     async def _join(self, dev: _Device, data_type: str, running: asyncio.Future, trigger: Trigger,
@@ -314,17 +328,25 @@ class Collector:
         self.perf.operation(ev.status, ev.duration_ms, cached=cached,
                             error_type=f"{data_type}:{ev.status}" if ev.status in ("error", "unsupported") else None)
         self.perf.add("data_collected_bytes", ev.data_size_bytes)
+        # A result is published even when its poll is cancelled meanwhile (shutdown): close() waits for it.
+        task = asyncio.create_task(self._send(dev.spec.name, data_type, ev, cache))
+        self._sending.add(task)
+        task.add_done_callback(self._sending.discard)
+        await asyncio.shield(task)
+
+    async def _send(self, device: str, data_type: str, ev: Collected, cache: bool) -> None:
         try:
-            await publish_event(self.js, self.names.collected(dev.spec.name, data_type), ev)
+            await publish_event(self.js, self.names.collected(device, data_type), ev)
         except Exception as exc:
             self.stats.publish_errors += 1
-            log.error("publishing %s of %s failed: %s", data_type, dev.spec.name, exc)
+            log.error("publishing %s of %s failed: %s", data_type, device, exc)
             return
+        self.stats.published += 1
         if cache:
             try:
-                await self.kv.put(Names.cache_key(dev.spec.name, data_type), events.encode(ev))
+                await self.kv.put(Names.cache_key(device, data_type), events.encode(ev))
             except Exception as exc:
-                log.warning("cache write for %s.%s failed: %s", dev.spec.name, data_type, exc)
+                log.warning("cache write for %s.%s failed: %s", device, data_type, exc)
 
     async def _check_host_key(self, dev: _Device) -> None:
         """Publish a security event for each connect refused because the host key changed."""
@@ -405,11 +427,19 @@ class Collector:
     # ------------------------------------------------------------ shutdown
 
     async def close(self) -> None:
-        """Cancel every poll and refresh task and release every transport."""
+        """Cancel every poll and refresh task, release every transport, and wait (at most
+        ``SEND_GRACE_S``) for the results already collected to be published."""
         for task in list(self._background):
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
         await asyncio.gather(*(self._stop_device(d) for d in list(self._devices)), return_exceptions=True)
+        if self._sending:
+            _, pending = await asyncio.wait(set(self._sending), timeout=SEND_GRACE_S)
+            for task in pending:
+                task.cancel()
+            if pending:
+                self.stats.publish_errors += len(pending)
+                log.error("%d collected events not published before shutdown", len(pending))
 
 
 async def run(settings: Settings, stop: asyncio.Event, *, stats: CollectorStats | None = None,
@@ -429,8 +459,13 @@ async def run(settings: Settings, stop: asyncio.Event, *, stats: CollectorStats 
         js = nc.jetstream()
         await ensure(js, settings)
         kv = await js.key_value(names.cache_bucket)
+
+        async def reopen() -> KeyValue:
+            await ensure(js, settings)  # creates what is missing, the bucket among it
+            return await js.key_value(names.collectors_bucket)
+
         membership = Membership(await js.key_value(names.collectors_bucket), settings.instance,
-                                settings.collector_heartbeat_s, settings.collector_member_timeout_s)
+                                settings.collector_heartbeat_s, settings.collector_member_timeout_s, reopen)
         await membership.beat()  # know the others before the first poll
         heartbeat = asyncio.create_task(membership.run(beat_stop))
         collector = Collector(settings, js, kv, stats, pool=pool or transport_pool(), membership=membership)
