@@ -283,3 +283,12 @@ class Simulators:
 __all__ = ["MiB", "RSS_BUDGET_MIB", "ROOT", "Simulators", "check_alive", "cpu_seconds", "free_port", "machine",
            "pct", "record", "rss_mib", "scrape", "servers", "service_env", "start_service", "stop_procs", "table",
            "tail"]
+
+
+def load_arguments(parser) -> None:
+    """Options shared by the benchmarks that run services against simulated hosts."""
+    parser.add_argument("--hosts", type=int, default=100)
+    parser.add_argument("--simulators", type=int, default=2, help="simulator processes")
+    parser.add_argument("--seconds", type=float, default=120, help="measured window after the warm-up")
+    parser.add_argument("--warmup", type=float, default=30)
+    parser.add_argument("--max-interval", type=float, default=60, help="poll every type at least this often")

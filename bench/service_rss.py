@@ -27,8 +27,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import httpx  # noqa: E402
 import nats  # noqa: E402
 
-from bench.common import (RSS_BUDGET_MIB, Simulators, check_alive, cpu_seconds, free_port, record,  # noqa: E402
-                          rss_mib, servers, service_env, start_service, stop_procs)
+from bench.common import (RSS_BUDGET_MIB, Simulators, check_alive, cpu_seconds, free_port, load_arguments,  # noqa: E402
+                          record, rss_mib, servers, service_env, start_service, stop_procs)
 from schema.migrate import upgrade  # noqa: E402
 from services.api.keys import create_api_key  # noqa: E402
 from services.collector.registry import DATA_TYPES  # noqa: E402
@@ -158,11 +158,7 @@ async def bench(args) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--hosts", type=int, default=100)
-    parser.add_argument("--simulators", type=int, default=2, help="simulator processes")
-    parser.add_argument("--seconds", type=float, default=120, help="measured window after the warm-up")
-    parser.add_argument("--warmup", type=float, default=30)
-    parser.add_argument("--max-interval", type=float, default=60, help="poll every type at least this often")
+    load_arguments(parser)
     parser.add_argument("--change-every", type=float, default=20, help="seconds between file changes per host")
     parser.add_argument("--concurrency", type=int, default=4, help="API readers")
     asyncio.run(bench(parser.parse_args()))

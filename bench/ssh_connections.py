@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import nats  # noqa: E402
 
-from bench.common import (Simulators, check_alive, free_port, record, scrape, servers,  # noqa: E402
+from bench.common import (Simulators, check_alive, free_port, load_arguments, record, scrape, servers,  # noqa: E402
                           service_env, start_service, stop_procs)
 from services.collector.registry import DATA_TYPES  # noqa: E402
 from shared import events  # noqa: E402
@@ -96,11 +96,7 @@ async def bench(args) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--hosts", type=int, default=100)
-    parser.add_argument("--simulators", type=int, default=2, help="simulator processes")
-    parser.add_argument("--seconds", type=float, default=120, help="measured window after the warm-up")
-    parser.add_argument("--warmup", type=float, default=30)
-    parser.add_argument("--max-interval", type=float, default=60, help="poll every type at least this often")
+    load_arguments(parser)
     asyncio.run(bench(parser.parse_args()))
 
 

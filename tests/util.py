@@ -72,3 +72,15 @@ async def publish_many(js, subject: str, evs, window: int = 500) -> None:
     evs = list(evs)
     for i in range(0, len(evs), window):
         await asyncio.gather(*(publish_event(js, subject, ev) for ev in evs[i:i + window]))
+
+
+async def stream_events(js, stream: str, subject: str, timeout: float = 60) -> list:
+    """Every event stored in ``stream`` under ``subject``, decoded, in stream order."""
+    from shared import events
+
+    total = (await js.stream_info(stream)).state.messages
+    sub = await js.subscribe(subject, ordered_consumer=True)
+    try:
+        return [events.decode((await sub.next_msg(timeout=timeout)).data) for _ in range(total)]
+    finally:
+        await sub.unsubscribe()

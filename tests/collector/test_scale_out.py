@@ -17,7 +17,7 @@ from shared.bootstrap import ensure
 from shared.names import Names
 from shared.nats_conn import connect
 from shared.transport import TransportPool
-from tests.util import wait_until
+from tests.util import stream_events, wait_until
 
 pytestmark = pytest.mark.ssh
 
@@ -88,7 +88,7 @@ async def test_three_collectors_share_60_hosts_and_no_host_is_polled_twice(nats_
             for name in INSTANCES:
                 stops[name].set()
             await asyncio.wait_for(asyncio.gather(*tasks), WAIT_S)
-        everything = await _stream_events(js, names)
+        everything = await stream_events(js, names.stream_collected, names.all("collected"))
         await nc.close()
 
     per_host: dict[str, list[tuple[datetime, str]]] = defaultdict(list)  # from the stream: every event
@@ -113,12 +113,3 @@ async def test_three_collectors_share_60_hosts_and_no_host_is_polled_twice(nats_
     assert all(0 <= n <= 1 for n in unreported.values()), unreported
     assert sum(s.published for s in stats.values()) == len(everything)
     assert all(s.publish_errors == 0 for s in stats.values())
-
-
-async def _stream_events(js, names: Names) -> list:
-    total = (await js.stream_info(names.stream_collected)).state.messages
-    sub = await js.subscribe(names.all("collected"), ordered_consumer=True)
-    try:
-        return [events.decode((await sub.next_msg(timeout=WAIT_S)).data) for _ in range(total)]
-    finally:
-        await sub.unsubscribe()

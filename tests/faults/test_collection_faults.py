@@ -28,7 +28,7 @@ from shared.nats_conn import connect
 from shared.publish import publish_event
 from shared.settings import Settings
 from shared.transport import TransportPool
-from tests.util import fetch, wait_until
+from tests.util import fetch, stream_events, wait_until
 
 pytestmark = pytest.mark.ssh
 
@@ -46,16 +46,6 @@ def _collecting(sim: Simulator, interval_s: float) -> dict:
     return dict(ssh_client_keys=[sim.client_key], ssh_known_hosts=sim.known_hosts, ssh_connect_timeout_s=5,
                 collector_data_types=list(TYPES), collector_interval_overrides=dict.fromkeys(TYPES, interval_s),
                 freshness_overrides=dict.fromkeys(TYPES, 1), collector_first_poll_within_s=1.0)
-
-
-async def _stream_events(js, names: Names) -> list:
-    """Every event in the collected stream, in order."""
-    total = (await js.stream_info(names.stream_collected)).state.messages
-    sub = await js.subscribe(names.all("collected"), ordered_consumer=True)
-    try:
-        return [events.decode((await sub.next_msg(timeout=WAIT_S)).data) for _ in range(total)]
-    finally:
-        await sub.unsubscribe()
 
 
 async def _drained(js, names: Names, durable: str) -> bool:
@@ -122,7 +112,7 @@ async def test_nats_restart_during_collection_loses_no_result(database_url, tmp_
 
             assert stats.publish_errors == 0
             assert stats.published == produced
-            stream = await _stream_events(js, names)
+            stream = await stream_events(js, names.stream_collected, names.all("collected"))
             ids = [ev.event_id for ev in stream]
             assert len(ids) == len(set(ids)) == produced
             rows = await _audit_rows(database_url)
@@ -273,7 +263,7 @@ async def test_misbehaving_hosts_each_operation_one_audit_row(database_url, nats
         await wait_until(lambda: _drained(js, names, settings.writer_durable), timeout=WAIT_S, interval=0.5,
                          what="the writer drained the stream")
         await _stop(w_stop, writer)
-        stream = await _stream_events(js, names)
+        stream = await stream_events(js, names.stream_collected, names.all("collected"))
         await nc.close()
 
     produced = sum(stats.operations.values())
