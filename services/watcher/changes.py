@@ -110,17 +110,18 @@ def _utc(ts: float | None) -> datetime | None:
     return None if ts is None else datetime.fromtimestamp(ts, UTC)
 
 
-def _origin(item: Item, now: float) -> float:
-    """When the change happened, as well as it can be told: the file's mtime when it is plausible
-    (not in the future, not long before the inotify event), else when the event was noticed."""
+def _latency_ms(item: Item, now: float) -> float | None:
+    """Time from the change to its decision, for changes an inotify event reported; None for
+    baselines, rescans and polls, where the file's age is not a detection latency. The start is the
+    file's mtime when it is trustworthy (not in the future, not long before the inotify event),
+    else when the event was noticed."""
+    if item.noticed_at is None:
+        return None
+    start = item.noticed_at
     mtime = item.new.stat.mtime if item.new is not None else None
-    if item.noticed_at is not None:
-        if mtime is not None and item.noticed_at - MTIME_PLAUSIBLE_S <= mtime <= item.noticed_at:
-            return mtime
-        return item.noticed_at
-    if mtime is not None and mtime <= now:
-        return mtime
-    return now
+    if mtime is not None and item.noticed_at - MTIME_PLAUSIBLE_S <= mtime <= item.noticed_at:
+        start = mtime
+    return round(max(0.0, now - start) * 1000, 1)
 
 
 def event_id(device_id: uuid.UUID, *parts: object) -> uuid.UUID:
@@ -155,7 +156,7 @@ def _event(item: Item, change: ChangeType, ctx: Context, old_path: str | None = 
         content=content.text, content_truncated=content.truncated, binary=content.binary,
         content_limit=ctx.content_limit, parsed=content.parsed, parse_error=content.parse_error,
         impact=impact, redactions=content.redactions, watch_mode=ctx.watch_mode,
-        detection_latency_ms=round(max(0.0, ctx.now - _origin(item, ctx.now)) * 1000, 1),
+        detection_latency_ms=_latency_ms(item, ctx.now),
     )
 
 

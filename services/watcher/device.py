@@ -380,7 +380,7 @@ class DeviceWatcher:
         ack = await publish_event(self.js, self.names.config(self.spec.name, ev.config_type), ev)
         self.published += 1
         if self.perf is not None:
-            self.perf.operation(ev.status, ev.detection_latency_ms or 0.0)
+            self.perf.operation(ev.status, (time.time() - decided_at) * 1000)  # the watcher's own work
             self.perf.add("data_collected_bytes", ev.size or 0)
         log.info("%s: %s %s%s (%s, risk %s)", self.spec.name, ev.change_type, ev.path,
                  f" (from {ev.old_path})" if ev.old_path else "", ev.config_type,

@@ -48,6 +48,14 @@ def test_create_carries_hash_of_original_bytes_redacted_content_and_parse() -> N
     assert "k1" not in ev.impact.unified_diff
 
 
+def test_baselines_and_rescans_carry_no_detection_latency() -> None:
+    """A file found by a scan is not a detected change: its age (years, for a unit file of an
+    installed package) is no latency and must not reach the latency column."""
+    years_old = seen("/etc/systemd/system/x.service", b"[Unit]\n", mtime=NOW - 61_353_642.683)
+    ev = diff(Item("systemd_units", years_old.stat.path, None, years_old), ctx())
+    assert ev.change_type == "CREATE" and ev.detection_latency_ms is None
+
+
 def test_same_bytes_are_no_change_but_mode_is() -> None:
     k = known("/c/docker-compose.yml", COMPOSE)
     assert diff(Item("docker_compose", k.path, k, seen(k.path, COMPOSE, mtime=NOW)), ctx()) is None
