@@ -40,12 +40,12 @@ class Device(Base):
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(63))
-    address: Mapped[str] = mapped_column(String(255))
-    port: Mapped[int] = mapped_column(Integer, default=22)
-    username: Mapped[str | None] = mapped_column(String(64))
-    transport: Mapped[str] = mapped_column(String(16), default="ssh")
+    address: Mapped[str] = mapped_column(Text)
+    port: Mapped[int] = mapped_column(BigInteger, default=22)
+    username: Mapped[str | None] = mapped_column(Text)
+    transport: Mapped[str] = mapped_column(Text, default="ssh")
     trust_on_first_use: Mapped[bool] = mapped_column(Boolean, default=False)
-    device_type: Mapped[str | None] = mapped_column(String(50))
+    device_type: Mapped[str | None] = mapped_column(Text)
     description: Mapped[str | None] = mapped_column(Text)
     tags: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default=text("'{}'::jsonb"))
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
@@ -66,7 +66,7 @@ class SystemMetric(Base):
     device_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     event_id: Mapped[uuid.UUID]
     cpu_usage: Mapped[float | None] = mapped_column(Float, comment="percent")
-    cpu_count: Mapped[int | None]
+    cpu_count: Mapped[int | None] = mapped_column(BigInteger)
     cpu_iowait: Mapped[float | None] = mapped_column(Float)
     memory_usage: Mapped[float | None] = mapped_column(Float, comment="percent")
     memory_total_bytes: Mapped[int | None] = mapped_column(BigInteger)
@@ -90,14 +90,14 @@ class ContainerSnapshot(Base):
 
     time: Mapped[datetime] = mapped_column(primary_key=True)
     device_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
-    container_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    container_id: Mapped[str] = mapped_column(Text, primary_key=True)
     event_id: Mapped[uuid.UUID]
-    name: Mapped[str | None] = mapped_column(String(255))
-    image: Mapped[str | None] = mapped_column(String(512))
-    status: Mapped[str | None] = mapped_column(String(255))
-    state: Mapped[str | None] = mapped_column(String(50))
-    health: Mapped[str | None] = mapped_column(String(50))
-    restart_count: Mapped[int | None]
+    name: Mapped[str | None] = mapped_column(Text)
+    image: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str | None] = mapped_column(Text)
+    state: Mapped[str | None] = mapped_column(Text)
+    health: Mapped[str | None] = mapped_column(Text)
+    restart_count: Mapped[int | None] = mapped_column(BigInteger)
     cpu_usage: Mapped[float | None] = mapped_column(Float)
     memory_usage_bytes: Mapped[int | None] = mapped_column(BigInteger)
     memory_limit_bytes: Mapped[int | None] = mapped_column(BigInteger)
@@ -115,17 +115,17 @@ class DriveHealth(Base):
 
     time: Mapped[datetime] = mapped_column(primary_key=True)
     device_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
-    drive_name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    drive_name: Mapped[str] = mapped_column(Text, primary_key=True)
     event_id: Mapped[uuid.UUID]
-    model: Mapped[str | None] = mapped_column(String(255))
-    serial_number: Mapped[str | None] = mapped_column(String(255))
-    firmware: Mapped[str | None] = mapped_column(String(64))
+    model: Mapped[str | None] = mapped_column(Text)
+    serial_number: Mapped[str | None] = mapped_column(Text)
+    firmware: Mapped[str | None] = mapped_column(Text)
     capacity_bytes: Mapped[int | None] = mapped_column(BigInteger)
     smart_attributes: Mapped[list[Any] | None] = mapped_column(JSONB)
-    temperature_celsius: Mapped[int | None]
-    power_on_hours: Mapped[int | None]
+    temperature_celsius: Mapped[int | None] = mapped_column(BigInteger)
+    power_on_hours: Mapped[int | None] = mapped_column(BigInteger)
     is_healthy: Mapped[bool | None]
-    smartctl_exit_status: Mapped[int | None]
+    smartctl_exit_status: Mapped[int | None] = mapped_column(BigInteger)
 
     __table_args__ = (Index("ix_drive_health_device_time", "device_id", text("time DESC")),)
 
@@ -137,21 +137,21 @@ class DataCollectionAudit(Base):
     event_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     device_id: Mapped[uuid.UUID | None]
     operation_id: Mapped[uuid.UUID]
-    data_type: Mapped[str] = mapped_column(String(50))
-    collection_method: Mapped[str] = mapped_column(String(50))
-    collection_source: Mapped[str | None] = mapped_column(String(100), comment="service/instance")
-    trigger: Mapped[str] = mapped_column(String(20))
+    data_type: Mapped[str] = mapped_column(Text)
+    collection_method: Mapped[str] = mapped_column(Text)
+    collection_source: Mapped[str | None] = mapped_column(Text, comment="service/instance")
+    trigger: Mapped[str] = mapped_column(Text)
     force_refresh: Mapped[bool] = mapped_column(Boolean, default=False)
     cache_hit: Mapped[bool] = mapped_column(Boolean, default=False)
-    duration_ms: Mapped[int | None]
-    ssh_command_count: Mapped[int] = mapped_column(Integer, default=0)
+    duration_ms: Mapped[int | None] = mapped_column(BigInteger)
+    ssh_command_count: Mapped[int] = mapped_column(BigInteger, default=0)
     data_size_bytes: Mapped[int | None] = mapped_column(BigInteger)
-    status: Mapped[str] = mapped_column(String(20))
+    status: Mapped[str] = mapped_column(Text)
     error_message: Mapped[str | None] = mapped_column(Text)
     warnings: Mapped[list[Any] | None] = mapped_column(JSONB)
-    records_created: Mapped[int] = mapped_column(Integer, default=0)
-    records_updated: Mapped[int] = mapped_column(Integer, default=0)
-    freshness_threshold: Mapped[int | None]
+    records_created: Mapped[int] = mapped_column(BigInteger, default=0)
+    records_updated: Mapped[int] = mapped_column(BigInteger, default=0)
+    freshness_threshold: Mapped[int | None] = mapped_column(BigInteger)
 
     __table_args__ = (
         Index("ix_audit_device_time", "device_id", text("time DESC")),
@@ -166,21 +166,21 @@ class ConfigurationSnapshot(Base):
     time: Mapped[datetime] = mapped_column(primary_key=True)
     device_id: Mapped[uuid.UUID]
     event_id: Mapped[uuid.UUID]
-    config_type: Mapped[str] = mapped_column(String(50))
-    file_path: Mapped[str] = mapped_column(String(4096))
-    content_hash: Mapped[str] = mapped_column(String(64))
+    config_type: Mapped[str] = mapped_column(Text)
+    file_path: Mapped[str] = mapped_column(Text)
+    content_hash: Mapped[str] = mapped_column(Text)
     file_size_bytes: Mapped[int | None] = mapped_column(BigInteger)
     raw_content: Mapped[str | None] = mapped_column(Text)
     content_truncated: Mapped[bool] = mapped_column(Boolean, default=False)
     parsed_data: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
-    change_type: Mapped[str] = mapped_column(String(20))
-    previous_hash: Mapped[str | None] = mapped_column(String(64))
+    change_type: Mapped[str] = mapped_column(Text)
+    previous_hash: Mapped[str | None] = mapped_column(Text)
     file_modified_time: Mapped[datetime | None]
-    collection_source: Mapped[str] = mapped_column(String(50))
-    detection_latency_ms: Mapped[int | None]
+    collection_source: Mapped[str] = mapped_column(Text)
+    detection_latency_ms: Mapped[int | None] = mapped_column(BigInteger)
     affected_services: Mapped[list[Any] | None] = mapped_column(JSONB)
     requires_restart: Mapped[bool] = mapped_column(Boolean, default=False)
-    risk_level: Mapped[str] = mapped_column(String(20), default="MEDIUM")
+    risk_level: Mapped[str] = mapped_column(Text, default="MEDIUM")
 
     __table_args__ = (Index("ix_config_snapshots_device_path_time", "device_id", "file_path", text("time DESC")),)
 
@@ -192,17 +192,17 @@ class ConfigurationChangeEvent(Base):
     time: Mapped[datetime] = mapped_column(primary_key=True)
     device_id: Mapped[uuid.UUID]
     snapshot_id: Mapped[uuid.UUID]
-    config_type: Mapped[str] = mapped_column(String(50))
-    file_path: Mapped[str] = mapped_column(String(4096))
-    change_type: Mapped[str] = mapped_column(String(20))
-    old_path: Mapped[str | None] = mapped_column(String(4096))
+    config_type: Mapped[str] = mapped_column(Text)
+    file_path: Mapped[str] = mapped_column(Text)
+    change_type: Mapped[str] = mapped_column(Text)
+    old_path: Mapped[str | None] = mapped_column(Text)
     affected_services: Mapped[list[Any] | None] = mapped_column(JSONB)
     service_dependencies: Mapped[list[Any] | None] = mapped_column(JSONB)
     requires_restart: Mapped[bool] = mapped_column(Boolean, default=False)
     restart_services: Mapped[list[Any] | None] = mapped_column(JSONB)
     changes_summary: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
-    risk_level: Mapped[str] = mapped_column(String(20), default="MEDIUM")
-    confidence_score: Mapped[Decimal | None] = mapped_column(Numeric(3, 2))
+    risk_level: Mapped[str] = mapped_column(Text, default="MEDIUM")
+    confidence_score: Mapped[Decimal | None] = mapped_column(Numeric)
     processed: Mapped[bool] = mapped_column(Boolean, default=False)
     notifications_sent: Mapped[list[Any] | None] = mapped_column(JSONB)
 
@@ -216,23 +216,23 @@ class ServicePerformanceMetric(Base):
     __tablename__ = "service_performance_metrics"
 
     time: Mapped[datetime] = mapped_column(primary_key=True)
-    service_name: Mapped[str] = mapped_column(String(50), primary_key=True)
-    instance: Mapped[str] = mapped_column(String(255), primary_key=True)
-    operations_total: Mapped[int] = mapped_column(Integer, default=0)
-    operations_successful: Mapped[int] = mapped_column(Integer, default=0)
-    operations_failed: Mapped[int] = mapped_column(Integer, default=0)
-    operations_cached: Mapped[int] = mapped_column(Integer, default=0)
-    avg_duration_ms: Mapped[Decimal | None] = mapped_column(Numeric(10, 2))
-    max_duration_ms: Mapped[int | None]
-    min_duration_ms: Mapped[int | None]
-    ssh_connections_created: Mapped[int] = mapped_column(Integer, default=0)
-    ssh_connections_reused: Mapped[int] = mapped_column(Integer, default=0)
-    ssh_commands_executed: Mapped[int] = mapped_column(Integer, default=0)
-    cache_hit_ratio: Mapped[Decimal | None] = mapped_column(Numeric(5, 2))
-    cache_size_entries: Mapped[int | None]
-    cache_evictions: Mapped[int] = mapped_column(Integer, default=0)
+    service_name: Mapped[str] = mapped_column(Text, primary_key=True)
+    instance: Mapped[str] = mapped_column(Text, primary_key=True)
+    operations_total: Mapped[int] = mapped_column(BigInteger, default=0)
+    operations_successful: Mapped[int] = mapped_column(BigInteger, default=0)
+    operations_failed: Mapped[int] = mapped_column(BigInteger, default=0)
+    operations_cached: Mapped[int] = mapped_column(BigInteger, default=0)
+    avg_duration_ms: Mapped[Decimal | None] = mapped_column(Numeric)
+    max_duration_ms: Mapped[int | None] = mapped_column(BigInteger)
+    min_duration_ms: Mapped[int | None] = mapped_column(BigInteger)
+    ssh_connections_created: Mapped[int] = mapped_column(BigInteger, default=0)
+    ssh_connections_reused: Mapped[int] = mapped_column(BigInteger, default=0)
+    ssh_commands_executed: Mapped[int] = mapped_column(BigInteger, default=0)
+    cache_hit_ratio: Mapped[Decimal | None] = mapped_column(Numeric)
+    cache_size_entries: Mapped[int | None] = mapped_column(BigInteger)
+    cache_evictions: Mapped[int] = mapped_column(BigInteger, default=0)
     data_collected_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
-    database_writes: Mapped[int] = mapped_column(Integer, default=0)
+    database_writes: Mapped[int] = mapped_column(BigInteger, default=0)
     error_types: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     top_errors: Mapped[list[Any] | None] = mapped_column(JSONB)
 
@@ -289,13 +289,13 @@ class AlertEvent(Base):
     time: Mapped[datetime] = mapped_column(primary_key=True)
     event_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     rule_id: Mapped[uuid.UUID]
-    rule_name: Mapped[str] = mapped_column(String(63))
+    rule_name: Mapped[str] = mapped_column(Text)
     device_id: Mapped[uuid.UUID]
-    metric: Mapped[str] = mapped_column(String(32))
-    state: Mapped[str] = mapped_column(String(16), comment="fired or resolved")
+    metric: Mapped[str] = mapped_column(Text)
+    state: Mapped[str] = mapped_column(Text, comment="fired or resolved")
     value: Mapped[float] = mapped_column(Float)
     threshold: Mapped[float] = mapped_column(Float)
-    operator: Mapped[str] = mapped_column(String(2))
+    operator: Mapped[str] = mapped_column(Text)
     since: Mapped[datetime]
     refire: Mapped[bool] = mapped_column(Boolean, default=False)
     detail: Mapped[str | None] = mapped_column(Text)
@@ -318,10 +318,10 @@ class AlertNotification(Base):
     rule_id: Mapped[uuid.UUID]
     device_id: Mapped[uuid.UUID]
     url: Mapped[str] = mapped_column(Text, comment="scheme, host and port only")
-    format: Mapped[str] = mapped_column(String(16))
-    attempts: Mapped[int] = mapped_column(Integer)
-    status: Mapped[str] = mapped_column(String(16), comment="delivered or failed")
-    http_status: Mapped[int | None]
+    format: Mapped[str] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(Text, comment="delivered or failed")
+    http_status: Mapped[int | None] = mapped_column(BigInteger)
     last_error: Mapped[str | None] = mapped_column(Text)
 
     __table_args__ = (Index("ix_alert_notifications_alert", "alert_event_id"),)
@@ -340,14 +340,14 @@ class NetworkInterface(Base):
 
     time: Mapped[datetime] = mapped_column(primary_key=True)
     device_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
-    interface: Mapped[str] = mapped_column(String(64), primary_key=True)
+    interface: Mapped[str] = mapped_column(Text, primary_key=True)
     event_id: Mapped[uuid.UUID]
-    state: Mapped[str | None] = mapped_column(String(32))
-    mtu: Mapped[int | None]
-    mac: Mapped[str | None] = mapped_column(String(64))
-    link_type: Mapped[str | None] = mapped_column(String(32))
-    kind: Mapped[str | None] = mapped_column(String(32))
-    master: Mapped[str | None] = mapped_column(String(64))
+    state: Mapped[str | None] = mapped_column(Text)
+    mtu: Mapped[int | None] = mapped_column(BigInteger)
+    mac: Mapped[str | None] = mapped_column(Text)
+    link_type: Mapped[str | None] = mapped_column(Text)
+    kind: Mapped[str | None] = mapped_column(Text)
+    master: Mapped[str | None] = mapped_column(Text)
     addresses: Mapped[list[Any] | None] = mapped_column(JSONB)
     rx_bytes: Mapped[int | None] = mapped_column(BigInteger)
     rx_packets: Mapped[int | None] = mapped_column(BigInteger)
@@ -368,21 +368,21 @@ class ZfsPool(Base):
 
     time: Mapped[datetime] = mapped_column(primary_key=True)
     device_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
-    pool: Mapped[str] = mapped_column(String(255), primary_key=True)
+    pool: Mapped[str] = mapped_column(Text, primary_key=True)
     event_id: Mapped[uuid.UUID]
-    health: Mapped[str] = mapped_column(String(20))
+    health: Mapped[str] = mapped_column(Text)
     size_bytes: Mapped[int | None] = mapped_column(BigInteger)
     allocated_bytes: Mapped[int | None] = mapped_column(BigInteger)
     free_bytes: Mapped[int | None] = mapped_column(BigInteger)
-    fragmentation_percent: Mapped[int | None]
-    capacity_percent: Mapped[int | None]
+    fragmentation_percent: Mapped[int | None] = mapped_column(BigInteger)
+    capacity_percent: Mapped[int | None] = mapped_column(BigInteger)
     read_errors: Mapped[int] = mapped_column(BigInteger, default=0)
     write_errors: Mapped[int] = mapped_column(BigInteger, default=0)
     checksum_errors: Mapped[int] = mapped_column(BigInteger, default=0)
     status: Mapped[str | None] = mapped_column(Text)
-    scrub_state: Mapped[str | None] = mapped_column(String(20))
-    last_scrub_end: Mapped[str | None] = mapped_column(String(32), comment="host local time, ISO 8601")
-    scrub_errors: Mapped[int | None]
+    scrub_state: Mapped[str | None] = mapped_column(Text)
+    last_scrub_end: Mapped[str | None] = mapped_column(Text, comment="host local time, ISO 8601")
+    scrub_errors: Mapped[int | None] = mapped_column(BigInteger)
     errors: Mapped[str | None] = mapped_column(Text)
     vdevs: Mapped[list[Any] | None] = mapped_column(JSONB)
     datasets: Mapped[list[Any] | None] = mapped_column(JSONB)
@@ -398,9 +398,9 @@ class SystemdSnapshot(Base):
     time: Mapped[datetime] = mapped_column(primary_key=True)
     device_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     event_id: Mapped[uuid.UUID]
-    units_total: Mapped[int] = mapped_column(Integer, default=0)
-    units_active: Mapped[int] = mapped_column(Integer, default=0)
-    units_failed: Mapped[int] = mapped_column(Integer, default=0)
+    units_total: Mapped[int] = mapped_column(BigInteger, default=0)
+    units_active: Mapped[int] = mapped_column(BigInteger, default=0)
+    units_failed: Mapped[int] = mapped_column(BigInteger, default=0)
     failed_units: Mapped[list[Any] | None] = mapped_column(JSONB)
     restarted_units: Mapped[list[Any] | None] = mapped_column(JSONB)
     units: Mapped[list[Any] | None] = mapped_column(JSONB)
@@ -416,15 +416,15 @@ class InventorySnapshot(Base):
     time: Mapped[datetime] = mapped_column(primary_key=True)
     device_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     event_id: Mapped[uuid.UUID]
-    hostname: Mapped[str | None] = mapped_column(String(255))
-    os_name: Mapped[str | None] = mapped_column(String(255))
-    os_version: Mapped[str | None] = mapped_column(String(64))
-    kernel: Mapped[str | None] = mapped_column(String(255))
-    architecture: Mapped[str | None] = mapped_column(String(32))
-    cpu_model: Mapped[str | None] = mapped_column(String(255))
-    cpu_count: Mapped[int | None]
+    hostname: Mapped[str | None] = mapped_column(Text)
+    os_name: Mapped[str | None] = mapped_column(Text)
+    os_version: Mapped[str | None] = mapped_column(Text)
+    kernel: Mapped[str | None] = mapped_column(Text)
+    architecture: Mapped[str | None] = mapped_column(Text)
+    cpu_model: Mapped[str | None] = mapped_column(Text)
+    cpu_count: Mapped[int | None] = mapped_column(BigInteger)
     memory_total_bytes: Mapped[int | None] = mapped_column(BigInteger)
-    package_manager: Mapped[str | None] = mapped_column(String(16))
+    package_manager: Mapped[str | None] = mapped_column(Text)
     packages: Mapped[list[Any] | None] = mapped_column(JSONB)
     python_packages: Mapped[list[Any] | None] = mapped_column(JSONB)
     env_vars: Mapped[dict[str, Any] | None] = mapped_column(JSONB)

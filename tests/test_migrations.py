@@ -21,7 +21,7 @@ from shared.settings import Settings
 
 MODEL_TABLES = set(Base.metadata.tables)
 HOURLY_VIEW = "system_metrics_hourly"
-HEAD = "0004"
+HEAD = "0005"
 CONTAINER_HOURLY_VIEW = "container_snapshots_hourly"
 
 
