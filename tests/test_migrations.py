@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import asyncpg
@@ -203,19 +204,28 @@ async def test_timescaledb_features(timescaledb, empty_database_url):
     assert set(COLLECTOR_TABLES) <= compressed
     assert set(ALERT_TIME_SERIES_TABLES) <= compressed
 
+    # TimescaleDB 2.28 names the continuous aggregate itself (not its materialization hypertable)
+    # in the refresh job's hypertable_name; the job's config names the materialization hypertable.
     for view in (HOURLY_VIEW, CONTAINER_HOURLY_VIEW):
         refresh = await _fetch(database_url, """
-            SELECT j.job_id FROM timescaledb_information.continuous_aggregates c
-            JOIN timescaledb_information.jobs j
-              ON j.hypertable_schema = c.materialization_hypertable_schema
-             AND j.hypertable_name = c.materialization_hypertable_name
-            WHERE c.view_name = $1 AND j.proc_name = 'policy_refresh_continuous_aggregate'""", view)
+            SELECT j.hypertable_name, j.schedule_interval, j.config,
+                   (j.config->>'mat_hypertable_id')::int = ca.mat_hypertable_id AS materializes_view
+            FROM timescaledb_information.jobs j
+            JOIN _timescaledb_catalog.continuous_agg ca
+              ON ca.user_view_schema = j.hypertable_schema AND ca.user_view_name = j.hypertable_name
+            WHERE j.proc_name = 'policy_refresh_continuous_aggregate' AND ca.user_view_name = $1""", view)
         assert len(refresh) == 1, view
+        (job,) = refresh
+        assert job["materializes_view"], (view, job["config"])
+        assert job["schedule_interval"] == timedelta(hours=1)
+        config = json.loads(job["config"])
+        assert (config["start_offset"], config["end_offset"]) == ("3 days", "01:00:00")
 
     await asyncio.to_thread(downgrade, database_url, "base")
     assert await _fetch(database_url, "SELECT 1 FROM timescaledb_information.hypertables") == []
-    assert await _fetch(database_url, "SELECT 1 FROM timescaledb_information.jobs "
-                                      "WHERE proc_name LIKE 'policy_%'") == []
+    # TimescaleDB's own jobs (telemetry, job history retention) name no hypertable and stay.
+    assert await _fetch(database_url, "SELECT proc_name, hypertable_name FROM timescaledb_information.jobs "
+                                      "WHERE hypertable_name IS NOT NULL") == []
     await asyncio.to_thread(upgrade, database_url)
     assert await _tables(database_url) == MODEL_TABLES
 
