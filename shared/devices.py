@@ -8,7 +8,9 @@ replicas cannot register the same name twice. Services keep a live mirror with
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
+import re
 import uuid
 from collections.abc import Awaitable, Callable
 
@@ -36,6 +38,42 @@ class DeviceExists(DeviceError):
 
 class DeviceNotFound(DeviceError):
     pass
+
+
+# One DNS label: letters, digits and inner hyphens (RFC 1123), at most 63 characters.
+_LABEL_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
+
+
+def validate_address(address: str) -> str:
+    """A device's ``address``: a hostname or an IPv4/IPv6 address, nothing else (no patterns,
+    lists, spaces or user parts: it is written into known_hosts and given to the SSH client)."""
+    if not isinstance(address, str) or not address or len(address) > 253:
+        raise DeviceError(f"invalid address {address!r}: give a hostname or an IP address")
+    if ":" in address:  # only IPv6 has colons; no zone ids ("%eth0")
+        try:
+            return str(ipaddress.IPv6Address(address))
+        except ValueError:
+            raise DeviceError(f"invalid address {address!r}: not an IPv6 address") from None
+    if not all(_LABEL_RE.match(label) for label in address.split(".")):
+        raise DeviceError(
+            f"invalid address {address!r}: a hostname is dot-separated labels of letters, digits and "
+            "inner hyphens; an IP address is four decimal numbers or IPv6"
+        )
+    if address.replace(".", "").isdigit():
+        try:
+            ipaddress.IPv4Address(address)
+        except ValueError:
+            raise DeviceError(f"invalid address {address!r}: not an IPv4 address") from None
+    return address
+
+
+def validate_spec(spec: DeviceSpec) -> DeviceSpec:
+    """Check the fields of a device that reach the SSH client and known_hosts."""
+    validate_name(spec.name)
+    validate_address(spec.address)
+    if not 0 < spec.port < 65536:
+        raise DeviceError(f"invalid port {spec.port}: 1-65535")
+    return spec
 
 
 def validate_name(name: str) -> str:
@@ -80,7 +118,7 @@ async def _publish(
 async def register(
     js: JetStreamContext, names: Names, spec: DeviceSpec, service: str, instance: str
 ) -> DeviceChanged:
-    validate_name(spec.name)
+    validate_spec(spec)
     seq, last = await _last(js, names, spec.name)
     if last is not None and last.action != "removed":
         raise DeviceExists(f"device {spec.name!r} already exists")
@@ -90,6 +128,7 @@ async def register(
 async def update(
     js: JetStreamContext, names: Names, spec: DeviceSpec, service: str, instance: str
 ) -> DeviceChanged:
+    validate_spec(spec)
     seq, last = await _last(js, names, spec.name)
     if last is None or last.action == "removed":
         raise DeviceNotFound(f"device {spec.name!r} not found")

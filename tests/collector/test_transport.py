@@ -13,7 +13,7 @@ import pytest_asyncio
 from shared.embedded import free_port
 from shared.events import DeviceSpec
 from shared.transport import (
-    CommandTimeout, ConnectError, HostKeyError, LocalTransport, SshTransport, make_transport,
+    TOFU_COMMENT, CommandTimeout, ConnectError, HostKeyError, LocalTransport, SshTransport, make_transport,
 )
 from tests.collector.conftest import ssh_spec
 
@@ -109,7 +109,7 @@ async def test_trust_on_first_use_records_the_key(ssh_server, ssh_settings, tmp_
     assert (await t.run(["true"], timeout=10)).exit_status == 0
     await t.close()
     keytype, key = ssh_server.host_key_pub.split()[:2]
-    assert path.read_text() == f"[{ssh_server.host}]:{ssh_server.port} {keytype} {key}\n"
+    assert path.read_text() == f"[{ssh_server.host}]:{ssh_server.port} {keytype} {key} {TOFU_COMMENT}\n"
     # the recorded key is now trusted without TOFU, and not recorded twice
     strict = SshTransport(ssh_spec(ssh_server), settings)
     assert (await strict.run(["true"], timeout=10)).exit_status == 0
