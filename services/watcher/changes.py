@@ -83,8 +83,21 @@ class Content:
     redactions: list = field(default_factory=list)
 
 
+def _parse(parser, text: str, path: str) -> tuple[dict[str, Any] | None, str | None]:
+    try:
+        return parser(text, path), None
+    except ParseError as exc:
+        return None, str(exc)
+    except Exception as exc:  # a parser bug must not lose the change
+        return None, f"{type(exc).__name__}: {exc}"
+
+
 def read_content(config_type: str, path: str, data: bytes | None, ctx: Context) -> Content:
-    """Decode, redact and parse one file's bytes (None: larger than the content limit)."""
+    """Decode, redact and parse one file's bytes (None: larger than the content limit).
+
+    Redaction reads the original text's structure; the parsed data is that of the redacted
+    text, so it holds no more than the stored content does (no secret). When only the redacted
+    text fails to parse, the parsed data is left out and the error says so."""
     if data is None:
         return Content(truncated=True)
     if b"\0" in data:
@@ -94,15 +107,12 @@ def read_content(config_type: str, path: str, data: bytes | None, ctx: Context) 
     except UnicodeDecodeError:
         return Content(binary=True)
     out = Content()
-    out.text, out.redactions = redact(text, ctx.rules) if ctx.redact else (text, [])
+    out.text, out.redactions = redact(text, ctx.rules, config_type, path) if ctx.redact else (text, [])
     parser = PARSERS.get(config_type)
     if parser is not None:
-        try:
-            out.parsed = parser(out.text, path)
-        except ParseError as exc:
-            out.parse_error = str(exc)
-        except Exception as exc:  # a parser bug must not lose the change
-            out.parse_error = f"{type(exc).__name__}: {exc}"
+        out.parsed, out.parse_error = _parse(parser, out.text, path)
+        if out.parse_error is not None and out.text != text and _parse(parser, text, path)[1] is None:
+            out.parse_error = f"the redacted content no longer parses ({out.parse_error}); parsed data left out"
     return out
 
 

@@ -1,0 +1,89 @@
+"""nginx configuration: values found by their place in a directive.
+
+The text is cut into nginx tokens (words, quoted strings, ``;``, ``{``, ``}``, comments) with
+their offsets, and grouped into directives. Hidden are: the value of a header or parameter
+whose name is a secret (``proxy_set_header Authorization "Basic ..."``, ``fastcgi_param
+DB_PASSWORD x``, ``set $api_token x``), the arguments of a directive named like a secret
+(``secure_link_secret``), and what the patterns find inside any argument (URL credentials).
+nginx variables (``$http_authorization``) are references, not secrets, and are kept.
+"""
+
+from __future__ import annotations
+
+import re
+
+from services.watcher.redaction.common import Span, is_path, is_secret_name, kept
+from services.watcher.redaction.text import scan
+
+# whitespace | comment | "quoted" | 'quoted' | ; { } | a word (a "#" inside a word is no comment)
+_TOKEN = re.compile(r"""(\s+)|(#[^\n]*)|("(?:[^"\\]|\\.)*"?|'(?:[^'\\]|\\.)*'?)|([;{}])"""
+                    r"""|((?:\$\{[^}\s]*\}?|[^\s;{}"'\\]|\\.)+)""")
+_PARAM_DIRECTIVES = {"proxy_set_header", "add_header", "grpc_set_header", "fastcgi_param", "uwsgi_param",
+                     "scgi_param", "set", "env", "add_trailer"}
+
+
+def _value(text: str, s: int, e: int) -> tuple[int, int]:
+    """Inside the quotes of a quoted token."""
+    if e - s >= 2 and text[s] in "\"'" and text[e - 1] == text[s]:
+        return s + 1, e - 1
+    return s, e
+
+
+def _directives(text: str):
+    """Each directive as a list of (start, end) token spans, name first."""
+    current: list[tuple[int, int]] = []
+    for m in _TOKEN.finditer(text):
+        if m.lastindex == 1:
+            continue
+        if m.lastindex == 2:  # a comment: a commented-out secret is still one
+            yield [m.span()]
+            continue
+        if m.lastindex == 4:
+            if current:
+                yield current
+            current = []
+        else:
+            current.append(m.span())
+    if current:
+        yield current
+
+
+def _hide(text: str, tok: tuple[int, int], name: str, rule: str) -> Span | None:
+    s, e = _value(text, *tok)
+    value = text[s:e]
+    if kept(value, nginx=True) or (name.lower().endswith("key") and is_path(value)):
+        return None
+    m = re.match(r"(?i)(?:basic|bearer|token|digest|negotiate|apikey)[ \t]+", value)
+    if m is not None:
+        s += m.end()
+        if kept(text[s:e], nginx=True):
+            return None
+    return Span(s, e, name, rule) if e > s else None
+
+
+def spans(text: str) -> list[Span]:
+    """Spans of every secret value of an nginx configuration text."""
+    out: list[Span] = []
+    for tokens in _directives(text):
+        name = text[tokens[0][0]:tokens[0][1]]
+        if name.startswith("#"):
+            out.extend(scan(text, tokens[0][0], tokens[0][1], free=False, nginx=True))
+            continue
+        hidden: set[int] = set()
+        if name in _PARAM_DIRECTIVES and len(tokens) >= 3:
+            s, e = _value(text, *tokens[1])
+            param = text[s:e].lstrip("$")
+            if is_secret_name(param):
+                for i in range(2, len(tokens)):
+                    if (span := _hide(text, tokens[i], param, "nginx_directive")) is not None:
+                        out.append(span)
+                    hidden.add(i)
+        elif is_secret_name(name) and len(tokens) >= 2:
+            for i in range(1, len(tokens)):
+                if (span := _hide(text, tokens[i], name, "nginx_directive")) is not None:
+                    out.append(span)
+                hidden.add(i)
+        for i, (s, e) in enumerate(tokens):
+            if i not in hidden and e - s > 3:
+                out.extend(scan(text, *_value(text, s, e), free=False, nginx=True))
+    return out

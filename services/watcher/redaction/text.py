@@ -1,0 +1,150 @@
+"""Line-bounded, linear-time patterns: whole files without a parser (``free``), and the text
+inside one parsed value (a YAML scalar, an nginx argument, a unit's command line).
+
+Every pattern stops at the end of its line and has no two adjacent quantifiers over the same
+characters, so a hostile line (20,000 spaces after ``authorization``) costs one pass.
+"""
+
+from __future__ import annotations
+
+import re
+
+from services.watcher.redaction.common import Span, is_path, is_secret_name, kept
+
+# a word that may name a secret; the lookbehind makes only word starts try, so the scan is linear
+_NAME = re.compile(r"(?i)(?<![\w.$-])[\w.-]*?(?:pass|pw|psk|secret|token|key|credential|auth)[\w.-]*")
+_ASSIGN = re.compile(r"""["']?[ \t]*(?:=>|[:=](?![:=/]))[ \t]*""")
+_WS = re.compile(r"[ \t]+")
+_DQ = re.compile(r'"((?:[^"\\\n]|\\.)*)"?')
+_SQ = re.compile(r"'((?:[^'\\\n]|\\.|'')*)'?")
+_TOKEN = re.compile(r"""(?:[^\s"'\\;,&)}\]<>|]|\\.)+""")
+_REST = re.compile(r"[^\n]*")
+_SCHEME = re.compile(r"(?i)(?:basic|bearer|token|digest|negotiate|apikey|key)[ \t]+(?=[^\s\"';])")
+_LINE_END = re.compile(r"[ \t]*;?[ \t]*\r?(?:\n|$)")
+_PREFIX = re.compile(r"""[ \t]*(?:-[ \t]+)?(?:export[ \t]+)?["']?""")
+_COMMENT = re.compile(r"[ \t]*(?://|;)|[^#\n]*#")
+_WINDOW = 256  # how far back the start of a name's line is looked for
+
+_URL = re.compile(r"://[^\s:/@'\"<>]*:(?P<value>[^\s@/'\"<>]+)@")
+_SCHEME_NAME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*$")
+# htpasswd and shadow hashes after "user:" (apr1, bcrypt, sha-crypt, {SHA}); $$ is compose's escape
+_HASH = re.compile(r"(?<=[:=])(?:\$\$?(?:apr1|2[abxy]?|1|5|6|y|7)\$\$?[./A-Za-z0-9$]{8,}|\{SSHA?\}[A-Za-z0-9+/=]{16,})")
+# ~/.pgpass: hostname:port:database:username:password (":" and "\" escaped by "\")
+_PGPASS = re.compile(r"(?m)^(?:[^:\\\s#]|\\.)+:(?:\d+|\*):(?:[^:\\\n]|\\.)*:(?:[^:\\\n]|\\.)*:"
+                     r"(?P<value>(?:[^\\\n\r]|\\.)+)")
+_PEM = re.compile(r"-----BEGIN (?P<name>[A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?)-----")
+_PEM_END = re.compile(r"-----END [A-Z0-9 ]*-----")
+_RUN = re.compile(r"(?<!\\)[A-Za-z0-9+/]{2,}=*")  # base64 runs; "\n" escapes in JSON strings are kept
+_BODY = re.compile(r"""[ \t"'>]*(?:[A-Za-z0-9+/]+=*|(?:Proc-Type|DEK-Info|Version|Comment|Hash|Charset):[^\n]*)?"""
+                   r"""(?:\\n)?["',]*[ \t]*\r?""")
+
+
+def _line_prefix(text: str, pos: int, lo: int) -> str | None:
+    """The text from the start of ``pos``'s line to ``pos`` (None when further than the window)."""
+    start = max(lo, pos - _WINDOW)
+    nl = text.rfind("\n", start, pos)
+    if nl < 0 and start > lo:
+        return None
+    return text[max(nl + 1, start):pos]
+
+
+def pem(text: str, lo: int, hi: int) -> list[Span]:
+    """Private key blocks (PEM, OpenSSH, PGP): the key text of every line between BEGIN and END.
+    A block without END ends at the first line that is not key text."""
+    out: list[Span] = []
+    pos = lo
+    while (m := _PEM.search(text, pos, hi)) is not None:
+        name, first = m.group("name"), len(out)
+
+        def runs(a: int, b: int) -> None:
+            for r in _RUN.finditer(text, a, b):
+                out.append(Span(r.start(), r.end(), name, "private_key_block", len(out) == first, m.start()))
+
+        p = m.end()
+        pos = hi
+        while p < hi:
+            le = text.find("\n", p, hi)
+            le = hi if le < 0 else le
+            end = _PEM_END.search(text, p, le)
+            if end is not None:
+                runs(p, end.start())
+                pos = end.end()
+                break
+            if p != m.end() and not _BODY.fullmatch(text, p, le):
+                pos = p
+                break
+            runs(p, le)
+            p = le + 1
+    return out
+
+
+def _settings(text: str, lo: int, hi: int, free: bool, nginx: bool) -> list[Span]:
+    out: list[Span] = []
+    pos = lo
+    while (m := _NAME.search(text, pos, hi)) is not None:
+        pos = m.end()
+        name = m.group()
+        if is_secret_name(name):
+            span = _value(text, m.start(), m.end(), name, lo, hi, free, nginx)
+            if span is not None:
+                out.append(span)
+                pos = max(pos, span.end)
+    return out
+
+
+def _value(text: str, start: int, e: int, name: str, lo: int, hi: int, free: bool, nginx: bool) -> Span | None:
+    """The value after a secret name: ``name=v``, ``name: "v"``, ``--name v``, or (in files
+    without a parser) ``name v`` ending its line, outside comments."""
+    flag = name.startswith("-")
+    a = _ASSIGN.match(text, e, hi)
+    if a is not None:
+        v, ws_form = a.end(), False
+    else:
+        w = _WS.match(text, e, hi)
+        if w is None or not (flag or free):
+            return None
+        v, ws_form = w.end(), True
+    prefix = _line_prefix(text, start, lo) if free else None
+    if ws_form and not flag and (prefix is None or _COMMENT.match(prefix)):
+        return None  # prose in a comment ("# set your password here"), not a setting
+    c = text[v] if v < hi else ""
+    if c in ('"', "'"):
+        q = (_DQ if c == '"' else _SQ).match(text, v, hi)
+        s, end = q.span(1)
+        after = q.end()
+        if (sch := _SCHEME.match(text, s, end)) is not None:
+            s = sch.end()
+    else:
+        if (sch := _SCHEME.match(text, v, hi)) is not None:
+            v = sch.end()
+        if not ws_form and prefix is not None and _PREFIX.fullmatch(prefix):
+            r = _REST.match(text, v, hi)  # KEY=value as a whole line: the value runs to its end
+            s, end = v, v + len(r.group().rstrip(" \t\r;,"))
+        else:
+            t = _TOKEN.match(text, v, hi)
+            if t is None or (flag and ws_form and text[v] == "-"):
+                return None
+            s, end = t.span()
+        after = end
+    if ws_form and not flag and _LINE_END.match(text, after, hi) is None:
+        return None
+    value = text[s:end]
+    if end <= s or kept(value, nginx) or (name.lower().endswith("key") and is_path(value)):
+        return None
+    rule = "authorization_header" if "authorization" in name.lower() else "secret_setting"
+    return Span(s, end, name.strip("-\"'"), rule)
+
+
+def scan(text: str, lo: int = 0, hi: int | None = None, free: bool = True, nginx: bool = False) -> list[Span]:
+    """Spans to hide in ``text[lo:hi]``; ``free``: a whole file without a parser (whole-line
+    ``KEY=value``, ``name value`` settings, pgpass lines), else the inside of one parsed value."""
+    hi = len(text) if hi is None else hi
+    out = pem(text, lo, hi)
+    for m in _URL.finditer(text, lo, hi):
+        scheme = _SCHEME_NAME.search(text, max(lo, m.start() - 32), m.start())
+        out.append(Span(m.start("value"), m.end("value"), scheme.group() if scheme else "url", "url_credentials"))
+    out.extend(Span(m.start(), m.end(), "password_hash", "password_hash") for m in _HASH.finditer(text, lo, hi))
+    if free:
+        out.extend(Span(m.start("value"), m.end("value"), "pgpass", "pgpass") for m in _PGPASS.finditer(text, lo, hi))
+    out.extend(_settings(text, lo, hi, free, nginx))
+    return out
