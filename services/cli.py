@@ -36,6 +36,36 @@ def _settings() -> Settings:
     return s
 
 
+def _cli_settings(db_role: str | None = None) -> Settings:
+    """Settings of a command-line command. Beside a running `infrawatch up` (``<data dir>/up.json``)
+    it logs in with the credentials up generated: NATS as ``admin``, the database as ``db_role``
+    (owner: migrations, writer: replay, api: keys). Variables set in the environment win."""
+    import os
+
+    s = _settings()
+    state_file = s.data_dir / "up.json"
+    if not state_file.exists():
+        return s
+    try:
+        state = json.loads(state_file.read_text())
+        creds = json.loads(Path(state["credentials"]).read_text()) if state.get("credentials") else {}
+    except (OSError, ValueError, KeyError) as exc:
+        _fail(f"cannot read the credentials of `infrawatch up` ({state_file}): {exc}")
+    update: dict = {}
+    env = os.environ
+    if "INFRAWATCH_NATS_URL" not in env and state.get("nats_url"):
+        update["nats_url"] = state["nats_url"]
+    nats_login = ("INFRAWATCH_NATS_USER", "INFRAWATCH_NATS_CREDS", "INFRAWATCH_NATS_NKEY_SEED")
+    if not any(v in env for v in nats_login) and creds.get("nats", {}).get("admin"):
+        update.update(nats_user="admin", nats_password=creds["nats"]["admin"])
+    if db_role and "INFRAWATCH_DATABASE_URL" not in env and state.get("embedded_postgres") and state.get("postgres_port"):
+        from shared.db_roles import ROLES, role_url
+
+        base = f"postgresql://127.0.0.1:{state['postgres_port']}/infrawatch"
+        update["database_url"] = role_url(base, ROLES[db_role], creds["postgres"][db_role])
+    return s.model_copy(update=update)
+
+
 def _fail(message: str, code: int = 1) -> None:
     typer.secho(message, fg=typer.colors.RED, err=True)
     raise typer.Exit(code)
@@ -97,13 +127,49 @@ def migrate(revision: Annotated[str, typer.Argument(help="target revision")] = "
             down: Annotated[bool, typer.Option("--down", help="downgrade to REVISION")] = False) -> None:
     """Upgrade (or downgrade) the database schema."""
     from schema.migrate import downgrade, upgrade
+    from shared.db_roles import grant
 
-    settings = _settings()
+    settings = _cli_settings("owner")
     try:
         (downgrade if down else upgrade)(settings.database_url, revision)
+        asyncio.run(grant(settings.database_url))  # the roles' privileges on new tables
     except OSError as exc:
         _fail(f"cannot reach the database: {exc}")
     typer.echo(f"database at {'base' if down and revision == 'base' else revision}")
+
+
+@app.command()
+def bootstrap(
+    database: Annotated[bool, typer.Option("--database/--no-database", help="roles and schema")] = True,
+    nats_: Annotated[bool, typer.Option("--nats/--no-nats", help="streams and KV buckets")] = True,
+) -> None:
+    """Create what the services may not: database roles and schema, JetStream streams and buckets.
+
+    The database part connects with INFRAWATCH_DATABASE_URL as a superuser, creates the roles
+    (passwords from INFRAWATCH_DB_OWNER_PASSWORD, _WRITER_, _API_, _READER_PASSWORD), migrates
+    as the owner and grants each role its tables. The NATS part logs in as the admin user."""
+    import os
+
+    from schema.migrate import upgrade
+    from shared.db_roles import ROLES, create_roles, grant, role_url
+
+    settings = _cli_settings()
+    if database:
+        pw = {k: os.environ.get(f"INFRAWATCH_DB_{k.upper()}_PASSWORD", "") for k in ROLES}
+        missing = [f"INFRAWATCH_DB_{k.upper()}_PASSWORD" for k, v in pw.items() if not v]
+        if missing:
+            _fail(f"set {', '.join(missing)}")
+        try:
+            asyncio.run(create_roles(settings.database_url, pw))
+            owner_url = role_url(settings.database_url, ROLES["owner"], pw["owner"])
+            upgrade(owner_url)
+            asyncio.run(grant(owner_url))
+        except OSError as exc:
+            _fail(f"cannot reach the database: {exc}")
+        typer.echo(f"database roles {', '.join(ROLES.values())} and schema ready")
+    if nats_:
+        asyncio.run(_with_js(lambda settings, js: asyncio.sleep(0)))  # _with_js creates the streams
+        typer.echo("streams and KV buckets ready")
 
 
 @app.command()
@@ -117,7 +183,7 @@ def replay(
 
     from services.writer.replay import replay as run_replay
 
-    settings = _settings()
+    settings = _cli_settings("writer")
     if since is not None and since.tzinfo is None:
         since = since.replace(tzinfo=timezone.utc)
     with Progress(TextColumn("{task.description:>10}"), BarColumn(), MofNCompleteColumn(),
@@ -176,7 +242,7 @@ async def _with_js(fn):
     from shared.bootstrap import ensure
     from shared.nats_conn import connect
 
-    settings = _settings()
+    settings = _cli_settings()
     try:
         nc = await connect(settings, "cli", wait=False)
     except Exception as exc:
@@ -230,7 +296,7 @@ def simulate(
     from services.simulator import Simulator, parse_specs
     from shared.nats_conn import stop_event_on_signals
 
-    settings = _settings()
+    settings = _cli_settings()
     try:
         bad = parse_specs(misbehave or [])
         sim = Simulator(devices, state_dir or settings.data_dir / "simulator", bad, prefix=prefix,
@@ -352,7 +418,7 @@ def apikey_create(
 
     if role not in ("viewer", "operator", "admin"):
         _fail("role must be viewer, operator or admin")
-    settings = _settings()
+    settings = _cli_settings("api")
     try:
         key, key_id = asyncio.run(create_api_key(settings.database_url, role, name))
     except OSError as exc:

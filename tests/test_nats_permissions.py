@@ -22,6 +22,7 @@ from cryptography.x509.oid import NameOID
 
 from services.api.keys import create_api_key
 from shared.embedded import free_port
+from shared.bootstrap import ensure
 from shared.names import Names
 from shared.nats_conn import connect
 from shared.settings import Settings
@@ -53,6 +54,11 @@ FORBIDDEN = [
     ("writer", "$KV.infra_cache.dev1.system_metrics"),
     ("alerts", "infra.collected.dev1.system_metrics"),
     ("alerts", "infra.device.dev1"),
+    ("api", "$KV.infra_cache.dev1.system_metrics"),  # the api purges cache keys, never writes them
+    *[(user, "$JS.API.STREAM.CREATE.INFRA_COLLECTED") for user in SERVICES],  # bootstrap's (admin's) job
+    *[(user, "$JS.API.STREAM.CREATE.KV_infra_cache") for user in SERVICES],
+    *[(user, f"$JS.API.CONSUMER.DELETE.{stream}.writer") for user in SERVICES
+      for stream in ("INFRA_DEVICES", "INFRA_COLLECTED")],
 ]
 # (user, subject it may publish to): the control that shows the refusals are not vacuous
 ALLOWED = [
@@ -94,6 +100,7 @@ async def test_each_service_runs_end_to_end_under_its_own_user(secured, database
         "INFRAWATCH_METRICS_PORT": "-1",
     }
     key, _ = await create_api_key(database_url, "admin", "permissions")
+    await _bootstrap(node, pw, settings)  # the services may not create streams
     procs = {}
     for name in SERVICES:
         env = {**common, "INFRAWATCH_NATS_USER": name, "INFRAWATCH_NATS_PASSWORD": pw[name]}
@@ -136,6 +143,16 @@ async def test_each_service_runs_end_to_end_under_its_own_user(secured, database
             if p.returncode is None:
                 p.terminate()
         await asyncio.gather(*(p.wait() for p in procs.values()))
+
+
+async def _bootstrap(node, pw, settings) -> None:
+    """What `infrawatch bootstrap` does on NATS: the streams and buckets, as the admin user."""
+    admin = await connect(settings.model_copy(update={"nats_user": "admin", "nats_password": pw["admin"]}),
+                          "bootstrap", wait=False)
+    try:
+        await ensure(admin.jetstream(), settings)
+    finally:
+        await admin.close()
 
 
 async def _acked(js, stream: str) -> bool:
@@ -259,6 +276,7 @@ async def test_tls_with_client_certificates(tmp_path):
             "nats_user": "admin", "nats_password": pw["admin"], "nats_tls_ca": pki["ca"],
             "nats_tls_cert": pki["client_cert"], "nats_tls_key": pki["client_key"]}), "test", wait=False)
         try:
+            await ensure(admin.jetstream(), settings)  # bootstrap: the collector may not create streams
             # the collector, a real process, logs in over TLS and heartbeats into its bucket
             proc = await start_service("collector", settings, tmp_path / "collector.log", {
                 **tls_env, "INFRAWATCH_NATS_USER": "collector", "INFRAWATCH_NATS_PASSWORD": pw["collector"],
@@ -323,3 +341,72 @@ async def test_nkey_user(tmp_path):
             await nc.close()
     finally:
         node.stop()
+
+
+async def _login(node, pw, user: str):
+    return await nats.connect(node.url, user=user, password=pw[user], allow_reconnect=False,
+                              max_reconnect_attempts=0, connect_timeout=5)
+
+
+async def test_no_service_creates_streams_or_deletes_the_writers_consumer(secured, tmp_path):
+    """Streams come from the bootstrap step alone, and the writer's durable consumer survives
+    a delete request by every other service (each gets no answer but the server's refusal)."""
+    node, pw = secured
+    settings = Settings(nats_url=node.url, subject_prefix="infra", data_dir=tmp_path, instance="test")
+    for user in SERVICES:
+        nc = await _login(node, pw, user)
+        try:
+            with pytest.raises(Exception):  # ensure() would create the missing streams
+                await ensure(nc.jetstream(timeout=2), settings)
+        finally:
+            await nc.close()
+    admin = await _login(node, pw, "admin")
+    try:
+        await ensure(admin.jetstream(), settings)
+        writer = await _login(node, pw, "writer")
+        try:
+            await writer.jetstream().pull_subscribe(NAMES.all("collected"), durable="writer",
+                                                    stream=NAMES.stream_collected)
+        finally:
+            await writer.close()
+        jsm = admin.jetstream()
+        for user in ("collector", "watcher", "api", "alerts"):
+            nc = await _login(node, pw, user)
+            try:
+                with pytest.raises(Exception):
+                    await nc.jetstream(timeout=2).delete_consumer(NAMES.stream_collected, "writer")
+            finally:
+                await nc.close()
+            assert (await jsm.consumer_info(NAMES.stream_collected, "writer")).name == "writer", user
+    finally:
+        await admin.close()
+
+
+async def test_the_api_may_purge_a_cache_key_but_not_write_one(secured, tmp_path):
+    node, pw = secured
+    settings = Settings(nats_url=node.url, subject_prefix="infra", data_dir=tmp_path, instance="test")
+    admin = await _login(node, pw, "admin")
+    api = await _login(node, pw, "api")
+    try:
+        await ensure(admin.jetstream(), settings)
+        collector = await _login(node, pw, "collector")
+        try:  # the collector fills the cache
+            await (await collector.jetstream().key_value(NAMES.cache_bucket)).put("dev1.system_metrics", b"real")
+        finally:
+            await collector.close()
+        api_kv = await api.jetstream(timeout=2).key_value(NAMES.cache_bucket)
+        assert (await api_kv.get("dev1.system_metrics")).value == b"real"  # it reads
+        with pytest.raises(Exception):
+            await api_kv.put("dev1.system_metrics", b"forged")
+        with pytest.raises(Exception):
+            await api_kv.put("dev2.system_metrics", b"forged")
+        admin_kv = await admin.jetstream().key_value(NAMES.cache_bucket)
+        assert (await admin_kv.get("dev1.system_metrics")).value == b"real"
+        # invalidation, as DELETE /cache/{device}/{type} does it
+        await api.jetstream().purge_stream(f"KV_{NAMES.cache_bucket}",
+                                           subject=f"$KV.{NAMES.cache_bucket}.dev1.system_metrics")
+        with pytest.raises(Exception):
+            await admin_kv.get("dev1.system_metrics")
+    finally:
+        await api.close()
+        await admin.close()
