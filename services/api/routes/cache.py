@@ -78,7 +78,7 @@ async def invalidate(
 ) -> Response:
     """Delete the cached value, so the next read refreshes it."""
     key = Names.cache_key(spec.name, data_type)
-    kv = await js.key_value(names.cache_bucket)
-    await kv.delete(key)
+    # a purge through the stream API: the api's NATS user may remove cache values, never write them
+    await js.purge_stream(f"KV_{names.cache_bucket}", subject=f"$KV.{names.cache_bucket}.{key}")
     cache.apply(key, KV_DEL, None)  # read-your-writes; the watch delivers the same delete shortly
     return Response(status_code=status.HTTP_204_NO_CONTENT)
