@@ -80,5 +80,5 @@ async def invalidate(
     key = Names.cache_key(spec.name, data_type)
     # a purge through the stream API: the api's NATS user may remove cache values, never write them
     await js.purge_stream(f"KV_{names.cache_bucket}", subject=f"$KV.{names.cache_bucket}.{key}")
-    cache.apply(key, KV_DEL, None)  # read-your-writes; the watch delivers the same delete shortly
+    cache.apply(key, KV_DEL, None)  # a purge sends no marker: other API instances keep theirs until replaced
     return Response(status_code=status.HTTP_204_NO_CONTENT)
