@@ -1,5 +1,6 @@
 """docker compose files: services, images, ports, volumes, networks, environment KEYS (never
-values), depends_on. Both the short (string) and long (mapping) syntaxes are normalised."""
+values), depends_on. Both the short (string) and long (mapping) syntaxes are normalised, and the
+legacy version-1 format (services at the top level, no ``services:`` key) is read too."""
 
 from __future__ import annotations
 
@@ -56,7 +57,23 @@ def _volume(v: Any) -> str:
 def _list(value: Any) -> list[str]:
     if value is None:
         return []
-    return [str(v) for v in value] if isinstance(value, list) else [str(value)]
+    return [_path(v) for v in value] if isinstance(value, list) else [_path(value)]
+
+
+def _path(v: Any) -> str:
+    # env_file long syntax: {path: .env, required: false}
+    return str(v.get("path")) if isinstance(v, dict) and "path" in v else str(v)
+
+
+_V1_KEYS = {"image", "build", "command", "ports", "volumes", "environment", "links", "container_name", "restart",
+            "expose", "env_file", "net", "volumes_from", "extends", "entrypoint", "labels"}
+
+
+def _is_v1(doc: dict) -> bool:
+    """A version-1 file: no ``version`` nor ``services``, and a top-level value that is a service."""
+    if "version" in doc or "services" in doc:
+        return False
+    return any(isinstance(v, dict) and _V1_KEYS & set(v) for v in doc.values())
 
 
 def parse(text: str, path: str = "docker-compose.yml") -> dict[str, Any]:
@@ -65,7 +82,8 @@ def parse(text: str, path: str = "docker-compose.yml") -> dict[str, Any]:
         doc = {}
     if not isinstance(doc, dict):
         raise ParseError(f"top level is a {type(doc).__name__}, not a mapping", 1)
-    raw = doc.get("services") or {}
+    v1 = _is_v1(doc)
+    raw = doc if v1 else doc.get("services") or {}
     if not isinstance(raw, dict):
         raise ParseError("'services' is not a mapping")
     services: dict[str, Any] = {}
@@ -88,11 +106,12 @@ def parse(text: str, path: str = "docker-compose.yml") -> dict[str, Any]:
             "network_mode": svc.get("network_mode"),
             "privileged": bool(svc.get("privileged", False)),
         }
+    top = {} if v1 else doc
     return {
-        "name": doc.get("name"),
+        "name": top.get("name"),
         "services": services,
         "images": sorted({s["image"] for s in services.values() if s["image"]}),
-        "networks": _names(doc.get("networks")),
-        "volumes": _names(doc.get("volumes")),
-        "secrets": _names(doc.get("secrets")),
+        "networks": _names(top.get("networks")),
+        "volumes": _names(top.get("volumes")),
+        "secrets": _names(top.get("secrets")),
     }
