@@ -23,6 +23,7 @@ from types import ModuleType
 from typing import Any
 
 from services.collector.capture import Output, batch_argv, read
+from services.collector.policy import RefusedSetting, check_sudo
 from services.collector.registry import DATA_TYPES
 from services.collector.types.errors import CommandFailed, ParseError, Unsupported
 from shared.events import Collected, DeviceSpec, Status, Trigger, new_event
@@ -172,9 +173,10 @@ def freshness_s(data_type: str, settings: Settings) -> int:
 
 
 def sudo_prefix(device: DeviceSpec, settings: Settings) -> list[str]:
-    """The device's own prefix, else the collector's setting (empty: no sudo)."""
+    """The device's own prefix when the collector allows it (RefusedSetting otherwise), else the
+    collector's setting (empty: no sudo)."""
     if device.sudo is not None:
-        return list(device.sudo)
+        return check_sudo(device.sudo, settings)
     return list(getattr(settings, "collector_sudo", []) or [])
 
 
@@ -214,9 +216,12 @@ async def collect(
     module = DATA_TYPES[data_type]
     start = time.monotonic()
     max_output = getattr(settings, "collector_max_output_bytes", DEFAULT_MAX_OUTPUT)
-    session = Session(transport, module, sudo_prefix(device, settings), max_output)
+    session = Session(transport, module, [], max_output)
     try:
+        session.sudo = sudo_prefix(device, settings)
         outcome = await run_module(session, module)
+    except RefusedSetting as exc:  # nothing ran
+        outcome = Outcome("error", error=f"refused: {exc}")
     except TransportError as exc:  # ConnectError, HostKeyError: nothing could run
         outcome = Outcome("error", error=str(exc))
     except Exception as exc:  # an unexpected failure must not stop the collector

@@ -35,6 +35,7 @@ from nats.js import JetStreamContext
 from nats.js.errors import KeyNotFoundError
 from nats.js.kv import KeyValue
 
+from services.collector import policy
 from services.collector.membership import Membership
 from services.collector.registry import DATA_TYPES
 from services.collector.runner import SERVICE, collect, freshness_s
@@ -69,6 +70,7 @@ class CollectorStats:
     published: int = 0  # collected events JetStream acknowledged
     publish_errors: int = 0
     host_key_alerts: int = 0
+    devices_refused: int = 0  # device changes refused for a setting the collector does not accept
     operations: Counter = field(default_factory=Counter)  # by status; skips count as "skipped_fresh"
     pool: TransportPool | None = None
 
@@ -119,6 +121,8 @@ class Collector:
         self.membership.on_change(self._members_changed)
         self.data_types = [t for t in DATA_TYPES if not s.collector_data_types or t in s.collector_data_types]
         self._devices: dict[uuid.UUID, _Device] = {}
+        self._by_name: dict[str, uuid.UUID] = {}
+        self._refused: dict[uuid.UUID, tuple[DeviceSpec, policy.RefusedSetting]] = {}
         self._background: set[asyncio.Task] = set()
         self._slots = asyncio.Semaphore(max(1, s.collector_max_concurrent))
         self._inflight: dict[tuple[uuid.UUID, str], asyncio.Future] = {}
@@ -138,6 +142,14 @@ class Collector:
         """Registry listener: start, restart (new transport) or stop a device's polls."""
         spec = ev.spec
         current = self._devices.get(spec.id)
+        self._refused.pop(spec.id, None)
+        refused = None if ev.action == "removed" or not spec.enabled else policy.refusal(spec, self.settings)
+        if refused is not None:
+            if current is not None:
+                await self._stop_device(spec.id)
+            self._refused[spec.id] = (spec, refused)
+            await self._publish_refused(spec, refused)
+            return
         if ev.action == "removed" or not spec.enabled:
             if current is not None:
                 await self._stop_device(spec.id)
@@ -156,12 +168,15 @@ class Collector:
             task = asyncio.create_task(self._poll_loop(dev, data_type), name=f"poll-{spec.name}-{data_type}")
             dev.tasks.append(task)
         self._devices[spec.id] = dev
+        self._by_name[spec.name] = spec.id
         log.info("device %s: %s", spec.name, "polling" if self.membership.owns(spec.id) else "polled by another instance")
 
     async def _stop_device(self, device_id: uuid.UUID) -> None:
         dev = self._devices.pop(device_id, None)
         if dev is None:
             return
+        if self._by_name.get(dev.spec.name) == device_id:
+            del self._by_name[dev.spec.name]
         for task in dev.tasks:
             task.cancel()
         await asyncio.gather(*dev.tasks, return_exceptions=True)
@@ -170,7 +185,30 @@ class Collector:
     def _find(self, device_id: uuid.UUID | None, name: str | None) -> _Device | None:
         if device_id is not None and device_id in self._devices:
             return self._devices[device_id]
-        return next((d for d in self._devices.values() if d.spec.name == name), None)
+        found = self._by_name.get(name) if name else None
+        return self._devices.get(found) if found is not None else None
+
+    def _refusal_of(self, device_id: uuid.UUID | None, name: str | None) -> policy.RefusedSetting | None:
+        hit = self._refused.get(device_id) if device_id is not None else None
+        if hit is None and name:
+            hit = next((r for r in self._refused.values() if r[0].name == name), None)
+        return hit[1] if hit is not None else None
+
+    async def _publish_refused(self, spec: DeviceSpec, refused: policy.RefusedSetting) -> None:
+        """The audit event of a refused device (by its owner only, so once per change)."""
+        self.stats.devices_refused += 1
+        log.error("SECURITY: device %s refused, nothing runs for it: %s", spec.name, refused)
+        if not self.membership.owns(spec.id):
+            return
+        ev = events.new_event(
+            Audited, device_id=spec.id, device=spec.name, service=SERVICE, instance=self.settings.instance,
+            trigger="api", status="error", action="device_refused", error=str(refused),
+            detail={"field": refused.field, "value": getattr(spec, refused.field, None)},
+        )
+        try:
+            await publish_event(self.js, self.names.audit(SERVICE), ev)
+        except Exception as exc:
+            log.error("publishing the refusal of device %s failed: %s", spec.name, exc)
 
     def _members_changed(self, members: frozenset[str]) -> None:
         for dev in self._devices.values():
@@ -394,6 +432,8 @@ class Collector:
         reason = None
         if req.data_type not in DATA_TYPES:
             reason = f"unknown data type {req.data_type!r}; known: {', '.join(sorted(DATA_TYPES))}"
+        elif dev is None and (refused := self._refusal_of(req.device_id, name)) is not None:
+            reason = f"device {name!r} is refused: {refused}"
         elif dev is None:
             reason = f"device {name!r} is not registered or is disabled"
         if reason is not None or dev is None:

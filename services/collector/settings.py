@@ -13,6 +13,10 @@ class CollectorSettings(Settings):
     # Prefix for commands that need privileges (smartctl), e.g. '["sudo", "-n"]'; a device's
     # own ``sudo`` field wins. Never a password: use sudoers NOPASSWD for the one command.
     collector_sudo: list[str] = []
+    # The only sudo prefixes a device's own ``sudo`` field may name; another one refuses the device.
+    collector_sudo_allowed: list[list[str]] = [["sudo", "-n"]]
+    # Device names that may use ``transport: local`` (run on this host); default: the one `up` registers.
+    collector_local_devices: list[str] = ["local"]
     collector_interval_overrides: dict[str, float] = {}  # {"containers": 10}: seconds between polls
     collector_data_types: list[str] = []  # the types to poll; empty: all of them
     collector_max_concurrent: int = 64  # collections at once over all devices

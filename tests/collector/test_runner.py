@@ -136,6 +136,7 @@ async def test_killed_batch_is_recorded(ssh, ssh_settings, monkeypatch) -> None:
 
 
 async def test_sudo_prefix_comes_from_the_device_or_the_settings(ssh_settings) -> None:
+    from services.collector.policy import RefusedSetting
     from services.collector.runner import sudo_prefix
     from services.collector.settings import CollectorSettings
 
@@ -144,7 +145,10 @@ async def test_sudo_prefix_comes_from_the_device_or_the_settings(ssh_settings) -
     settings = CollectorSettings(**{**ssh_settings.model_dump(), "collector_sudo": ["sudo", "-n"]})
     assert sudo_prefix(spec, settings) == ["sudo", "-n"]
     own = DeviceSpec(id=uuid.uuid4(), name="d", sudo=["doas"])
-    assert sudo_prefix(own, settings) == ["doas"]
+    with pytest.raises(RefusedSetting):  # not in the allowed prefixes
+        sudo_prefix(own, settings)
+    allowing = settings.model_copy(update={"collector_sudo_allowed": [["sudo", "-n"], ["doas"]]})
+    assert sudo_prefix(own, allowing) == ["doas"]
 
 
 async def test_password_from_a_file_is_used_and_never_shown(ssh_server, ssh_settings, tmp_path) -> None:
