@@ -182,7 +182,11 @@ class ConfigurationSnapshot(Base):
     requires_restart: Mapped[bool] = mapped_column(Boolean, default=False)
     risk_level: Mapped[str] = mapped_column(Text, default="MEDIUM")
 
-    __table_args__ = (Index("ix_config_snapshots_device_path_time", "device_id", "file_path", text("time DESC")),)
+    # Paths reach 4 KiB, past a btree entry's limit: a hash index finds a path's versions.
+    __table_args__ = (
+        Index("ix_config_snapshots_device_time", "device_id", text("time DESC")),
+        Index("ix_config_snapshots_path", "file_path", postgresql_using="hash"),
+    )
 
 
 class ConfigurationChangeEvent(Base):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncpg
 
+from services.writer.nul import REFUSED_NUL, without_nul
 from services.writer.projection import COLUMNS, CONFLICT, Rows
 
 # Bad values in the rows themselves (raised client-side while encoding them).
@@ -42,7 +43,15 @@ def _stage(table: str) -> str:
 
 
 async def write(conn: asyncpg.Connection, batch: Rows) -> int:
-    """Write all rows of a batch in one transaction; returns the number of rows inserted."""
+    """Write all rows of a batch in one transaction; returns the number of rows inserted. A batch
+    refused for a NUL character is written again with the NULs replaced (``nul.without_nul``)."""
+    try:
+        return await _write(conn, batch)
+    except REFUSED_NUL:
+        return await _write(conn, without_nul(batch))
+
+
+async def _write(conn: asyncpg.Connection, batch: Rows) -> int:
     inserted = 0
     tables = sorted(batch, key=lambda t: (t not in ORDER, t))
     async with conn.transaction():
@@ -57,10 +66,12 @@ async def write(conn: asyncpg.Connection, batch: Rows) -> int:
                 f"CREATE TEMP TABLE IF NOT EXISTS {stage} (LIKE {table} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
             )
             await conn.copy_records_to_table(stage, records=records, columns=cols)
-            distinct = "DISTINCT ON (id) " if table == "devices" else ""
-            order = " ORDER BY id, stream_seq DESC" if table == "devices" else ""
-            status = await conn.execute(
-                f"INSERT INTO {table} ({collist}) SELECT {distinct}{collist} FROM {stage}{order} {CONFLICT[table]}"
-            )
+            source = stage
+            if table == "devices":
+                # The newest event of each device; removals first, so a name removed and registered
+                # again (under a new id) in the same batch never has two live rows.
+                source = (f"(SELECT DISTINCT ON (id) {collist} FROM {stage} ORDER BY id, stream_seq DESC) s "
+                          "ORDER BY deleted_at IS NULL, stream_seq")
+            status = await conn.execute(f"INSERT INTO {table} ({collist}) SELECT {collist} FROM {source} {CONFLICT[table]}")
             inserted += int(status.rsplit(" ", 1)[-1])
     return inserted

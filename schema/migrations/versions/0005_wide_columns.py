@@ -6,7 +6,9 @@ ago, a counter, an uptime in ms) and a string field any length; a narrower colum
 database refuse valid events. With TimescaleDB, a hypertable's column type cannot change while
 compression is enabled: each such table is decompressed, altered and given the same compression
 settings and policy back (chunks are compressed again by the policy). The container hourly
-aggregate reads ``container_id`` and is rebuilt around the change.
+aggregate reads ``container_id`` and is rebuilt around the change. The btree over
+``configuration_snapshots.file_path`` refused paths over ~2.7 KB (Linux allows 4 KiB): a hash
+index takes its place.
 
 Revision ID: 0005
 Revises: 0004
@@ -132,6 +134,15 @@ def _migrate(to_wide: bool) -> None:
     for table, columns in NARROW.items():
         _retype(table, columns, to_wide)
     hourly.upgrade()
+    snaps = "configuration_snapshots"
+    if to_wide:
+        op.drop_index("ix_config_snapshots_device_path_time", table_name=snaps)
+        op.create_index("ix_config_snapshots_device_time", snaps, ["device_id", sa.text("time DESC")])
+        op.create_index("ix_config_snapshots_path", snaps, ["file_path"], postgresql_using="hash")
+    else:
+        op.drop_index("ix_config_snapshots_path", table_name=snaps)
+        op.drop_index("ix_config_snapshots_device_time", table_name=snaps)
+        op.create_index("ix_config_snapshots_device_path_time", snaps, ["device_id", "file_path", sa.text("time DESC")])
 
 
 def upgrade() -> None:
