@@ -42,6 +42,7 @@ class Perf:
         self._gauge_values: dict[str, float] = {}
         self.cache_size_entries: int | None = None
         self._totals: dict[tuple[str, object], int] = {}
+        self._children: dict[tuple[int, tuple[str, ...]], object] = {}
         self._reset()
 
     def _reset(self) -> None:
@@ -59,17 +60,25 @@ class Perf:
             self.w_failed += 1
         if cached:
             self.w_cached += 1
-            self._cached.labels(self.service).inc()
+            self._child(self._cached).inc()
         self.w_durations.append(duration_ms)
-        self._ops.labels(self.service, status).inc()
-        self._duration.labels(self.service).observe(duration_ms / 1000)
+        self._child(self._ops, status).inc()
+        self._child(self._duration).observe(duration_ms / 1000)
         if error_type:
             self.error(error_type)
+
+    def _child(self, metric, *labels: str):
+        """The metric's child for this service and ``labels``, looked up once (labels() takes a lock)."""
+        key = (id(metric), labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(self.service, *labels)
+        return child
 
     def add(self, name: str, n: int = 1) -> None:
         """Add to one of COUNTERS (connections, commands, bytes, database writes…)."""
         self.w_counters[name] += n
-        self._counters[name].labels(self.service).inc(n)
+        self._child(self._counters[name]).inc(n)
 
     def observe_total(self, name: str, total: int, key: object = None) -> None:
         """Feed a running total kept elsewhere (e.g. a transport's commands); the increase is added."""
@@ -81,7 +90,7 @@ class Perf:
 
     def error(self, error_type: str) -> None:
         self.w_errors[error_type] = self.w_errors.get(error_type, 0) + 1
-        self._errors.labels(self.service, error_type).inc()
+        self._child(self._errors, error_type).inc()
 
     def gauge(self, name: str, value: float, help: str = "") -> None:
         """Set a level such as a consumer's lag; it is reported as is, not summed."""

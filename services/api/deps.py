@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -23,48 +24,48 @@ from shared.devices import DeviceRegistry
 from shared.events import DeviceSpec
 from shared.names import Names
 
-# Declared for the OpenAPI document ("Authorize" in /docs); the key itself is read by _presented_key.
 _bearer = HTTPBearer(auto_error=False, description="Authorization: Bearer <API key>")
 _api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="the API key")
 
 
-def _settings(request: Request) -> ApiSettings:
+async def _settings(request: Request) -> ApiSettings:
     return request.app.state.settings
 
 
-def _names(request: Request) -> Names:
+async def _names(request: Request) -> Names:
     return request.app.state.names
 
 
-def _nc(request: Request) -> Client:
+async def _nc(request: Request) -> Client:
     return request.app.state.nc
 
 
-def _js(request: Request) -> JetStreamContext:
+async def _js(request: Request) -> JetStreamContext:
     return request.app.state.js
 
 
-def _registry(request: Request) -> DeviceRegistry:
+async def _registry(request: Request) -> DeviceRegistry:
     return request.app.state.registry
 
 
-def _cache(request: Request) -> CacheMirror:
+async def _cache(request: Request) -> CacheMirror:
     return request.app.state.cache
 
 
-def _reader(request: Request) -> Reader:
+async def _reader(request: Request) -> Reader:
     return request.app.state.reader
 
 
-def _auditor(request: Request) -> Auditor:
+async def _auditor(request: Request) -> Auditor:
     return request.app.state.auditor
 
 
-def _refresher(request: Request) -> Refresher:
+async def _refresher(request: Request) -> Refresher:
     return request.app.state.refresher
 
 
 async def _session(request: Request) -> AsyncIterator[AsyncSession]:
+    """A session for the routes that query the database (the others never open one)."""
     async with request.app.state.sessionmaker() as session:
         yield session
 
@@ -91,20 +92,39 @@ def _presented_key(request: Request) -> str | None:
     return request.headers.get("x-api-key") or None
 
 
-async def _principal(
-    request: Request,
-    session: SessionDep,
-    _bearer_doc: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)] = None,
-    _header_doc: Annotated[str | None, Security(_api_key_header)] = None,
-) -> Principal:
+async def _lookup(request: Request, key: str, digest: str) -> Principal | None:
+    """The key's principal from the database; concurrent requests with one key share the query."""
+    state = request.app.state
+    lookups: dict[str, asyncio.Future] | None = getattr(state, "principal_lookups", None)
+    if lookups is None:
+        lookups = state.principal_lookups = {}
+    pending = lookups.get(digest)
+    if pending is None:
+        async def lookup() -> Principal | None:
+            async with state.sessionmaker() as session:
+                return await authenticate(session, key)
+
+        pending = lookups[digest] = asyncio.ensure_future(lookup())
+        pending.add_done_callback(lambda _: lookups.pop(digest, None))
+    return await asyncio.shield(pending)  # a request that goes away does not cancel the others' query
+
+
+async def _authenticated(request: Request) -> Principal:
+    """The request's principal (looked up once per request), else 401.
+
+    Only a key not seen within api_key_cache_s costs a database query, and no session is opened
+    otherwise.
+    """
+    principal = getattr(request.state, "principal", None)
+    if principal is not None:
+        return principal
     key = _presented_key(request)
-    principal = None
     if key:
         cache: PrincipalCache = request.app.state.principals
         digest, now = hash_key(key), time.monotonic()
         principal = cache.get(digest, now)
         if principal is None:
-            principal = await authenticate(session, key)
+            principal = await _lookup(request, key, digest)
             if principal is not None:
                 cache.put(digest, principal, now)
     if principal is None:
@@ -118,7 +138,14 @@ async def _principal(
 
 
 def _require(role: str):
-    async def check(principal: Annotated[Principal, Depends(_principal)]) -> Principal:
+    # The two Security parameters declare the schemes in the OpenAPI document ("Authorize" in
+    # /docs); the key itself is read by _presented_key.
+    async def check(
+        request: Request,
+        _bearer_doc: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)] = None,
+        _header_doc: Annotated[str | None, Security(_api_key_header)] = None,
+    ) -> Principal:
+        principal = await _authenticated(request)
         if not principal.allows(role):
             raise HTTPException(status.HTTP_403_FORBIDDEN, f"this needs the {role} role or higher")
         return principal
@@ -131,9 +158,10 @@ OperatorKey = Annotated[Principal, Depends(_require("operator"))]
 AdminKey = Annotated[Principal, Depends(_require("admin"))]
 
 
-def _device(device: str, registry: RegistryDep, _: Annotated[Principal, Depends(_principal)]) -> DeviceSpec:
+async def _device(device: str, request: Request) -> DeviceSpec:
     """The device of the path, by UUID or name (after authentication), else 404."""
-    spec = registry.get(device)
+    await _authenticated(request)
+    spec = request.app.state.registry.get(device)
     if spec is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"device {device!r} not found")
     return spec

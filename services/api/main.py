@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -15,6 +16,7 @@ from services.api import errors
 from services.api.audit import Auditor
 from services.api.cache import CacheMirror
 from services.api.keys import PrincipalCache
+from services.api.limits import BodyLimit
 from services.api.queries import has_timescaledb
 from services.api.reads import Reader
 from services.api.refresh import Refresher
@@ -87,8 +89,12 @@ def create_app(settings: Settings) -> FastAPI:
             await engine.dispose()
             await drain(nc)
 
-    app = FastAPI(title="infrawatch", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    # FastAPI's OpenTelemetry hooks are off: they cost a provider lookup per request, and the API
+    # reports its own counters (GET /metrics, perf events).
+    app = FastAPI(title="infrawatch", version="0.1.0", description=DESCRIPTION, lifespan=lifespan,
+                  telemetry={"tracing": False, "metrics": False, "logs": False})
     errors.install(app)
+    app.add_middleware(BodyLimit, limit=api_settings.api_max_body_bytes)  # before parsing, decoding and auth
     for router in ROUTERS:
         app.include_router(router)
     app.include_router(rules.router)
@@ -96,9 +102,30 @@ def create_app(settings: Settings) -> FastAPI:
     return app
 
 
+def worker_app() -> FastAPI:
+    """The app of one of several worker processes, with the settings of the environment.
+
+    Each worker keeps its own registry and cache mirrors and NATS connection; an explicit
+    INFRAWATCH_INSTANCE gets the worker's pid appended, so audit and perf events tell them apart.
+    """
+    settings = ApiSettings()
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if "INFRAWATCH_INSTANCE" in os.environ:
+        settings = settings.model_copy(update={"instance": f"{settings.instance}-{os.getpid()}"})
+    return create_app(settings)
+
+
 def serve(settings: Settings) -> None:
-    """Run the API with uvicorn on ``settings.api_host:api_port`` until SIGTERM/SIGINT."""
-    uvicorn.run(
-        create_app(settings), host=settings.api_host, port=settings.api_port,
-        log_level=settings.log_level.lower(), proxy_headers=True,
-    )
+    """Run the API with uvicorn on ``settings.api_host:api_port`` until SIGTERM/SIGINT.
+
+    httptools and uvloop; no access log line per request (unless the log level is DEBUG).
+    With INFRAWATCH_API_WORKERS > 1, that many worker processes share the port; their settings
+    come from the environment.
+    """
+    s = ApiSettings.of(settings)
+    options = dict(host=s.api_host, port=s.api_port, log_level=s.log_level.lower(), proxy_headers=True,
+                   http="httptools", loop="uvloop", access_log=s.log_level.upper() == "DEBUG")
+    if s.api_workers > 1:
+        uvicorn.run("services.api.main:worker_app", factory=True, workers=s.api_workers, **options)
+    else:
+        uvicorn.run(create_app(s), **options)

@@ -18,6 +18,13 @@ class ApiSettings(Settings):
     api_sse_heartbeat_s: float = Field(default=15.0, gt=0, description="comment line sent on idle event streams")
     api_key_cache_s: float = Field(default=5.0, ge=0, description="remember an authenticated key this long (0: off)")
     api_audit_drain_s: float = Field(default=5.0, ge=0, description="wait for pending audit publishes at shutdown")
+    api_max_body_bytes: int = Field(default=64 * 1024, ge=1024, description="larger request bodies are refused (413)")
+    api_sse_max_clients: int = Field(default=100, ge=1, description="event streams open at once (more: 503)")
+    api_sse_buffer_bytes: int = Field(default=4 << 20, ge=1 << 16, description="unsent events per stream client")
+    api_failed_refresh_cache_s: float = Field(default=5.0, ge=0, description="a failed refresh answers reads this "
+                                              "long, doubling while it keeps failing (at most 60 s)")
+    alerts_webhook_allow_private: bool = Field(default=False, description="rules may name private webhook targets")
+    api_workers: int = Field(default=1, ge=1, le=64, description="uvicorn worker processes, each with its own mirrors")
 
     @classmethod
     def of(cls, settings: Settings) -> "ApiSettings":

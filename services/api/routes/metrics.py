@@ -5,14 +5,14 @@ from __future__ import annotations
 from typing import Annotated
 
 import msgspec
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query, Request, Response
 from sqlalchemy import select, text
 
 from schema.models import SystemMetric
-from services.api.deps import DeviceDep, ReaderDep, SessionDep, ViewerKey, require_force
+from services.api.deps import DeviceDep, ReaderDep, ViewerKey, require_force
 from services.api.queries import page_of, time_buckets
 from services.api.reads import Reading
-from services.api.schemas import MetricBucket, MetricBuckets, MetricsQuery, Page, SystemMetricRow, SystemMetricsLatest
+from services.api.schemas import MetricBuckets, MetricsQuery, Page, SystemMetricRow, SystemMetricsLatest
 from shared.events import DeviceSpec, SystemMetricsCollected
 
 router = APIRouter(prefix="/devices", tags=["metrics"])
@@ -30,24 +30,38 @@ GROUP BY 1 ORDER BY 1
 """
 
 
-def from_reading(spec: DeviceSpec, reading: Reading) -> SystemMetricsLatest:
-    """The latest values as the served collection event carries them."""
+_encoder = msgspec.json.Encoder()
+
+
+def _json(body: dict) -> Response:
+    # Encoded by msgspec from plain values: the hot paths build no pydantic model per row. The
+    # route's response_model still documents the body.
+    return Response(_encoder.encode(body), media_type="application/json")
+
+
+def from_reading(spec: DeviceSpec, reading: Reading) -> Response:
+    """The latest values (a SystemMetricsLatest) as the served collection event carries them."""
     ev = reading.event
-    return SystemMetricsLatest.model_validate({
-        **msgspec.to_builtins(ev.payload), "device_id": spec.id, "device": spec.name,
+    return _json({
+        **msgspec.structs.asdict(ev.payload), "device_id": spec.id, "device": spec.name,
         "time": ev.occurred_at, "age_seconds": reading.age_seconds, "source": reading.source,
     })
 
 
-async def _buckets(request: Request, session, spec: DeviceSpec, query: MetricsQuery) -> MetricBuckets:
+async def _buckets(request: Request, spec: DeviceSpec, query: MetricsQuery) -> Response:
+    """A MetricBuckets body: one dict per row, straight from the database's tuples."""
     assert query.start is not None and query.end is not None and query.bucket is not None
     buckets = await time_buckets(request, query.bucket, query.start, query.end)
-    rows = await session.execute(text(_AGGREGATE.format(fn=buckets.expr)), {
-        **buckets.params, "device_id": spec.id, "start": query.start, "end": query.end,
+    async with request.app.state.sessionmaker() as session:
+        result = await session.execute(text(_AGGREGATE.format(fn=buckets.expr)), {
+            **buckets.params, "device_id": spec.id, "start": query.start, "end": query.end,
+        })
+        fields = tuple(result.keys())  # the columns are named as MetricBucket's fields
+        items = [dict(zip(fields, row)) for row in result]
+    return _json({
+        "device_id": spec.id, "start": query.start, "end": query.end, "bucket": query.bucket,
+        "function": buckets.function, "items": items,
     })
-    items = [MetricBucket.model_validate(dict(r._mapping)) for r in rows]
-    return MetricBuckets(device_id=spec.id, start=query.start, end=query.end, bucket=query.bucket,
-                         function=buckets.function, items=items)
 
 
 @router.get(
@@ -60,9 +74,8 @@ async def device_metrics(
     principal: ViewerKey,
     spec: DeviceDep,
     reader: ReaderDep,
-    session: SessionDep,
     request: Request,
-) -> SystemMetricsLatest | Page[SystemMetricRow] | MetricBuckets:
+) -> SystemMetricsLatest | Page[SystemMetricRow] | MetricBuckets | Response:
     """Without ``start``: the latest values (fresh cache, else a refresh). With it: stored rows in [start, end),
     paged, or aggregated per ``bucket``."""
     if query.start is None:
@@ -70,9 +83,10 @@ async def device_metrics(
         reading = await reader.latest(spec, DATA_TYPE, force=query.force_refresh, principal=principal)
         return from_reading(spec, reading)
     if query.bucket is not None:
-        return await _buckets(request, session, spec, query)
-    return await page_of(
-        session, select(SystemMetric).where(SystemMetric.device_id == spec.id, SystemMetric.time >= query.start,
-                                            SystemMetric.time < query.end).order_by(SystemMetric.time),
-        SystemMetricRow, query.page, query.page_size,
-    )
+        return await _buckets(request, spec, query)
+    async with request.app.state.sessionmaker() as session:
+        return await page_of(
+            session, select(SystemMetric).where(SystemMetric.device_id == spec.id, SystemMetric.time >= query.start,
+                                                SystemMetric.time < query.end).order_by(SystemMetric.time),
+            SystemMetricRow, query.page, query.page_size,
+        )
