@@ -7,7 +7,8 @@ writes them to <data_dir>/up.json. Ctrl-C stops everything; running it again reu
 
 Nothing listens without a password: the first run generates one per NATS user of
 deploy/nats/accounts.conf and per database role (shared/db_roles.py) into
-<data_dir>/credentials.json (0600, in a 0700 directory), reused on later runs. Each service
+<data_dir>/secrets/credentials.json (0600, in a 0700 directory), reused on later runs. The data
+directory is 0700 too (0701 under root: PostgreSQL's own OS user must traverse it). Each service
 logs in as its own NATS user and database role; the command line uses the NATS admin user and
 the role its command needs (see services/cli.py). The services' own /metrics ports stay closed
 unless INFRAWATCH_METRICS_PORT is set.
@@ -35,7 +36,7 @@ log = logging.getLogger("infrawatch.up")
 
 SERVICES = ("writer", "collector", "watcher", "alerts", "api")
 DB_ROLE = {"writer": "writer", "api": "api"}  # the other services use no database
-CREDENTIALS = "credentials.json"
+CREDENTIALS = Path("secrets") / "credentials.json"
 
 
 def private_file(path: Path, text: str) -> None:
@@ -50,6 +51,8 @@ def load_credentials(data: Path) -> dict:
     """The generated passwords (NATS users, PostgreSQL superuser and roles), created on first use;
     any missing one is added, existing ones are kept."""
     path = data / CREDENTIALS
+    path.parent.mkdir(mode=0o700, exist_ok=True)
+    path.parent.chmod(0o700)
     creds = json.loads(path.read_text()) if path.exists() else {}
     nats_pw = creds.setdefault("nats", {})
     pg_pw = creds.setdefault("postgres", {})

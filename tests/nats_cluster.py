@@ -73,7 +73,7 @@ def render_single(base: Path, extra: str = "") -> tuple[Path, int]:
     port = free_port()
     text = (DEPLOY_NATS / "single.conf").read_text()
     text = re.sub(r"(?m)^port: \d+$", f"listen: 127.0.0.1:{port}", text)
-    text = re.sub(r"(?m)^http_port: \d+\n", "", text)
+    text = re.sub(r"(?m)^http(_port)?: \S+\n", "", text)
     text = text.replace("store_dir: /data", f'store_dir: "{base / "store"}"')
     conf = base / "single.conf"
     conf.write_text(text + "\n" + extra)
