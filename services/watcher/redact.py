@@ -20,7 +20,7 @@ import yaml
 
 from services.watcher.redaction import nginx_conf, unit, yaml_doc
 from services.watcher.redaction.common import MASK, Span, apply, merge
-from services.watcher.redaction.text import pem, scan
+from services.watcher.redaction.text import TRIGGER, lower, pem, scan
 from shared.payloads.config import Redaction
 
 __all__ = ["DEFAULT_RULES", "MASK", "Rule", "compile_rules", "redact"]
@@ -57,15 +57,15 @@ def _custom(text: str, rules: tuple[Rule, ...]) -> list[Span]:
     return out
 
 
-def _structure(text: str, config_type: str | None, path: str) -> list[Span] | None:
+def _structure(text: str, low: str, config_type: str | None, path: str) -> list[Span] | None:
     """Spans found through the file's structure, or None when it has none (or does not parse)."""
     if config_type == "proxy_configs":
-        return nginx_conf.spans(text) + pem(text, 0, len(text))
+        return nginx_conf.spans(text, low) + pem(text, 0, len(text))
     if config_type == "systemd_units":
-        return unit.spans(text) + pem(text, 0, len(text))
+        return unit.spans(text, low) + pem(text, 0, len(text))
     if config_type == "docker_compose" or path.endswith((".yml", ".yaml")):
         try:
-            return yaml_doc.spans(text)
+            return yaml_doc.spans(text, low)
         except (yaml.YAMLError, RecursionError):
             return None  # a broken file is redacted by the patterns
     return None
@@ -74,9 +74,12 @@ def _structure(text: str, config_type: str | None, path: str) -> list[Span] | No
 def redact(text: str, rules: tuple[Rule, ...] = DEFAULT_RULES, config_type: str | None = None,
            path: str = "") -> tuple[str, list[Redaction]]:
     """The text with secret values replaced by ``<redacted>``, and what was hidden (never the values)."""
-    spans = _structure(text, config_type, path)
-    if spans is None:
-        spans = scan(text)
+    low = lower(text)
+    spans: list[Span] | None = []
+    if TRIGGER.search(low) is not None:  # every built-in rule needs one of these words or marks
+        spans = _structure(text, low, config_type, path)
+        if spans is None:
+            spans = scan(text, low)
     spans = merge(spans, _custom(text, rules))
     if not spans:
         return text, []

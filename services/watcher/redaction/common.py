@@ -8,8 +8,8 @@ indentation, so line numbers, YAML block indentation and PEM markers stay where 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from functools import lru_cache
+from typing import NamedTuple
 
 from shared.payloads.config import Redaction
 
@@ -17,8 +17,7 @@ MASK = "<redacted>"  # a plain token in YAML, nginx, unit and env files alike
 MAX_RECORDS = 1000  # redaction records per file; further ones are counted in one last record
 
 
-@dataclass(frozen=True, slots=True)
-class Span:
+class Span(NamedTuple):
     start: int
     end: int
     name: str
@@ -75,6 +74,10 @@ def kept(value: str, nginx: bool = False) -> bool:
     (``${DB_PASSWORD}``, ``$API_TOKEN``, ``{{ vault_pw }}``; nginx ``$http_authorization``).
     ``$ecr3t`` and ``${PW:-hunter2}`` are not references only, so they are hidden."""
     v = value.strip()
+    if not v:
+        return True
+    if v[0] not in "$%{<" and len(v) > 5:
+        return False
     if v.lower() in _KEPT:
         return True
     return bool(_REF.fullmatch(v) or (nginx and _NGINX_VAR.fullmatch(v)))
@@ -86,16 +89,13 @@ def is_path(value: str) -> bool:
     return v.startswith(("/", "./", "../", "~/")) and not any(c.isspace() for c in v)
 
 
+_LINE_BODY = re.compile(r"(?m)^([ \t]*)[^ \t\r\n][^\n]*?(\r?)$")
+
+
 def _mask(segment: str) -> str:
     if "\n" not in segment:
         return MASK
-    lines = segment.split("\n")
-    out = [MASK if lines[0].strip() else lines[0]]
-    for line in lines[1:]:
-        body = line.rstrip("\r")
-        stripped = body.lstrip(" \t")
-        out.append(body[:len(body) - len(stripped)] + (MASK if stripped else "") + line[len(body):])
-    return "\n".join(out)
+    return _LINE_BODY.sub(r"\1" + MASK + r"\2", segment)
 
 
 def merge(primary: list[Span], secondary: list[Span]) -> list[Span]:

@@ -61,13 +61,13 @@ def _hide(text: str, tok: tuple[int, int], name: str, rule: str) -> Span | None:
     return Span(s, e, name, rule) if e > s else None
 
 
-def spans(text: str) -> list[Span]:
+def spans(text: str, low: str) -> list[Span]:
     """Spans of every secret value of an nginx configuration text."""
     out: list[Span] = []
     for tokens in _directives(text):
         name = text[tokens[0][0]:tokens[0][1]]
         if name.startswith("#"):
-            out.extend(scan(text, tokens[0][0], tokens[0][1], free=False, nginx=True))
+            out.extend(scan(text, low, tokens[0][0], tokens[0][1], free=False, nginx=True))
             continue
         hidden: set[int] = set()
         if name in _PARAM_DIRECTIVES and len(tokens) >= 3:
@@ -85,5 +85,5 @@ def spans(text: str) -> list[Span]:
                 hidden.add(i)
         for i, (s, e) in enumerate(tokens):
             if i not in hidden and e - s > 3:
-                out.extend(scan(text, *_value(text, s, e), free=False, nginx=True))
+                out.extend(scan(text, low, *_value(text, s, e), free=False, nginx=True))
     return out

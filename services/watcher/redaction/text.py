@@ -11,14 +11,19 @@ import re
 
 from services.watcher.redaction.common import Span, is_path, is_secret_name, kept
 
-# a word that may name a secret; the lookbehind makes only word starts try, so the scan is linear
-_NAME = re.compile(r"(?i)(?<![\w.$-])[\w.-]*?(?:pass|pw|psk|secret|token|key|credential|auth)[\w.-]*")
-_ASSIGN = re.compile(r"""["']?[ \t]*(?:=>|[:=](?![:=/]))[ \t]*""")
+# searched in the lower-cased text: a keyword and the rest of its word (possessive, so a
+# hit never rescans its word); the start of the word is found by looking back from the hit
+_KW = re.compile(r"(?:pass|pw|psk|secret|token|key|credential|auth)[\w.-]*+")
+# anything any rule needs; a text (or a value) without one has nothing to hide
+TRIGGER = re.compile(r"pass|pw|psk|secret|token|key|credential|auth|://|-----begin|\$\$?(?:apr1|2[abxy]?|[1567y])\$"
+                     r"|\{ssha?\}")
+_NAME_CHARS = "abcdefghijklmnopqrstuvwxyz0123456789_.-"
+_MAX_NAME = 64
+_ASSIGN = re.compile(r"""["']?[ \t]*(?:=>|=(?!=)|:(?=[ \t"']))[ \t]*""")
 _WS = re.compile(r"[ \t]+")
 _DQ = re.compile(r'"((?:[^"\\\n]|\\.)*)"?')
 _SQ = re.compile(r"'((?:[^'\\\n]|\\.|'')*)'?")
 _TOKEN = re.compile(r"""(?:[^\s"'\\;,&)}\]<>|]|\\.)+""")
-_REST = re.compile(r"[^\n]*")
 _SCHEME = re.compile(r"(?i)(?:basic|bearer|token|digest|negotiate|apikey|key)[ \t]+(?=[^\s\"';])")
 _LINE_END = re.compile(r"[ \t]*;?[ \t]*\r?(?:\n|$)")
 _PREFIX = re.compile(r"""[ \t]*(?:-[ \t]+)?(?:export[ \t]+)?["']?""")
@@ -28,24 +33,28 @@ _WINDOW = 256  # how far back the start of a name's line is looked for
 _URL = re.compile(r"://[^\s:/@'\"<>]*:(?P<value>[^\s@/'\"<>]+)@")
 _SCHEME_NAME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*$")
 # htpasswd and shadow hashes after "user:" (apr1, bcrypt, sha-crypt, {SHA}); $$ is compose's escape
-_HASH = re.compile(r"(?<=[:=])(?:\$\$?(?:apr1|2[abxy]?|1|5|6|y|7)\$\$?[./A-Za-z0-9$]{8,}|\{SSHA?\}[A-Za-z0-9+/=]{16,})")
+_HASH = re.compile(r"\$\$?(?:apr1|2[abxy]?|[1567y])\$\$?[./A-Za-z0-9$]{8,}|\{SSHA?\}[A-Za-z0-9+/=]{16,}")
 # ~/.pgpass: hostname:port:database:username:password (":" and "\" escaped by "\")
-_PGPASS = re.compile(r"(?m)^(?:[^:\\\s#]|\\.)+:(?:\d+|\*):(?:[^:\\\n]|\\.)*:(?:[^:\\\n]|\\.)*:"
+_PGPASS_HINT = re.compile(r":(?:\d+|\*):")
+_PGPASS = re.compile(r"(?:[^:\\\s#]|\\.)+:(?:\d+|\*):(?:[^:\\\n]|\\.)*:(?:[^:\\\n]|\\.)*:"
                      r"(?P<value>(?:[^\\\n\r]|\\.)+)")
 _PEM = re.compile(r"-----BEGIN (?P<name>[A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?)-----")
 _PEM_END = re.compile(r"-----END [A-Z0-9 ]*-----")
 _RUN = re.compile(r"(?<!\\)[A-Za-z0-9+/]{2,}=*")  # base64 runs; "\n" escapes in JSON strings are kept
+_PLAIN = re.compile(r"(?:[ \t]*(?:(?:[A-Za-z0-9+/]+=*|[A-Za-z-]+: [^\n]*)[ \t]*)?\r?\n)*")
 _BODY = re.compile(r"""[ \t"'>]*(?:[A-Za-z0-9+/]+=*|(?:Proc-Type|DEK-Info|Version|Comment|Hash|Charset):[^\n]*)?"""
                    r"""(?:\\n)?["',]*[ \t]*\r?""")
 
 
 def _line_prefix(text: str, pos: int, lo: int) -> str | None:
     """The text from the start of ``pos``'s line to ``pos`` (None when further than the window)."""
-    start = max(lo, pos - _WINDOW)
+    if pos == lo or text[pos - 1] == "\n":
+        return ""
+    start = lo if pos - lo <= _WINDOW else pos - _WINDOW
     nl = text.rfind("\n", start, pos)
     if nl < 0 and start > lo:
         return None
-    return text[max(nl + 1, start):pos]
+    return text[nl + 1 if nl >= 0 else start:pos]
 
 
 def pem(text: str, lo: int, hi: int) -> list[Span]:
@@ -62,6 +71,15 @@ def pem(text: str, lo: int, hi: int) -> list[Span]:
 
         p = m.end()
         pos = hi
+        nl = text.find("\n", p, hi)
+        end = _PEM_END.search(text, nl, hi) if nl >= 0 and not text[p:nl].strip() else None
+        if end is not None:  # the usual block: key text alone on its lines, then END on its own line
+            body_end = text.rfind("\n", nl, end.start())
+            if not text[body_end + 1:end.start()].strip() and _PLAIN.fullmatch(text, nl + 1, body_end + 1):
+                if body_end > nl:
+                    out.append(Span(nl, body_end, name, "private_key_block", True, m.start()))
+                pos = end.end()
+                continue
         while p < hi:
             le = text.find("\n", p, hi)
             le = hi if le < 0 else le
@@ -78,17 +96,25 @@ def pem(text: str, lo: int, hi: int) -> list[Span]:
     return out
 
 
-def _settings(text: str, lo: int, hi: int, free: bool, nginx: bool) -> list[Span]:
+def _settings(text: str, low: str, lo: int, hi: int, free: bool, nginx: bool) -> list[Span]:
     out: list[Span] = []
     pos = lo
-    while (m := _NAME.search(text, pos, hi)) is not None:
+    search = _KW.search
+    while (m := search(low, pos, hi)) is not None:
         pos = m.end()
-        name = m.group()
+        start = m.start()
+        if start > lo and low[start - 1] in _NAME_CHARS:  # the word began before the keyword
+            floor = lo if start - lo <= _MAX_NAME else start - _MAX_NAME
+            start -= len(low[floor:start]) - len(low[floor:start].rstrip(_NAME_CHARS))
+        if start > lo and low[start - 1] in "$/":
+            continue  # an nginx variable ($http_authorization) or a path (/etc/passwd)
+        name = text[start:pos]
         if is_secret_name(name):
-            span = _value(text, m.start(), m.end(), name, lo, hi, free, nginx)
+            span = _value(text, start, pos, name, lo, hi, free, nginx)
             if span is not None:
                 out.append(span)
-                pos = max(pos, span.end)
+                if span.end > pos:
+                    pos = span.end
     return out
 
 
@@ -98,6 +124,8 @@ def _value(text: str, start: int, e: int, name: str, lo: int, hi: int, free: boo
     flag = name.startswith("-")
     a = _ASSIGN.match(text, e, hi)
     if a is not None:
+        if flag and a.group()[-1:] in (" ", "\t"):
+            return None  # "--set-credential= switch": no value
         v, ws_form = a.end(), False
     else:
         w = _WS.match(text, e, hi)
@@ -117,9 +145,11 @@ def _value(text: str, start: int, e: int, name: str, lo: int, hi: int, free: boo
     else:
         if (sch := _SCHEME.match(text, v, hi)) is not None:
             v = sch.end()
-        if not ws_form and prefix is not None and _PREFIX.fullmatch(prefix):
-            r = _REST.match(text, v, hi)  # KEY=value as a whole line: the value runs to its end
-            s, end = v, v + len(r.group().rstrip(" \t\r;,"))
+        if not ws_form and prefix is not None and (not prefix or _PREFIX.fullmatch(prefix)):
+            end = text.find("\n", v, hi)  # KEY=value as a whole line: the value runs to its end
+            end = hi if end < 0 else end
+            tail = text[max(v, end - 16):end]
+            s, end = v, end - (len(tail) - len(tail.rstrip(" \t\r;,")))
         else:
             t = _TOKEN.match(text, v, hi)
             if t is None or (flag and ws_form and text[v] == "-"):
@@ -135,16 +165,48 @@ def _value(text: str, start: int, e: int, name: str, lo: int, hi: int, free: boo
     return Span(s, end, name.strip("-\"'"), rule)
 
 
-def scan(text: str, lo: int = 0, hi: int | None = None, free: bool = True, nginx: bool = False) -> list[Span]:
-    """Spans to hide in ``text[lo:hi]``; ``free``: a whole file without a parser (whole-line
-    ``KEY=value``, ``name value`` settings, pgpass lines), else the inside of one parsed value."""
+def _hashes(text: str, lo: int, hi: int) -> list[Span]:
+    return [Span(m.start(), m.end(), "password_hash", "password_hash") for m in _HASH.finditer(text, lo, hi)
+            if m.start() > lo and text[m.start() - 1] in ":="]
+
+
+def _pgpass(text: str, lo: int, hi: int) -> list[Span]:
+    out, pos = [], lo
+    while (m := _PGPASS_HINT.search(text, pos, hi)) is not None:
+        ls = max(pos, text.rfind("\n", pos, m.start()) + 1)
+        le = text.find("\n", m.end(), hi)
+        le = hi if le < 0 else le
+        full = _PGPASS.fullmatch(text, ls, le - 1 if text[le - 1] == "\r" else le)
+        if full is not None:
+            out.append(Span(full.start("value"), full.end("value"), "pgpass", "pgpass"))
+        pos = le + 1
+    return out
+
+
+def scan(text: str, low: str, lo: int = 0, hi: int | None = None, free: bool = True,
+         nginx: bool = False) -> list[Span]:
+    """Spans to hide in ``text[lo:hi]`` (``low``: the text lower-cased, same length); ``free``:
+    a whole file without a parser (whole-line ``KEY=value``, ``name value`` settings, pgpass
+    lines), else the inside of one parsed value."""
     hi = len(text) if hi is None else hi
+    if TRIGGER.search(low, lo, hi) is None:
+        return []
     out = pem(text, lo, hi)
     for m in _URL.finditer(text, lo, hi):
         scheme = _SCHEME_NAME.search(text, max(lo, m.start() - 32), m.start())
         out.append(Span(m.start("value"), m.end("value"), scheme.group() if scheme else "url", "url_credentials"))
-    out.extend(Span(m.start(), m.end(), "password_hash", "password_hash") for m in _HASH.finditer(text, lo, hi))
+    out.extend(_hashes(text, lo, hi))
     if free:
-        out.extend(Span(m.start("value"), m.end("value"), "pgpass", "pgpass") for m in _PGPASS.finditer(text, lo, hi))
-    out.extend(_settings(text, lo, hi, free, nginx))
+        out.extend(_pgpass(text, lo, hi))
+    out.extend(_settings(text, low, lo, hi, free, nginx))
     return out
+
+
+def lower(text: str) -> str:
+    """The text lower-cased with every offset kept (ASCII only when full case folding would
+    change the length, as for "\u0130")."""
+    low = text.lower()
+    return low if len(low) == len(text) else text.translate(_ASCII_LOWER)
+
+
+_ASCII_LOWER = {c: c + 32 for c in range(ord("A"), ord("Z") + 1)}

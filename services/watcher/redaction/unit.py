@@ -20,9 +20,12 @@ _KEY = re.compile(r"[ \t]*([A-Za-z0-9_.-]+)[ \t]*=[ \t]*")
 _WORD = re.compile(r'"(?:[^"\\\n]|\\.)*"?|\'(?:[^\'\\\n]|\\.)*\'?|[^\s"\']+')
 _ASSIGNMENT = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)=")
 _CREDENTIAL_KEYS = {"SetCredential", "SetCredentialEncrypted"}
+# credential ids and paths, not their data
+_NOT_SECRET_KEYS = {"LoadCredential", "LoadCredentialEncrypted", "ImportCredential", "ConditionCredential",
+                    "AssertCredential"}
 
 
-def _environment(text: str, s: int, e: int, out: list[Span]) -> None:
+def _environment(text: str, low: str, s: int, e: int, out: list[Span]) -> None:
     words = [m.span() for m in _WORD.finditer(text, s, e)]
     i = 0
     while i < len(words):
@@ -32,7 +35,7 @@ def _environment(text: str, s: int, e: int, out: list[Span]) -> None:
         a, b = (ws + 1, we - 1 if we - ws > 1 and text[we - 1] == text[ws] else we) if quoted else (ws, we)
         m = _ASSIGNMENT.match(text, a, b)
         if m is None or not is_secret_name(m.group(1)):
-            out.extend(scan(text, a, b, free=False))
+            out.extend(scan(text, low, a, b, free=False))
             continue
         if not quoted:  # the words up to the next assignment belong to the value
             while i < len(words) and text[words[i][0]] not in "\"'" and "=" not in text[words[i][0]:words[i][1]]:
@@ -42,21 +45,21 @@ def _environment(text: str, s: int, e: int, out: list[Span]) -> None:
             out.append(Span(m.end(), b, m.group(1), "unit_environment"))
 
 
-def _value(text: str, key: str, s: int, e: int, out: list[Span]) -> None:
+def _value(text: str, low: str, key: str, s: int, e: int, out: list[Span]) -> None:
     if key == "Environment":
-        _environment(text, s, e, out)
+        _environment(text, low, s, e, out)
     elif key in _CREDENTIAL_KEYS:
         colon = text.find(":", s, e)
         if 0 <= colon < e - 1:
             out.append(Span(colon + 1, e, text[s:colon].strip(), "unit_credential"))
-    elif is_secret_name(key):
+    elif is_secret_name(key) and key not in _NOT_SECRET_KEYS:
         if not kept(text[s:e]):
             out.append(Span(s, e, key, "secret_setting"))
     else:
-        out.extend(scan(text, s, e, free=False))
+        out.extend(scan(text, low, s, e, free=False))
 
 
-def spans(text: str) -> list[Span]:
+def spans(text: str, low: str) -> list[Span]:
     """Spans of every secret value of a unit file (line by line; ``\\`` continues a value)."""
     out: list[Span] = []
     key: str | None = None  # the key of a value continued on this line
@@ -70,12 +73,12 @@ def spans(text: str) -> list[Span]:
         if key is not None and stripped[:1] in ("#", ";"):
             pass  # a comment inside a continued value is skipped, as systemd does
         elif key is not None:
-            _value(text, key, pos, vend, out)
+            _value(text, low, key, pos, vend, out)
             key = key if cont else None
         elif stripped[:1] in ("#", ";"):
-            out.extend(scan(text, pos, body_end, free=False))
+            out.extend(scan(text, low, pos, body_end, free=False))
         elif (m := _KEY.match(text, pos, body_end)) is not None:
-            _value(text, m.group(1), m.end(), vend, out)
+            _value(text, low, m.group(1), m.end(), vend, out)
             key = m.group(1) if cont else None
         pos = end + 1
     return out

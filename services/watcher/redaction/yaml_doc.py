@@ -49,14 +49,14 @@ def _entry(text: str, node: ScalarNode, out: list[Span]) -> bool:
     return True
 
 
-def _walk(text: str, node: Node, out: list[Span], seen: set[int]) -> None:
+def _walk(text: str, low: str, node: Node, out: list[Span], seen: set[int]) -> None:
     if id(node) in seen:
         return  # an alias of a node already visited
     seen.add(id(node))
     if isinstance(node, ScalarNode):
         if not _entry(text, node, out):
             s, e = _interior(text, node)
-            out.extend(scan(text, s, e, free=False))
+            out.extend(scan(text, low, s, e, free=False))
     elif isinstance(node, SequenceNode):
         items = node.value
         for i, item in enumerate(items):
@@ -68,10 +68,10 @@ def _walk(text: str, node: Node, out: list[Span], seen: set[int]) -> None:
                     out.append(span)
                 seen.add(id(item))
                 continue
-            _walk(text, item, out, seen)
+            _walk(text, low, item, out, seen)
     elif isinstance(node, MappingNode):
         for key, value in node.value:
-            _walk(text, key, out, seen)
+            _walk(text, low, key, out, seen)
             name = str(key.value) if isinstance(key, ScalarNode) else ""
             if name and name not in _NOT_VALUES and is_secret_name(name):
                 if isinstance(value, ScalarNode):
@@ -85,14 +85,14 @@ def _walk(text: str, node: Node, out: list[Span], seen: set[int]) -> None:
                             seen.add(id(item))
                             if (span := _hide(text, item, name, "secret_setting")) is not None:
                                 out.append(span)
-            _walk(text, value, out, seen)
+            _walk(text, low, value, out, seen)
 
 
-def spans(text: str) -> list[Span]:
+def spans(text: str, low: str) -> list[Span]:
     """Spans of every secret value of a YAML text; raises ``yaml.YAMLError`` when it does not parse."""
     out: list[Span] = []
     seen: set[int] = set()
     for doc in yaml.compose_all(text, Loader=_Loader):
         if doc is not None:
-            _walk(text, doc, out, seen)
+            _walk(text, low, doc, out, seen)
     return out
