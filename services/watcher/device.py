@@ -370,7 +370,7 @@ class DeviceWatcher:
         ctx = Context(device=self.spec, instance=s.instance, watch_mode=self.mode or "poll", trigger=trigger,
                       now=time.time(), content_limit=s.watcher_content_limit, redact=s.watcher_redact,
                       rules=self.rules)
-        evs = decide(items, ctx)
+        evs = await asyncio.to_thread(decide, items, ctx)  # redaction and parsing of large files: off the loop
         for i in range(0, len(evs), PUBLISH_CHUNK):
             await asyncio.gather(*(self._publish_one(ev, ctx.now) for ev in evs[i:i + PUBLISH_CHUNK]))
 
