@@ -65,10 +65,20 @@ async def container_state_changes(session: AsyncSession, device_id: uuid.UUID, s
 
 async def collection_failures(session: AsyncSession, device_id: uuid.UUID, start: datetime, end: datetime,
                               limit: int) -> list[TimelineEntry]:
-    """Collections that ended in error or unsupported."""
+    """Collections that ended in error, and the moment a data type became unsupported (a host
+    without docker or smartctl answers "unsupported" on every poll: that is shown once)."""
     rows = await _rows(session, f"""
-        SELECT time, operation_id, data_type, collection_method, trigger, status, error_message
-        FROM data_collection_audit WHERE {_WINDOW} AND status IN ('error', 'unsupported')
+        SELECT time, operation_id, data_type, collection_method, trigger, status, error_message FROM (
+            SELECT time, operation_id, data_type, collection_method, trigger, status, error_message,
+                   coalesce(lag(status) OVER (PARTITION BY data_type ORDER BY time), (
+                       SELECT p.status FROM data_collection_audit p
+                       WHERE p.device_id = a.device_id AND p.data_type = a.data_type AND p.time < :start
+                         AND p.collection_method IN ('ssh', 'local') AND NOT p.cache_hit
+                       ORDER BY p.time DESC LIMIT 1)) AS previous_status
+            FROM data_collection_audit a
+            WHERE {_WINDOW} AND collection_method IN ('ssh', 'local') AND NOT cache_hit
+        ) s
+        WHERE status = 'error' OR (status = 'unsupported' AND previous_status IS DISTINCT FROM 'unsupported')
         ORDER BY time DESC LIMIT :limit""", device_id, start, end, limit)
     return [TimelineEntry(
         time=r["time"], kind="collection_failure",

@@ -28,7 +28,8 @@ async def _seed(url: str, dev: uuid.UUID) -> None:
             "VALUES ($1, $2, $3, $1, 'proxy_configs', '/etc/nginx/app.conf', 'modified', true, 'HIGH', false)",
             uuid.uuid4(), T0 + timedelta(minutes=15), dev,
         )
-        for minutes, status in ((5, "error"), (25, "success"), (35, "unsupported")):
+        for minutes, status in ((5, "error"), (25, "success"), (35, "unsupported"), (40, "unsupported"),
+                                (45, "unsupported")):
             await conn.execute(
                 "INSERT INTO data_collection_audit (time, event_id, device_id, operation_id, data_type, "
                 "collection_method, trigger, cache_hit, status, error_message, force_refresh, ssh_command_count, "
@@ -66,3 +67,15 @@ async def test_kind_window_and_limit(settings, client, keys, device):
     assert r.status_code == 422 and r.json()["message"].startswith("kind:")
     r = await client.get("/devices/web-1/timeline", params={"end": "0001-01-02T00:00:00Z"}, headers=h)
     assert r.status_code == 422
+
+
+async def test_an_unsupported_type_is_shown_once_when_it_becomes_unsupported(settings, client, keys, device):
+    """A host without docker answers "unsupported" on every poll; the timeline shows the change."""
+    await _seed(settings.database_url, uuid.UUID(device["id"]))
+    h = auth(keys["viewer"])
+    r = await client.get("/devices/web-1/timeline", params={"kind": "collection_failure"}, headers=h)
+    assert [(round((datetime.fromisoformat(e["time"]) - T0).total_seconds() / 60), e["detail"]["status"])
+            for e in r.json()["items"]] == [(5, "error"), (35, "unsupported")]
+    # A window that starts while the type is already unsupported shows nothing new.
+    window = {"kind": "collection_failure", "start": (T0 + timedelta(minutes=38)).isoformat()}
+    assert (await client.get("/devices/web-1/timeline", params=window, headers=h)).json()["items"] == []

@@ -378,7 +378,8 @@ async function loadTimeline() {
     fill("timeline", d, items.length ? h("ol", { class: "timeline" }, items.map((e) => {
       const snap = e.kind === "config_change" && e.detail && e.detail.snapshot_id;
       const li = h("li", { "data-kind": e.kind }, h("span", { class: "muted" }, fmtTime(e.time)), " ",
-        badge(e.kind.replace("_", " "), e.kind === "collection_failure" ? "bad" : null), " ", e.summary ?? "");
+        (e.detail && e.detail.status === "unsupported") ? badge("unsupported", null)
+          : badge(e.kind.replace("_", " "), e.kind === "collection_failure" ? "bad" : null), " ", e.summary ?? "");
       if (snap) {
         li.append(" ", h("button", { type: "button", class: "link diff-toggle",
                                      onclick: (ev) => toggleDiff(d, snap, li, ev.currentTarget) }, "show diff"));
