@@ -71,6 +71,7 @@ class SimHost:
     misbehave: Misbehaviour | None = None
     connections: int = 0  # SSH connections accepted
     commands: int = 0  # commands received
+    passwords_offered: int = 0  # password authentications tried by clients (every one is refused)
     revision: int = 0  # changes made to its files
 
     @property

@@ -209,6 +209,13 @@ class _Server(asyncssh.SSHServer):
     def begin_auth(self, username: str) -> bool:
         return True  # any user name, with the generated client key
 
+    def password_auth_supported(self) -> bool:
+        return True  # offered, so that a client that would send a password does: counted, refused
+
+    def validate_password(self, username: str, password: str) -> bool:
+        self.host.passwords_offered += 1
+        return False
+
 
 async def _write(stream, data: bytes) -> None:
     for i in range(0, len(data), CHUNK):
