@@ -37,33 +37,14 @@ def _settings() -> Settings:
 
 
 def _cli_settings(db_role: str | None = None) -> Settings:
-    """Settings of a command-line command. Beside a running `infrawatch up` (``<data dir>/up.json``)
-    it logs in with the credentials up generated: NATS as ``admin``, the database as ``db_role``
-    (owner: migrations, writer: replay, api: keys). Variables set in the environment win."""
-    import os
+    """Settings of a command-line command; beside a running `infrawatch up`, with its credentials
+    (NATS as admin, the database as ``db_role``) for what the environment does not set."""
+    from services.up import UpStateError, login_from_up
 
-    s = _settings()
-    state_file = s.data_dir / "up.json"
-    if not state_file.exists():
-        return s
     try:
-        state = json.loads(state_file.read_text())
-        creds = json.loads(Path(state["credentials"]).read_text()) if state.get("credentials") else {}
-    except (OSError, ValueError, KeyError) as exc:
-        _fail(f"cannot read the credentials of `infrawatch up` ({state_file}): {exc}")
-    update: dict = {}
-    env = os.environ
-    if "INFRAWATCH_NATS_URL" not in env and state.get("nats_url"):
-        update["nats_url"] = state["nats_url"]
-    nats_login = ("INFRAWATCH_NATS_USER", "INFRAWATCH_NATS_CREDS", "INFRAWATCH_NATS_NKEY_SEED")
-    if not any(v in env for v in nats_login) and creds.get("nats", {}).get("admin"):
-        update.update(nats_user="admin", nats_password=creds["nats"]["admin"])
-    if db_role and "INFRAWATCH_DATABASE_URL" not in env and state.get("embedded_postgres") and state.get("postgres_port"):
-        from shared.db_roles import ROLES, role_url
-
-        base = f"postgresql://127.0.0.1:{state['postgres_port']}/infrawatch"
-        update["database_url"] = role_url(base, ROLES[db_role], creds["postgres"][db_role])
-    return s.model_copy(update=update)
+        return login_from_up(_settings(), db_role)
+    except UpStateError as exc:
+        _fail(str(exc))
 
 
 def _fail(message: str, code: int = 1) -> None:
@@ -118,8 +99,13 @@ for _name, _doc in (("collector", "Run the collector service."), ("watcher", "Ru
 def api() -> None:
     """Run the API service."""
     from services.api.main import serve
+    from shared.settings import api_bind_problem
 
-    serve(_settings())
+    settings = _settings()
+    problem = api_bind_problem(settings)
+    if problem:
+        _fail(problem)
+    serve(settings)
 
 
 @app.command()
@@ -148,24 +134,14 @@ def bootstrap(
     The database part connects with INFRAWATCH_DATABASE_URL as a superuser, creates the roles
     (passwords from INFRAWATCH_DB_OWNER_PASSWORD, _WRITER_, _API_, _READER_PASSWORD), migrates
     as the owner and grants each role its tables. The NATS part logs in as the admin user."""
-    import os
-
-    from schema.migrate import upgrade
-    from shared.db_roles import ROLES, create_roles, grant, role_url
+    from shared.db_roles import ROLES, bootstrap_database, passwords_from_env
 
     settings = _cli_settings()
     if database:
-        pw = {k: os.environ.get(f"INFRAWATCH_DB_{k.upper()}_PASSWORD", "") for k in ROLES}
-        missing = [f"INFRAWATCH_DB_{k.upper()}_PASSWORD" for k, v in pw.items() if not v]
-        if missing:
-            _fail(f"set {', '.join(missing)}")
         try:
-            asyncio.run(create_roles(settings.database_url, pw))
-            owner_url = role_url(settings.database_url, ROLES["owner"], pw["owner"])
-            upgrade(owner_url)
-            asyncio.run(grant(owner_url))
-        except OSError as exc:
-            _fail(f"cannot reach the database: {exc}")
+            bootstrap_database(settings.database_url, passwords_from_env())
+        except (OSError, ValueError) as exc:
+            _fail(f"database: {exc}")
         typer.echo(f"database roles {', '.join(ROLES.values())} and schema ready")
     if nats_:
         asyncio.run(_with_js(lambda settings, js: asyncio.sleep(0)))  # _with_js creates the streams

@@ -47,6 +47,35 @@ def private_file(path: Path, text: str) -> None:
     path.chmod(0o600)
 
 
+class UpStateError(RuntimeError):
+    """The state or credentials of `infrawatch up` cannot be read."""
+
+
+def login_from_up(settings: Settings, db_role: str | None = None) -> Settings:
+    """``settings`` with the credentials of a running `infrawatch up` (``<data dir>/up.json``) for
+    what the environment does not set: NATS as ``admin``, the embedded database as ``db_role``
+    (owner: migrations, writer: replay, api: keys). Unchanged when there is no up.json."""
+    state_file = settings.data_dir / "up.json"
+    if not state_file.exists():
+        return settings
+    try:
+        state = json.loads(state_file.read_text())
+        creds = json.loads(Path(state["credentials"]).read_text()) if state.get("credentials") else {}
+    except (OSError, ValueError, KeyError) as exc:
+        raise UpStateError(f"cannot read the credentials of `infrawatch up` ({state_file}): {exc}") from exc
+    update: dict = {}
+    env = os.environ
+    if "INFRAWATCH_NATS_URL" not in env and state.get("nats_url"):
+        update["nats_url"] = state["nats_url"]
+    nats_login = ("INFRAWATCH_NATS_USER", "INFRAWATCH_NATS_CREDS", "INFRAWATCH_NATS_NKEY_SEED")
+    if not any(v in env for v in nats_login) and creds.get("nats", {}).get("admin"):
+        update.update(nats_user="admin", nats_password=creds["nats"]["admin"])
+    if db_role and "INFRAWATCH_DATABASE_URL" not in env and state.get("embedded_postgres"):
+        base = f"postgresql://127.0.0.1:{state['postgres_port']}/infrawatch"
+        update["database_url"] = role_url(base, ROLES[db_role], creds["postgres"][db_role])
+    return settings.model_copy(update=update)
+
+
 def load_credentials(data: Path) -> dict:
     """The generated passwords (NATS users, PostgreSQL superuser and roles), created on first use;
     any missing one is added, existing ones are kept."""

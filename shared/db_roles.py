@@ -111,6 +111,29 @@ async def grant(dsn: str) -> bool:
         await conn.close()
 
 
+def passwords_from_env() -> dict[str, str]:
+    """The roles' passwords from INFRAWATCH_DB_OWNER_PASSWORD, _WRITER_, _API_, _READER_PASSWORD."""
+    import os
+
+    pw = {k: os.environ.get(f"INFRAWATCH_DB_{k.upper()}_PASSWORD", "") for k in ROLES}
+    missing = [f"INFRAWATCH_DB_{k.upper()}_PASSWORD" for k, v in pw.items() if not v]
+    if missing:
+        raise ValueError(f"set {', '.join(missing)}")
+    return pw
+
+
+def bootstrap_database(superuser_url: str, passwords: dict[str, str]) -> None:
+    """Roles, schema migrated as the owner, grants: what `infrawatch bootstrap` does to the database."""
+    import asyncio
+
+    from schema.migrate import upgrade
+
+    asyncio.run(create_roles(superuser_url, passwords))
+    owner_url = role_url(superuser_url, ROLES["owner"], passwords["owner"])
+    upgrade(owner_url)
+    asyncio.run(grant(owner_url))
+
+
 def role_url(url: str, role: str, password: str) -> str:
     """``url`` logged in as ``role`` with ``password``."""
     parts = urlsplit(url)

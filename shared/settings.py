@@ -75,6 +75,7 @@ class Settings(BaseSettings):
     # API
     api_host: str = "127.0.0.1"
     api_port: int = 8000
+    api_plain_http_public: bool = False  # allow a non-loopback api_host: plain HTTP, behind your TLS proxy
 
     @field_validator("subject_prefix")
     @classmethod
@@ -113,3 +114,20 @@ def redact_url(url: str) -> str:
     creds, host = rest.rsplit("@", 1)
     user = creds.split(":", 1)[0]
     return f"{scheme}://{user}:***@{host}" if ":" in creds else url
+
+
+def api_bind_problem(settings: Settings) -> str | None:
+    """Why the API must not listen where the settings say (None: it may). It speaks plain HTTP,
+    so it stays on loopback unless INFRAWATCH_API_PLAIN_HTTP_PUBLIC says a TLS proxy guards it."""
+    import ipaddress
+
+    host = settings.api_host.strip("[]")
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = host == "localhost"
+    if loopback or settings.api_plain_http_public:
+        return None
+    return (f"INFRAWATCH_API_HOST={settings.api_host} would serve API keys in plain HTTP beyond this host: "
+            "keep it on 127.0.0.1 behind a TLS proxy (deploy/caddy), or, when the network between the "
+            "proxy and the API is private, set INFRAWATCH_API_PLAIN_HTTP_PUBLIC=true")
