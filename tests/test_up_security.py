@@ -58,7 +58,9 @@ def up(tmp_path_factory):
             state = json.loads((data / "up.json").read_text())
         except ValueError:
             state = {}
-    creds = json.loads(Path(state["credentials"]).read_text())
+    creds = json.loads(Path(state["credentials"]).read_text()) if state.get("credentials") else {}
+    creds.setdefault("nats", {})
+    creds.setdefault("postgres", {})
     yield {"data": data, "state": state, "creds": creds, "proc": proc, "base": base}
     if proc.poll() is None:
         proc.send_signal(signal.SIGINT)
