@@ -33,6 +33,7 @@ BENCHMARKS: list[tuple[str, str, list[str], list[str]]] = [
     ("collector_fanout", "collector_fanout.py", [], ["--hosts", "200", "--interval", "10", "--cycles", "1"]),
     ("ssh_connections", "ssh_connections.py", [], ["--hosts", "30", "--seconds", "40", "--warmup", "15"]),
     ("service_rss", "service_rss.py", [], ["--hosts", "20", "--seconds", "30", "--warmup", "15"]),
+    ("redact", "redact_bench.py", [], ["--repeat", "2"]),
 ]
 NAMES = [b[0] for b in BENCHMARKS]
 
