@@ -1,19 +1,23 @@
 """Fan-out of the collector: N simulated hosts polled for containers every 30 s over SSH.
 
-Starts a nats-server and `infrawatch simulate` children serving a share of the hosts each
-(their CPU is not counted as the collector's), which register the hosts as devices. Runs the
-collector as its own process (`infrawatch collector`, containers only), waits one interval
-while the first polls spread over it, then measures ``--cycles`` intervals: polls/s (limit:
-hosts / interval), the collector's CPU % of one core, its peak RSS and the SSH connections it
-opened (limit: one per host, from its /metrics counters).
+For each fleet size in ``--hosts``: starts a nats-server and `infrawatch simulate` children
+serving a share of the hosts each (their CPU is not counted as the collector's), which register
+the hosts as devices. Runs the collector as its own process (`infrawatch collector`, containers
+only), waits one interval while the first polls spread over it, then measures ``--cycles``
+intervals: polls/s (limit: hosts / interval), the collector's CPU % of one core and CPU ms per
+poll, its peak RSS and the SSH connections it opened (limit: one per host). With several sizes
+it prints the curve: each size's poll rate against the ideal (goal >= 0.95, below one core) and
+its CPU per poll against the smallest size's (goal <= 1.5). ``--profile DIR`` records the
+collector with py-spy over the measured window (one SVG per size).
 
-    .venv/bin/python bench/collector_fanout.py [--hosts 1000] [--simulators 4] [--interval 30] [--cycles 3]
+    .venv/bin/python bench/collector_fanout.py [--hosts 1000 3000 5000] [--simulators 4] [--interval 30] [--cycles 3]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -41,10 +45,10 @@ def open_connections(pid: int, first_port: int, hosts: int) -> int:
                and c.status == psutil.CONN_ESTABLISHED)
 
 
-async def bench(args) -> None:
+async def bench(args, hosts: int) -> dict:
     with servers(postgres=False) as (nats_srv, _, tmp):
         env = service_env(nats_srv.url, tmp)
-        with Simulators(tmp, args.hosts, args.simulators, env) as sim:
+        with Simulators(tmp, hosts, args.simulators, env) as sim:
             names = Names("bench")
             nc = await nats.connect(nats_srv.url)
             polls = {"n": 0, "errors": 0}
@@ -69,10 +73,11 @@ async def bench(args) -> None:
             collector = start_service("collector", cenv, tmp / "collector.log")
             procs = {"collector": collector}
             try:
-                print(f"{args.hosts} hosts on {sim.processes} simulator processes, containers every "
+                print(f"{hosts} hosts on {sim.processes} simulator processes, containers every "
                       f"{args.interval:g}s; warming up for one interval...", flush=True)
                 await asyncio.sleep(args.interval)
                 check_alive(procs, tmp)
+                spy = profile(args, collector.pid, hosts)
                 n0, cpu0, t0, sim0 = polls["n"], cpu_seconds(collector.pid), time.monotonic(), sim.cpu_seconds()
                 peak = 0.0
                 end = t0 + args.interval * args.cycles
@@ -81,7 +86,9 @@ async def bench(args) -> None:
                     peak = max(peak, rss_mib(collector.pid))
                 check_alive(procs, tmp)
                 n1, cpu1, t1, sim1 = polls["n"], cpu_seconds(collector.pid), time.monotonic(), sim.cpu_seconds()
-                opened = open_connections(collector.pid, sim.base_port, args.hosts)
+                opened = open_connections(collector.pid, sim.base_port, hosts)
+                if spy is not None:
+                    spy.wait()
                 await asyncio.sleep(PERF_INTERVAL_S + 0.5)  # counters reach /metrics every perf interval
                 m = scrape(port)
             finally:
@@ -89,36 +96,71 @@ async def bench(args) -> None:
                 await nc.close()
 
     elapsed = t1 - t0
-    rate = (n1 - n0) / elapsed
-    ideal = args.hosts / args.interval
+    polled = n1 - n0
+    rate = polled / elapsed
+    ideal = hosts / args.interval
     cpu = (cpu1 - cpu0) / elapsed * 100
+    per_poll_ms = (cpu1 - cpu0) / max(polled, 1) * 1000
     created = m.get("infrawatch_ssh_connections_created_total", 0)
     reused = m.get("infrawatch_ssh_connections_reused_total", 0)
     commands = m.get("infrawatch_ssh_commands_executed_total", 0)
-    print(f"hosts                {args.hosts}")
-    print(f"polls/s              {rate:.2f}  (ideal {ideal:.2f})")
+    print(f"hosts                {hosts}")
+    print(f"polls/s              {rate:.2f}  (ideal {ideal:.2f}; ratio {rate / ideal:.3f})")
     print(f"polls not success    {polls['errors']} (of {polls['n']})")
-    print(f"collector CPU        {cpu:.1f} % of one core   (simulators: {(sim1 - sim0) / elapsed * 100:.0f} %)")
+    print(f"collector CPU        {cpu:.1f} % of one core, {per_poll_ms:.2f} ms per poll"
+          f"   (simulators: {(sim1 - sim0) / elapsed * 100:.0f} %)")
     print(f"collector RSS        {peak:.0f} MiB peak")
     print(f"connections opened   {created:.0f}  (reused {reused:.0f}; {opened} open at the end)")
-    print(f"commands executed    {commands:.0f}")
-    cond = (f"{args.hosts} simulated hosts on {sim.processes} simulator processes, containers every "
+    print(f"commands executed    {commands:.0f}", flush=True)
+    cond = (f"{hosts} simulated hosts on {sim.processes} simulator processes, containers every "
             f"{args.interval:g}s, {args.cycles} intervals measured after one; {polls['errors']} of {polls['n']} "
             f"polls not success")
-    record("collector_fanout_polls_per_s", rate, "polls/s", ideal, cond)
-    record("collector_fanout_cpu_pct", cpu, "% of one core", 100, cond)
-    record("collector_fanout_rss_mib", peak, "MiB", RSS_BUDGET_MIB, cond + "; peak over the measured intervals")
-    record("collector_fanout_connections_opened", created, "connections", args.hosts,
+    suffix = "" if len(args.hosts) == 1 or hosts == 1000 else f"_{hosts}"
+    record(f"collector_fanout_polls_per_s{suffix}", rate, "polls/s", ideal, cond)
+    record(f"collector_fanout_cpu_pct{suffix}", cpu, "% of one core", 100, cond)
+    record(f"collector_fanout_rss_mib{suffix}", peak, "MiB", RSS_BUDGET_MIB, cond + "; peak over the measured intervals")
+    record(f"collector_fanout_connections_opened{suffix}", created, "connections", hosts,
            cond + f"; over the whole run; {reused:.0f} reused, {opened} open at the end")
+    return {"hosts": hosts, "rate": rate, "ideal": ideal, "cpu": cpu, "per_poll_ms": per_poll_ms, "cond": cond}
+
+
+def profile(args, pid: int, hosts: int):
+    """py-spy over the measured window, when asked for (``--profile DIR``)."""
+    if not args.profile:
+        return None
+    out = Path(args.profile) / f"collector-{hosts}.svg"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    spy = Path(sys.executable).parent / "py-spy"
+    return subprocess.Popen([str(spy), "record", "-p", str(pid), "-d", str(int(args.interval * args.cycles)),
+                             "-o", str(out), "--nonblocking"], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+
+
+def curve(results: list[dict]) -> None:
+    """Each size against the ideal rate, and its CPU per poll against the smallest size's."""
+    base = min(results, key=lambda r: r["hosts"])
+    print("\nhosts   polls/s  ideal    rate/ideal  CPU %   ms/poll  ms/poll vs " + str(base["hosts"]))
+    for r in sorted(results, key=lambda r: r["hosts"]):
+        growth = r["per_poll_ms"] / base["per_poll_ms"] if base["per_poll_ms"] else float("nan")
+        print(f"{r['hosts']:>5}  {r['rate']:>8.2f}  {r['ideal']:>6.2f}  {r['rate'] / r['ideal']:>10.3f}  "
+              f"{r['cpu']:>5.1f}  {r['per_poll_ms']:>8.2f}  {growth:>8.2f}")
+        if r is not base:
+            record(f"collector_fanout_cpu_per_poll_growth_{r['hosts']}", growth, f"x of {base['hosts']} hosts", 1.5,
+                   f"CPU per poll at {r['hosts']} hosts / at {base['hosts']} hosts ({base['per_poll_ms']:.2f} ms); "
+                   + r["cond"])
+    print("goals: rate/ideal >= 0.95 below 100 % of one core; ms/poll growth <= 1.5", flush=True)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--hosts", type=int, default=1000)
+    parser.add_argument("--hosts", type=int, nargs="+", default=[1000, 3000, 5000])
     parser.add_argument("--simulators", type=int, default=4, help="simulator processes")
     parser.add_argument("--interval", type=float, default=30.0)
     parser.add_argument("--cycles", type=int, default=3)
-    asyncio.run(bench(parser.parse_args()))
+    parser.add_argument("--profile", help="a directory for py-spy flame graphs of the collector")
+    args = parser.parse_args()
+    results = [asyncio.run(bench(args, n)) for n in args.hosts]
+    if len(results) > 1:
+        curve(results)
 
 
 if __name__ == "__main__":

@@ -113,14 +113,14 @@ class Session:
         self.bytes = 0
         self.warnings: list[str] = []
 
-    async def run(self, name: str, argv: list[str], timeout: float | None = None) -> Output:
+    async def run(self, name: str, argv: list[str], timeout: float | None = None, stdin: bytes | None = None) -> Output:
         timeout = timeout or self.module.TIMEOUT_S
         attempts = 1 + self.module.RETRIES
         out: Output | None = None
         failure: TransportError | None = None
         for attempt in range(1, attempts + 1):
             try:
-                result = await self.transport.run(list(argv), timeout=timeout, max_output=self.max_output)
+                result = await self.transport.run(list(argv), timeout=timeout, stdin=stdin, max_output=self.max_output)
             except HostKeyError:
                 raise  # retrying cannot help
             except CommandTimeout as exc:
@@ -180,11 +180,16 @@ def sudo_prefix(device: DeviceSpec, settings: Settings) -> list[str]:
     return list(getattr(settings, "collector_sudo", []) or [])
 
 
-async def run_module(session: Session, module: ModuleType) -> Outcome:
-    """Run the module's command(s) through ``session`` and interpret the outputs."""
+async def run_module(session: Session, module: ModuleType, memory: dict | None = None) -> Outcome:
+    """Run the module's command(s) through ``session`` and interpret the outputs. ``memory``: what
+    the module kept from this device's previous run (``stdin(memory)``, ``remember(memory, stdout)``)."""
     if hasattr(module, "ARGV"):
-        out = await session.run(module.NAME, list(module.ARGV))
-        return interpret(module, out)
+        keeps = memory is not None and hasattr(module, "remember")
+        out = await session.run(module.NAME, list(module.ARGV), stdin=module.stdin(memory) if keeps else None)
+        outcome = interpret(module, out)
+        if keeps and outcome.status in ("success", "partial"):
+            module.remember(memory, out.stdout)
+        return outcome
     try:
         if hasattr(module, "gather"):
             await module.gather(session)
@@ -209,9 +214,12 @@ async def collect(
     settings: Settings,
     force_refresh: bool = False,
     previous: Any = None,
+    memory: dict | None = None,
 ) -> Collected:
     """Run ``data_type``'s commands on ``device`` and return the event. ``previous`` is the
-    last successful payload of this device and type, for types that report changes. Raises
+    last successful payload of this device and type, for types that report changes; ``memory`` a
+dict the caller keeps per device and type for the type's own use (system_metrics' last CPU
+sample). Raises
     KeyError only for a data type that is not in the registry."""
     module = DATA_TYPES[data_type]
     start = time.monotonic()
@@ -219,7 +227,7 @@ async def collect(
     session = Session(transport, module, [], max_output)
     try:
         session.sudo = sudo_prefix(device, settings)
-        outcome = await run_module(session, module)
+        outcome = await run_module(session, module, memory)
     except RefusedSetting as exc:  # nothing ran
         outcome = Outcome("error", error=f"refused: {exc}")
     except TransportError as exc:  # ConnectError, HostKeyError: nothing could run

@@ -1,7 +1,8 @@
 """The collector service: polls the devices this instance owns for every data type, answers
 refresh requests, publishes each operation as one collected event and caches successes.
 
-Scheduling. Each device and type has its own loop: a poll every ``INTERVAL_S`` (jittered). A
+Scheduling. Each device and type has its own loop: a poll every ``INTERVAL_S`` from the start
+of the previous one (jitter centred on zero, so the mean rate is one per interval). A
 poll that comes due while the cached value is younger than ``min(freshness, interval)`` (a
 refresh a moment ago) collects nothing and publishes an event with ``skipped_fresh``. When a
 device becomes this instance's (start, takeover), its first poll is scheduled from the cached
@@ -127,14 +128,17 @@ class Collector:
         self._slots = asyncio.Semaphore(max(1, s.collector_max_concurrent))
         self._inflight: dict[tuple[uuid.UUID, str], asyncio.Future] = {}
         self._previous: dict[tuple[uuid.UUID, str], Any] = {}
+        self._memory: dict[tuple[uuid.UUID, str], dict] = {}  # each type's own state per device
         self._sending: set[asyncio.Task] = set()
 
     def interval_s(self, data_type: str) -> float:
         return float(self.settings.collector_interval_overrides.get(data_type, DATA_TYPES[data_type].INTERVAL_S))
 
     def _jitter(self, interval_s: float) -> float:
+        """Centred on zero, so the polls of a device keep their mean rate of one per interval."""
         s = self.settings
-        return random.uniform(0, min(interval_s * s.collector_jitter_fraction, s.collector_max_jitter_s))
+        half = min(interval_s * s.collector_jitter_fraction, s.collector_max_jitter_s) / 2
+        return random.uniform(-half, half)
 
     # ------------------------------------------------------------ devices
 
@@ -177,6 +181,8 @@ class Collector:
             return
         if self._by_name.get(dev.spec.name) == device_id:
             del self._by_name[dev.spec.name]
+        for data_type in self.data_types:
+            self._memory.pop((device_id, data_type), None)
         for task in dev.tasks:
             task.cancel()
         await asyncio.gather(*dev.tasks, return_exceptions=True)
@@ -245,6 +251,7 @@ class Collector:
             if loop.time() < due:
                 await self._sleep(dev, data_type, due - loop.time())
                 continue
+            started = loop.time()
             try:
                 age = await self._cached_age(dev.spec, data_type)
                 threshold = min(freshness_s(data_type, self.settings), interval)
@@ -258,7 +265,9 @@ class Collector:
             except Exception:  # keep polling whatever happened
                 log.exception("poll of %s on %s failed", data_type, dev.spec.name)
                 delay = interval
-            due = loop.time() + delay + self._jitter(interval)
+            # From when this poll began: its duration does not stretch the interval (fixed rate);
+            # a poll that outlasted its interval is followed by the next one at once.
+            due = started + delay + self._jitter(interval)
 
     async def _cached(self, spec: DeviceSpec, data_type: str) -> Collected | None:
         """The cached event for this device (same id) and type, or None."""
@@ -321,7 +330,7 @@ class Collector:
                 ev = await collect(
                     dev.transport, dev.spec, data_type, trigger=trigger, operation_id=operation_id,
                     settings=self.settings, force_refresh=force_refresh,
-                    previous=await self._previous_payload(dev, data_type),
+                    previous=await self._previous_payload(dev, data_type), memory=self._memory.setdefault(key, {}),
                 )
         except BaseException as exc:
             future.set_exception(exc)

@@ -194,9 +194,12 @@ class SshTransport:
                 async with asyncio.timeout(timeout):
                     process = await conn.create_process(command, encoding=None)
                     self.commands_executed += 1
-                    if stdin:
-                        process.stdin.write(stdin)
-                    process.stdin.write_eof()
+                    try:
+                        if stdin:
+                            process.stdin.write(stdin)
+                        process.stdin.write_eof()
+                    except BrokenPipeError:
+                        pass  # the command ended (or closed stdin) without reading it: not a lost connection
                     (out, t_out), (err, t_err) = await asyncio.gather(
                         _read_capped(process.stdout, max_output, process.close),
                         _read_capped(process.stderr, max_output, process.close),

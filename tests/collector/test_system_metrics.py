@@ -7,8 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from services.collector.runner import collect
 from services.collector.types import system_metrics
-from services.collector.types.errors import ParseError
+from services.collector.types.errors import ParseError, split_sections
+from shared.transport import SshTransport
+from tests.collector.conftest import ssh_spec
 
 SAMPLES = Path(__file__).parent / "testdata" / "system_metrics"
 CASES = sorted(SAMPLES.glob("*.txt"))
@@ -59,3 +62,41 @@ def test_registry_modules_have_the_same_attributes() -> None:
         assert sum(hasattr(module, attr) for attr in COMMAND_ATTRIBUTES) == 1, name
         assert COLLECTED_TYPES[name] is module.EVENT
         assert module.FRESHNESS_S <= module.INTERVAL_S and module.TIMEOUT_S < module.INTERVAL_S
+
+
+def _stat_sections(stdout: str) -> list[str]:
+    return ["\n".join(line for _, line in s) for s in split_sections(stdout)["stat"]]
+
+
+def _btime() -> str:
+    return next(line for line in Path("/proc/stat").read_text().splitlines() if line.startswith("btime"))
+
+
+@pytest.mark.ssh
+async def test_previous_sample_of_the_same_boot_replaces_the_wait(ssh_server, ssh_settings) -> None:
+    """Over SSH, a kept sample of the same boot is the first sample (no 0.5 s wait); one of
+    another boot is ignored and the script samples the host twice."""
+    t = SshTransport(ssh_spec(ssh_server), ssh_settings)
+    same = f"cpu  1 2 3 4 5 6 7 8 9 10\ncpu0 1 2 3 4 5 6 7 8 9 10\n{_btime()}\n"
+    r = await t.run(system_metrics.ARGV, timeout=30, stdin=same.encode())
+    assert _stat_sections(r.stdout.decode())[0] == same.rstrip("\n")
+    other = same.replace(_btime(), "btime 12345")
+    r = await t.run(system_metrics.ARGV, timeout=30, stdin=other.encode())
+    first, second = _stat_sections(r.stdout.decode())
+    assert "btime 12345" not in first and first.startswith("cpu ") and second.startswith("cpu ")
+    await t.close()
+
+
+@pytest.mark.ssh
+async def test_collect_keeps_the_last_sample_for_the_next_run(ssh_server, ssh_settings, monkeypatch) -> None:
+    monkeypatch.setattr(system_metrics, "PREVIOUS_SAMPLE_AGE_S", (0.0, 900.0))
+    t = SshTransport(ssh_spec(ssh_server), ssh_settings)
+    memory: dict = {}
+    first = await collect(t, t.spec, "system_metrics", trigger="poll", settings=ssh_settings, memory=memory)
+    kept = memory["stat"][1]
+    assert first.status in ("success", "partial") and kept.startswith(b"cpu ")
+    assert system_metrics.stdin(memory) == kept
+    second = await collect(t, t.spec, "system_metrics", trigger="refresh", settings=ssh_settings, memory=memory)
+    await t.close()
+    assert second.status in ("success", "partial") and 0 <= second.payload.cpu_percent <= 100
+    assert memory["stat"][1] != kept  # the newer sample replaced it

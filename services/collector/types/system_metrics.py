@@ -1,7 +1,9 @@
 """system_metrics: CPU, memory, swap, load, uptime, filesystems, network and disk counters.
 
-One POSIX sh script reads /proc twice (0.5 s apart, for CPU percentages) and runs df; its
-output is a series of ``@@ <section>`` blocks that :func:`parse` turns into SystemMetrics.
+One POSIX sh script reads /proc and runs df; CPU percentages come from two /proc/stat samples:
+the one kept from the host's previous collection (1 s to 15 min old, same boot) and now, or two
+samples 0.5 s apart when there is none. Its output is a series of ``@@ <section>`` blocks that
+:func:`parse` turns into SystemMetrics.
 Required sections: both /proc/stat samples, meminfo, loadavg, uptime. Missing df, net/dev
 or diskstats sections, or df lines it cannot read, become warnings (status ``partial``).
 """
@@ -9,6 +11,7 @@ or diskstats sections, or df lines it cannot read, become warnings (status ``par
 from __future__ import annotations
 
 import re
+import time
 
 from services.collector.types.errors import Line, ParseError, ParseResult, split_sections
 from shared.events import SystemMetricsCollected
@@ -19,14 +22,24 @@ EVENT = SystemMetricsCollected
 
 # Fixed text, nothing interpolated. Exit 127 when /proc/stat is unreadable marks the data
 # type as unsupported on that host. df runs under `timeout` when available, because a hung
-# network mount blocks it; its failure is tolerated and its exit status reported.
+# network mount blocks it; its failure is tolerated and its exit status reported. Stdin may hold
+# the /proc/stat sample the collector kept from this host's previous collection: when its btime
+# (boot time) matches, it is the first sample and nothing sleeps; otherwise the script samples
+# twice, 0.5 s apart. Stdin is only printed back, never run.
 SCRIPT = r"""export LC_ALL=C
 [ -r /proc/stat ] || { echo "system_metrics: /proc/stat is not readable (not Linux?)" >&2; exit 127; }
+prev=; [ -t 0 ] || prev=$(cat)
+now=$(cat /proc/stat)
 echo '@@ stat'
-cat /proc/stat
-sleep 0.5 2>/dev/null || sleep 1
+if [ -n "$prev" ] && [ "$(printf '%s\n' "$prev" | grep '^btime')" = "$(printf '%s\n' "$now" | grep '^btime')" ]; then
+  printf '%s\n' "$prev"
+else
+  printf '%s\n' "$now"
+  sleep 0.5 2>/dev/null || sleep 1
+  now=$(cat /proc/stat)
+fi
 echo '@@ stat'
-cat /proc/stat
+printf '%s\n' "$now"
 echo '@@ meminfo'
 cat /proc/meminfo
 echo '@@ loadavg'
@@ -46,6 +59,9 @@ echo '@@ end'
 """
 
 ARGV = ["sh", "-c", SCRIPT]
+# The previous sample is used when it is this old: younger, the interval is too short to mean
+# much; older, it is an average over too long a time (the script then samples 0.5 s itself).
+PREVIOUS_SAMPLE_AGE_S = (1.0, 900.0)
 TIMEOUT_S = 30.0
 RETRIES = 1
 INTERVAL_S = 300
@@ -121,6 +137,11 @@ def parse_cpu(first: list[Line], second: list[Line], warnings: list[str]) -> dic
 # MemTotal:       24683656 kB
 # HugePages_Total:       0
 MEMINFO_RE = re.compile(r"^([A-Za-z0-9_()]+):\s+(\d+)(?:\s+kB)?\s*$")
+# Linux 2.4 starts with a table in bytes, then the same figures as above:
+#         total:    used:    free:  shared: buffers:  cached:
+# Mem:  260579328 136073216 124506112        0  4915200 94064640
+# Swap:        0        0        0
+MEMINFO_24_RE = re.compile(r"^\s+total:\s+used:|^(?:Mem|Swap):(?:\s+\d+){2,}\s*$")
 
 
 def parse_meminfo(lines: list[Line]) -> dict:
@@ -129,6 +150,8 @@ def parse_meminfo(lines: list[Line]) -> dict:
     mem: dict[str, int] = {}
     for no, line in lines:
         m = MEMINFO_RE.match(line)
+        if not m and MEMINFO_24_RE.match(line):
+            continue
         if not m:
             raise ParseError("unexpected line in /proc/meminfo", line, no)
         mem[m.group(1)] = int(m.group(2)) * (1024 if line.rstrip().endswith("kB") else 1)
@@ -240,6 +263,7 @@ def parse_netdev(lines: list[Line]) -> list[NetCounters]:
 #  in_progress ms_doing_io weighted_ms | [4.18+: 4 discard fields] [5.5+: 2 flush fields]
 # Sectors are always 512 bytes here, whatever the device's sector size.
 # Before 2.6.25 a partition line had only: major minor name reads sectors_read writes sectors_written.
+# Only the first 11 counters are read: a line with more (a later kernel's) is kept.
 DISKSTATS_RE = re.compile(r"^\s*\d+\s+\d+\s+(\S+)((?:\s+\d+)+)\s*$")
 
 
@@ -254,8 +278,8 @@ def parse_diskstats(lines: list[Line]) -> list[DiskIO]:
         name, v = m.group(1), [int(x) for x in m.group(2).split()]
         if len(v) == 4:
             continue  # old-style partition line
-        if len(v) not in (11, 15, 17):
-            raise ParseError(f"/proc/diskstats line has {len(v) + 3} fields", line, no)
+        if len(v) < 11:
+            raise ParseError(f"/proc/diskstats line has {len(v) + 3} fields, 14 or more expected", line, no)
         if SKIP_DISK_RE.match(name):
             continue
         result.append(DiskIO(
@@ -274,6 +298,22 @@ def _one(sections: dict[str, list[list[Line]]], name: str, what: str) -> list[Li
     if not found:
         raise ParseError(f"{what} section missing: output is not from the system_metrics script or was cut short")
     return found[0]
+
+
+def stdin(memory: dict) -> bytes | None:
+    """The /proc/stat sample to send the script: the host's previous one, when of a usable age."""
+    kept = memory.get("stat")
+    if kept is None:
+        return None
+    low, high = PREVIOUS_SAMPLE_AGE_S
+    return kept[1] if low <= time.monotonic() - kept[0] <= high else None
+
+
+def remember(memory: dict, stdout: str) -> None:
+    """Keep the last /proc/stat sample of a finished run for the next one."""
+    samples = split_sections(stdout).get("stat", [])
+    if len(samples) >= 2:
+        memory["stat"] = (time.monotonic(), "\n".join(line for _, line in samples[-1]).encode() + b"\n")
 
 
 def parse(text: str) -> ParseResult[SystemMetrics]:
