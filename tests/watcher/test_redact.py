@@ -135,3 +135,35 @@ def test_hostile_lines_are_cut_in_one_pass() -> None:
     bench/redact_bench.py). Asserted here: the result, not the time."""
     text = '"authorization"' + " " * 20_000 + "\n" + "key" * 10_000 + "\n"
     assert redact(text) == (text, [])
+
+
+def test_parsed_data_comes_from_the_redacted_text_and_is_left_out_when_that_breaks() -> None:
+    import uuid
+
+    from services.watcher.changes import Context, read_content
+    from shared.events import DeviceSpec
+
+    text = b"services:\n  db:\n    image: postgres\n    environment:\n      DB_PASSWORD: hunter2\n"
+    ctx = Context(device=DeviceSpec(id=uuid.UUID(int=1), name="d"), instance="t", watch_mode="poll",
+                  trigger="scan", now=0.0)
+    content = read_content("docker_compose", "/c/compose.yml", text, ctx)
+    assert content.parse_error is None and content.parsed["services"]["db"]["environment"] == ["DB_PASSWORD"]
+    assert "hunter2" not in content.text
+    # a user rule that hides the document's first colon: the redacted text no longer parses
+    broken = Context(**{**ctx.__dict__, "rules": compile_rules([r"^services(?P<value>:)"])})
+    content = read_content("docker_compose", "/c/compose.yml", text, broken)
+    assert content.parsed is None and "redacted content no longer parses" in content.parse_error
+    assert "hunter2" not in content.text
+
+
+@pytest.mark.parametrize("text", [
+    "\ufeffservices:\n  a:\n    environment:\n      PASSWORD: hunter2\n",  # byte order mark
+    "x: &pw hunter2\nservices:\n  a:\n    environment:\n      PASSWORD: *pw\n",  # the anchor holds the secret
+    "services: {a: {environment: {PASSWORD: hunter2, X: 1}}}\n",  # flow style
+    "services:\r\n  a:\r\n    environment:\r\n      TOKEN: |\r\n        hunter2\r\n",  # CRLF block scalar
+    "services:\n  a:\n    environment:\n      PASSWORD: hunter2\n        continued\n",  # multi-line plain
+])
+def test_yaml_forms_keep_their_parse(text: str) -> None:
+    out, found = redact(text, config_type="docker_compose")
+    assert "hunter2" not in out and found and out.count("\n") == text.count("\n")
+    assert docker_compose.parse(out) == docker_compose.parse(text)

@@ -13,11 +13,11 @@ from __future__ import annotations
 import re
 
 from services.watcher.redaction.common import Span, is_path, is_secret_name, kept
-from services.watcher.redaction.text import scan
+from services.watcher.redaction.text import TRIGGER, scan
 
-# whitespace | comment | "quoted" | 'quoted' | ; { } | a word (a "#" inside a word is no comment)
-_TOKEN = re.compile(r"""(\s+)|(#[^\n]*)|("(?:[^"\\]|\\.)*"?|'(?:[^'\\]|\\.)*'?)|([;{}])"""
-                    r"""|((?:\$\{[^}\s]*\}?|[^\s;{}"'\\]|\\.)+)""")
+# (whitespace, skipped) then: comment | "quoted" | 'quoted' | ; { } | a word ("#" inside a word is no comment)
+_TOKEN = re.compile(r"""\s*+(?:(#[^\n]*)|("(?:[^"\\]|\\.)*"?|'(?:[^'\\]|\\.)*'?)|([;{}])"""
+                    r"""|((?:\$\{[^}\s]*\}?|[^\s;{}"'\\]|\\.)+))""")
 _PARAM_DIRECTIVES = {"proxy_set_header", "add_header", "grpc_set_header", "fastcgi_param", "uwsgi_param",
                      "scgi_param", "set", "env", "add_trailer"}
 
@@ -30,20 +30,20 @@ def _value(text: str, s: int, e: int) -> tuple[int, int]:
 
 
 def _directives(text: str):
-    """Each directive as a list of (start, end) token spans, name first."""
+    """Each directive as a list of (start, end) token spans, name first; a comment on its own."""
     current: list[tuple[int, int]] = []
     for m in _TOKEN.finditer(text):
-        if m.lastindex == 1:
-            continue
-        if m.lastindex == 2:  # a comment: a commented-out secret is still one
-            yield [m.span()]
-            continue
-        if m.lastindex == 4:
+        kind = m.lastindex
+        if kind is None:
+            continue  # trailing whitespace
+        if kind == 1:  # a comment: a commented-out secret is still one
+            yield [m.span(1)]
+        elif kind == 3:
             if current:
                 yield current
             current = []
         else:
-            current.append(m.span())
+            current.append(m.span(kind))
     if current:
         yield current
 
@@ -83,6 +83,8 @@ def spans(text: str, low: str) -> list[Span]:
                 if (span := _hide(text, tokens[i], name, "nginx_directive")) is not None:
                     out.append(span)
                 hidden.add(i)
+        if TRIGGER.search(low, tokens[0][0], tokens[-1][1]) is None:
+            continue
         for i, (s, e) in enumerate(tokens):
             if i not in hidden and e - s > 3:
                 out.extend(scan(text, low, *_value(text, s, e), free=False, nginx=True))

@@ -17,12 +17,15 @@ from services.watcher.redaction.text import scan
 
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _NOT_VALUES = {"secrets", "configs"}  # compose: lists of names of secrets, not secrets
+_PROPERTIES = re.compile(r"(?:[&!][^\s]*[ \t]+)*")
 _ENTRY = re.compile(r"[ \t]*([A-Za-z_][A-Za-z0-9_.-]*)[ \t]*=")  # NAME=value of an environment list
 
 
 def _interior(text: str, node: ScalarNode) -> tuple[int, int]:
     """Where a scalar's value is: inside its quotes; a block scalar's lines after the indicator."""
     s, e = node.start_mark.index, node.end_mark.index
+    if text[s:s + 1] in ("&", "!"):  # an anchor or a tag comes before the value
+        s = _PROPERTIES.match(text, s, e).end()
     if node.style in ('"', "'"):
         return s + 1, max(s + 1, e - 1)
     if node.style in ("|", ">"):
@@ -92,7 +95,10 @@ def spans(text: str, low: str) -> list[Span]:
     """Spans of every secret value of a YAML text; raises ``yaml.YAMLError`` when it does not parse."""
     out: list[Span] = []
     seen: set[int] = set()
-    for doc in yaml.compose_all(text, Loader=_Loader):
+    bom = 1 if text.startswith("\ufeff") else 0  # the parser's offsets start after a byte order mark
+    body, body_low = (text[1:], low[1:]) if bom else (text, low)
+    for doc in yaml.compose_all(body, Loader=_Loader):
         if doc is not None:
-            _walk(text, low, doc, out, seen)
-    return out
+            _walk(body, body_low, doc, out, seen)
+    return [s._replace(start=s.start + bom, end=s.end + bom, at=s.at + bom if s.at >= 0 else -1)
+            for s in out] if bom else out
