@@ -122,6 +122,17 @@ def _capacity(data: dict) -> int | None:
     return data.get("nvme_total_capacity")
 
 
+def _temperature(data: dict) -> int | None:
+    """The current temperature. A SCSI/SAS drive without a temperature log page reports 0 there
+    (smartctl 7.4 then gives the reading in its environmental reports): 0 is no reading."""
+    current = (data.get("temperature") or {}).get("current")
+    if _protocol(data) == "SCSI" and not current:
+        reports = data.get("scsi_environmental_reports") or {}
+        readings = [r.get("current") for k, r in sorted(reports.items()) if k.startswith("temperature") and isinstance(r, dict)]
+        current = next((r for r in readings if isinstance(r, int) and r > 0), None)
+    return current if isinstance(current, int) and not isinstance(current, bool) else None
+
+
 def _protocol(data: dict) -> str | None:
     proto = (data.get("device") or {}).get("protocol")
     return proto if proto in ("ATA", "NVMe", "SCSI") else proto
@@ -152,7 +163,7 @@ def parse_drive(path: str, out: Output) -> Drive:
     healthy = None if passed is None else bool(passed)
     if failing:
         healthy = False
-    temperature = (data.get("temperature") or {}).get("current")
+    temperature = _temperature(data)
     hours = (data.get("power_on_time") or {}).get("hours")
     model = data.get("model_name") or " ".join(x for x in (data.get("scsi_vendor") or data.get("vendor"),
                                                            data.get("scsi_product") or data.get("product")) if x) or None
@@ -160,7 +171,7 @@ def parse_drive(path: str, out: Output) -> Drive:
         name=path, protocol=_protocol(data), model=model, serial=data.get("serial_number"),
         firmware=data.get("firmware_version") or data.get("scsi_revision") or data.get("revision"),
         capacity_bytes=_capacity(data), rotation_rpm=data.get("rotation_rate"),
-        temperature_celsius=temperature if isinstance(temperature, int) else None,
+        temperature_celsius=temperature,
         power_on_hours=hours if isinstance(hours, int) else None, healthy=healthy, failing=failing,
         could_not_open=could_not_open, smartctl_exit_status=status, exit_flags=flags, messages=messages,
         attributes=_attributes(data), error="; ".join(messages) or "no SMART data" if could_not_open else None,
