@@ -8,7 +8,7 @@ intervals: polls/s (limit: hosts / interval), the collector's CPU % of one core 
 poll, its peak RSS and the SSH connections it opened (limit: one per host). With several sizes
 it prints the curve: each size's poll rate against the ideal (goal >= 0.95, below one core) and
 its CPU per poll against the smallest size's (goal <= 1.5). ``--profile DIR`` records the
-collector with py-spy over the measured window (one SVG per size).
+collector with py-spy over the measured window (collapsed stacks, one file per size).
 
     .venv/bin/python bench/collector_fanout.py [--hosts 1000 3000 5000] [--simulators 4] [--interval 30] [--cycles 3]
 """
@@ -128,11 +128,11 @@ def profile(args, pid: int, hosts: int):
     """py-spy over the measured window, when asked for (``--profile DIR``)."""
     if not args.profile:
         return None
-    out = Path(args.profile) / f"collector-{hosts}.svg"
+    out = Path(args.profile) / f"collector-{hosts}.txt"  # collapsed stacks, for any flame graph tool
     out.parent.mkdir(parents=True, exist_ok=True)
     spy = Path(sys.executable).parent / "py-spy"
     return subprocess.Popen([str(spy), "record", "-p", str(pid), "-d", str(int(args.interval * args.cycles)),
-                             "-o", str(out), "--nonblocking"], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+                             "-o", str(out), "--format", "raw", "--nonblocking"], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
 
 
 def curve(results: list[dict]) -> None:

@@ -93,10 +93,18 @@ async def test_collect_keeps_the_last_sample_for_the_next_run(ssh_server, ssh_se
     t = SshTransport(ssh_spec(ssh_server), ssh_settings)
     memory: dict = {}
     first = await collect(t, t.spec, "system_metrics", trigger="poll", settings=ssh_settings, memory=memory)
-    kept = memory["stat"][1]
+    kept = memory["stat"][-1][1]
     assert first.status in ("success", "partial") and kept.startswith(b"cpu ")
     assert system_metrics.stdin(memory) == kept
     second = await collect(t, t.spec, "system_metrics", trigger="refresh", settings=ssh_settings, memory=memory)
     await t.close()
     assert second.status in ("success", "partial") and 0 <= second.payload.cpu_percent <= 100
-    assert memory["stat"][1] != kept  # the newer sample replaced it
+    assert [s for _, s in memory["stat"]][0] == kept and memory["stat"][-1][1] != kept  # the newer one kept too
+
+
+def test_the_newest_sample_old_enough_is_sent(monkeypatch) -> None:
+    now = 1000.0
+    monkeypatch.setattr(system_metrics.time, "monotonic", lambda: now)
+    memory = {"stat": [(now - 1000, b"too old"), (now - 30, b"old"), (now - 0.7, b"usable"), (now - 0.1, b"young")]}
+    assert system_metrics.stdin(memory) == b"usable"
+    assert system_metrics.stdin({"stat": [(now - 0.1, b"young")]}) is None

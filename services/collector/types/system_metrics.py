@@ -1,9 +1,9 @@
 """system_metrics: CPU, memory, swap, load, uptime, filesystems, network and disk counters.
 
-One POSIX sh script reads /proc and runs df; CPU percentages come from two /proc/stat samples:
-the one kept from the host's previous collection (1 s to 15 min old, same boot) and now, or two
-samples 0.5 s apart when there is none. Its output is a series of ``@@ <section>`` blocks that
-:func:`parse` turns into SystemMetrics.
+One POSIX sh script reads /proc and runs df. CPU percentages come from two /proc/stat samples:
+the newest one kept from the host's earlier collections that is 0.5 s to 15 min old (same boot)
+and one taken now, or two taken 0.5 s apart when none is kept. Its output is a series of
+``@@ <section>`` blocks that :func:`parse` turns into SystemMetrics.
 Required sections: both /proc/stat samples, meminfo, loadavg, uptime. Missing df, net/dev
 or diskstats sections, or df lines it cannot read, become warnings (status ``partial``).
 """
@@ -59,9 +59,10 @@ echo '@@ end'
 """
 
 ARGV = ["sh", "-c", SCRIPT]
-# The previous sample is used when it is this old: younger, the interval is too short to mean
-# much; older, it is an average over too long a time (the script then samples 0.5 s itself).
-PREVIOUS_SAMPLE_AGE_S = (1.0, 900.0)
+# A kept sample is used when it is this old: younger, the interval is shorter than the script's
+# own 0.5 s; older, it is an average over too long a time (the script then samples 0.5 s itself).
+PREVIOUS_SAMPLE_AGE_S = (0.5, 900.0)
+KEPT_SAMPLES = 8
 TIMEOUT_S = 30.0
 RETRIES = 1
 INTERVAL_S = 300
@@ -301,19 +302,23 @@ def _one(sections: dict[str, list[list[Line]]], name: str, what: str) -> list[Li
 
 
 def stdin(memory: dict) -> bytes | None:
-    """The /proc/stat sample to send the script: the host's previous one, when of a usable age."""
-    kept = memory.get("stat")
-    if kept is None:
-        return None
+    """The /proc/stat sample to send the script: the newest kept one of a usable age."""
     low, high = PREVIOUS_SAMPLE_AGE_S
-    return kept[1] if low <= time.monotonic() - kept[0] <= high else None
+    now = time.monotonic()
+    usable = [sample for at, sample in memory.get("stat", []) if low <= now - at <= high]
+    return usable[-1] if usable else None
 
 
 def remember(memory: dict, stdout: str) -> None:
-    """Keep the last /proc/stat sample of a finished run for the next one."""
+    """Keep the last /proc/stat sample of a finished run (and a few before it, so that runs in
+    quick succession still find one old enough)."""
     samples = split_sections(stdout).get("stat", [])
-    if len(samples) >= 2:
-        memory["stat"] = (time.monotonic(), "\n".join(line for _, line in samples[-1]).encode() + b"\n")
+    if len(samples) < 2:
+        return
+    now = time.monotonic()
+    kept = [(at, s) for at, s in memory.get("stat", []) if now - at <= PREVIOUS_SAMPLE_AGE_S[1]]
+    kept.append((now, "\n".join(line for _, line in samples[-1]).encode() + b"\n"))
+    memory["stat"] = kept[-KEPT_SAMPLES:]
 
 
 def parse(text: str) -> ParseResult[SystemMetrics]:
