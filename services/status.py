@@ -49,7 +49,7 @@ async def gather(js: JetStreamContext, settings: Settings) -> Status:
         try:
             kv = await js.key_value(bucket)
             s = await kv.status()
-            st.buckets.append({"bucket": bucket, "values": s.values, "bytes": s.bytes})
+            st.buckets.append({"bucket": bucket, "values": s.values, "bytes": s.stream_info.state.bytes})
         except Exception:
             continue
     registry = DeviceRegistry(js, names)
