@@ -155,6 +155,7 @@ def run_up(settings: Settings) -> int:
     data.chmod(0o700)
     logs = data / "logs"
     logs.mkdir(mode=0o700, exist_ok=True)
+    logs.chmod(0o700)  # also when an earlier run made it wider
     state_file = data / "up.json"
     prior = json.loads(state_file.read_text()) if state_file.exists() else {}
     creds = load_credentials(data)

@@ -330,6 +330,11 @@ class PostgresServer:
                 "-c", "shared_buffers=128MB"]
         if self.password:
             args += ["-c", "password_encryption=scram-sha-256", "-c", "unix_socket_permissions=0700"]
+        if self.password:
+            self.log_file.touch(mode=0o600)
+            self.log_file.chmod(0o600)  # a failed statement is logged with its text
+            if user is not None:
+                os.chown(self.log_file, user.pw_uid, user.pw_gid)
         with open(self.log_file, "ab") as out:
             self.proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, cwd=self.base_dir,
                                          start_new_session=True, **self._run_as())

@@ -83,7 +83,7 @@ def test_credentials_are_private_files(up):
     assert stat.S_IMODE(data.stat().st_mode) in ((0o700, 0o701) if os.geteuid() == 0 else (0o700,))
     for d in ("secrets", "logs", "nats"):
         assert stat.S_IMODE((data / d).stat().st_mode) == 0o700, d
-    for name in ("secrets/credentials.json", "up.json"):
+    for name in ("secrets/credentials.json", "up.json", "postgres/postgres.log"):
         assert stat.S_IMODE((data / name).stat().st_mode) == 0o600, name
     assert stat.S_IMODE((data / "postgres" / "socket").stat().st_mode) == 0o700
     assert set(up["creds"]["nats"]) >= {"admin", *SERVICES}
@@ -125,7 +125,9 @@ def test_postgres_refuses_another_local_user_without_a_password(up):
 def test_the_command_line_works_with_the_generated_credentials(up):
     r = _cli(up, "status", "--json")
     assert r.returncode == 0, r.stderr
-    assert "local" in [d["device"] for d in json.loads(r.stdout)["devices"]]
+    status = json.loads(r.stdout)
+    assert "local" in [d["device"] for d in status["devices"]]
+    assert {"infra_cache", "infra_watch_state"} <= {b["bucket"] for b in status["buckets"]}
     r = _cli(up, "device", "add", "spare", "--address", "192.0.2.10")
     assert r.returncode == 0, r.stderr
     assert "spare" in _cli(up, "device", "list").stdout
