@@ -25,10 +25,11 @@ TYPED = (ParseError, Unsupported, CommandFailed)
 # ---------------------------------------------------------------- smartctl --json
 
 SMARTCTL = files("smartctl", "**/*.json")
-# Failures by design in their source, libblockdev's tests of output it must reject: exit status 7
-# (device open failed), malformed JSON, empty output. Each must come out as "unsupported".
+# Failures by design in their source, each must come out as "unsupported": libblockdev's tests of
+# output it must reject (exit status 7, malformed JSON, empty output), and smartctl_exporter's
+# device that does not exist (exit status 1, "Unable to detect device type").
 SMARTCTL_INVALID = {"smartctl/libblockdev/02_exit_err.json", "smartctl/libblockdev/04_malformed.json",
-                    "smartctl/libblockdev/05_empty.json"}
+                    "smartctl/libblockdev/05_empty.json", "smartctl/smartctl_exporter/nonexistent-device.json"}
 
 
 def _load(path: Path) -> dict | None:
@@ -73,7 +74,7 @@ def smartctl_tally():
 
 
 def test_smartctl_corpus_parses(smartctl_tally) -> None:
-    assert len(SMARTCTL) >= 30
+    assert len(SMARTCTL) >= 100
     smartctl_tally.check_share(SMARTCTL_INVALID)
     protocols = {(_load(p) or {}).get("device", {}).get("protocol") for p in SMARTCTL}
     assert {"ATA", "NVMe", "SCSI"} <= protocols
