@@ -46,6 +46,8 @@ def hostile() -> dict[str, tuple[str, str | None]]:
         "keyword_run_one_word": (_fill("passwordtoken"), None),
         "huge_pem": ("-----BEGIN RSA PRIVATE KEY-----\n" + pem_body + "-----END RSA PRIVATE KEY-----\n", None),
         "pem_without_end": ("-----BEGIN PRIVATE KEY-----\n" + pem_body, None),
+        "begin_lines_one_end": (_fill("-----BEGIN PRIVATE KEY-----\nMIIEvQIBADAN\n", MiB - 32)
+                                + "-----END PRIVATE KEY-----\n", None),
         "compose_env_list": ("services:\n  app:\n    image: app\n    environment:\n" + compose_env, "docker_compose"),
         "nginx_headers": ("server {\n" + _fill('  proxy_set_header Authorization "Bearer abc";\n  set $x y;\n')
                           + "}\n", "proxy_configs"),

@@ -23,7 +23,7 @@ _ASSIGN = re.compile(r"""["']?[ \t]*(?:=>|=(?!=)|:(?=[ \t"']))[ \t]*""")
 _WS = re.compile(r"[ \t]+")
 _DQ = re.compile(r'"((?:[^"\\\n]|\\.)*)"?')
 _SQ = re.compile(r"'((?:[^'\\\n]|\\.|'')*)'?")
-_TOKEN = re.compile(r"""(?:[^\s"'\\;,&)}\]<>|]|\\.)+""")
+_TOKEN = re.compile(r"""(?:[^\s"'`\\;,&)}\]<>|]|\\.)+""")
 _SCHEME = re.compile(r"(?i)(?:basic|bearer|token|digest|negotiate|apikey|key)[ \t]+(?=[^\s\"';])")
 _LINE_END = re.compile(r"[ \t]*;?[ \t]*\r?(?:\n|$)")
 _PREFIX = re.compile(r"""[ \t]*(?:-[ \t]+)?(?:export[ \t]+)?["']?""")
@@ -62,6 +62,7 @@ def pem(text: str, lo: int, hi: int) -> list[Span]:
     A block without END ends at the first line that is not key text."""
     out: list[Span] = []
     pos = lo
+    next_end, searched_from = None, hi + 1  # the first END at or after searched_from (each part searched once)
     while (m := _PEM.search(text, pos, hi)) is not None:
         name, first = m.group("name"), len(out)
 
@@ -72,7 +73,11 @@ def pem(text: str, lo: int, hi: int) -> list[Span]:
         p = m.end()
         pos = hi
         nl = text.find("\n", p, hi)
-        end = _PEM_END.search(text, nl, hi) if nl >= 0 and not text[p:nl].strip() else None
+        end = None
+        if nl >= 0 and not text[p:nl].strip():
+            if not (next_end is not None and next_end.start() >= nl) and not (next_end is None and searched_from <= nl):
+                next_end, searched_from = _PEM_END.search(text, nl, hi), nl
+            end = next_end
         if end is not None:  # the usual block: key text alone on its lines, then END on its own line
             body_end = text.rfind("\n", nl, end.start())
             if not text[body_end + 1:end.start()].strip() and _PLAIN.fullmatch(text, nl + 1, body_end + 1):
@@ -133,8 +138,9 @@ def _value(text: str, start: int, e: int, name: str, lo: int, hi: int, free: boo
             return None
         v, ws_form = w.end(), True
     prefix = _line_prefix(text, start, lo) if free else None
-    if ws_form and not flag and (prefix is None or _COMMENT.match(prefix)):
-        return None  # prose in a comment ("# set your password here"), not a setting
+    if ws_form and not flag and (prefix is None or _COMMENT.match(prefix) or "=" in prefix
+                                 or len(prefix.split()) > 1):
+        return None  # prose ("# set your password here", "Description=... passphrase cache"), not a setting
     c = text[v] if v < hi else ""
     if c in ('"', "'"):
         q = (_DQ if c == '"' else _SQ).match(text, v, hi)
