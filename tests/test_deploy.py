@@ -20,7 +20,7 @@ import asyncpg
 import pytest
 import yaml
 
-from shared.db_roles import API_TABLES, ROLES, SECRET_TABLES, bootstrap_database
+from shared.db_roles import API_TABLES, ROLES, SECRET_TABLES, bootstrap_database, create_roles, grant
 from shared.embedded import nats_server_binary
 from shared.settings import Settings, api_bind_problem
 from tests.nats_cluster import password_env, passwords
@@ -45,14 +45,18 @@ def test_compose_file_names_every_service():
         assert compose["services"][name]["command"] == [name]
 
 
-async def test_grafana_queries_run_against_the_schema(database_url):
+async def test_grafana_queries_run_against_the_schema_as_the_read_only_role(database_url):
     dash = json.loads((DEPLOY / "grafana" / "dashboards" / "infrawatch.json").read_text())
     macros = {
         r"\$__timeGroupAlias\((\w+), \$__interval\)": r"date_trunc('minute', \1) AS time",
         r"\$__timeFilter\((\w+)\)": r"\1 > now() - interval '1 day'",
         r"\$device": "'local'",
     }
+    # as Grafana's read-only role, as deploy/grafana's datasource logs in
+    await create_roles(database_url, {k: uuid.uuid4().hex for k in ROLES})
+    assert await grant(database_url)
     conn = await asyncpg.connect(database_url)
+    await conn.execute(f"SET ROLE {ROLES['reader']}")
     try:
         for panel in dash["panels"]:
             sql = panel["targets"][0]["rawSql"]
