@@ -4,17 +4,21 @@ Formats: ``json`` posts the ``AlertChanged`` event as it is on the wire; ``ntfy`
 message as text to a topic URL with ntfy's Title/Priority/Tags headers; ``slack`` posts an
 incoming-webhook body (``text`` plus one coloured attachment), which Mattermost and Rocket.Chat
 accept too. A webhook URL may carry a token in its path, query or user info, so only
-``redact_url(url)`` (scheme, host and port) is ever logged or recorded.
+``redact_url(url)`` (scheme, host and port) is ever logged or recorded. Each attempt first
+resolves the host and refuses loopback, link-local and private targets (``targets``) unless they
+are allowed, then sends to the checked address.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+
 import httpx
 import msgspec
 
 from shared import events
+from services.alerts import targets
 from shared.alert_events import AlertChanged, WebhookFormat, redact_url
 
 log = logging.getLogger(__name__)
@@ -63,29 +67,49 @@ def request(alert: AlertChanged, fmt: WebhookFormat) -> Request:
     return Request(events.encode(alert), {"Content-Type": "application/json"})
 
 
-def _error(exc: Exception, url: str) -> str:
-    text = f"{type(exc).__name__}: {exc}".replace(url, redact_url(url))
+def _error(exc: Exception, *urls: str) -> str:
+    text = f"{type(exc).__name__}: {exc}"
+    for url in urls:
+        text = text.replace(url, redact_url(url))
     return " ".join(text.split())[:500] or type(exc).__name__
 
 
+async def _post(client: httpx.AsyncClient, url: str, req: Request, timeout_s: float,
+                allow_private: bool) -> httpx.Response:
+    """POST ``req`` to the first checked address of ``url``'s host; TargetRefused if it is not allowed."""
+    ip = (await targets.check(url, allow_private))[0]
+    target, host, extensions = targets.pinned(url, ip)
+    try:
+        return await client.post(target, content=req.content, headers={**req.headers, **host}, timeout=timeout_s,
+                                 extensions=extensions)
+    except httpx.HTTPError as exc:
+        raise httpx.TransportError(_error(exc, target, url)) from None
+
+
 async def deliver(client: httpx.AsyncClient, url: str, req: Request, attempts: int, timeout_s: float,
-                  backoff_s: float, backoff_max_s: float) -> Outcome:
+                  backoff_s: float, backoff_max_s: float, allow_private: bool = False) -> Outcome:
     """POST until a 2xx answer or ``attempts`` are used; waits ``backoff_s``, doubling, between attempts.
 
-    A 4xx other than 408/425/429 is not retried: the same request would be refused again.
+    A 4xx other than 408/425/429 is not retried: the same request would be refused again, nor is a
+    target outside the allowed address ranges (``allow_private`` admits loopback and private ones).
     """
     delay = backoff_s
     status: int | None = None
     error: str | None = None
     for attempt in range(1, attempts + 1):
         try:
-            r = await client.post(url, content=req.content, headers=req.headers, timeout=timeout_s)
+            r = await _post(client, url, req, timeout_s, allow_private)
             status = r.status_code
             if r.is_success:
                 return Outcome(delivered=True, attempts=attempt, http_status=status)
             error = f"HTTP {status}"
             if status not in RETRY_STATUS and status < 500:
                 return Outcome(delivered=False, attempts=attempt, http_status=status, last_error=error)
+        except targets.Unresolvable as exc:
+            status, error = None, str(exc)
+        except targets.TargetRefused as exc:
+            log.warning("webhook %s refused: %s", redact_url(url), exc)
+            return Outcome(delivered=False, attempts=attempt, last_error=f"refused: {exc}")
         except httpx.HTTPError as exc:
             status, error = None, _error(exc, url)
         if attempt < attempts:

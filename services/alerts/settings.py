@@ -19,6 +19,7 @@ class AlertSettings(Settings):
     alerts_webhook_backoff_s: float = Field(default=1.0, ge=0)  # doubled after each failed attempt
     alerts_webhook_backoff_max_s: float = Field(default=60.0, ge=0)
     alerts_webhook_concurrency: int = Field(default=8, ge=1)
+    alerts_webhook_allow_private: bool = False  # loopback, link-local and private targets (tests, a LAN receiver)
 
 
 def alert_settings(settings: Settings) -> AlertSettings:

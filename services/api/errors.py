@@ -1,4 +1,8 @@
-"""Exception handlers: every error is JSON with a ``detail`` message; bad input is never a 500."""
+"""Exception handlers: every error is JSON with a ``detail`` message; bad input is never a 500.
+
+``install`` also makes the OpenAPI document list every status an operation can answer, with its
+body (``openapi_doc.complete``), and answers 405 with the ``Allow`` header of the whole path.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +12,12 @@ from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 from nats.errors import Error as NatsError
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, ProgrammingError
 
+from services.api import openapi_doc
 from services.api.reads import CollectionFailed
 from services.api.refresh import RefreshRefused, RefreshTimeout
 
@@ -70,12 +77,31 @@ async def database_error(request: Request, exc: DBAPIError) -> JSONResponse:
     """Refused values are 422, bugs 500 (logged with the statement's error), the rest 503."""
     if isinstance(exc, DataError):
         log.warning("%s: value refused by the database: %s", _where(request), type(exc.orig).__name__)
-        return JSONResponse({"detail": "a value was refused by the database", "message": "invalid value"},
-                            status_code=422)
+        return await validation_error(request, unprocessable("request", "a value was refused by the database"))
     if isinstance(exc, (ProgrammingError, IntegrityError)):
         log.error("%s: database error %s", _where(request), str(exc.orig).splitlines()[0] if exc.orig else exc)
         return JSONResponse({"detail": "internal error"}, status_code=500)
     return await _unavailable("database")(request, exc)
+
+
+async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    """FastAPI's HTTP errors, with an ``Allow`` naming every method of the path on a 405."""
+    headers = dict(exc.headers or {})
+    if exc.status_code == 422 and isinstance(exc.detail, str):  # one shape for every 422
+        return await validation_error(request, unprocessable("request", exc.detail, "body"))
+    if exc.status_code == 405:
+        headers["Allow"] = ", ".join(allowed_methods(request))
+    return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=headers or None)
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """The methods of every route matching the request's path."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches({**request.scope, "method": "GET"})
+        if match != Match.NONE and getattr(route, "methods", None):
+            methods |= set(route.methods)
+    return sorted(methods)
 
 
 async def unexpected(request: Request, exc: Exception) -> JSONResponse:
@@ -86,6 +112,7 @@ async def unexpected(request: Request, exc: Exception) -> JSONResponse:
 def install(app: FastAPI) -> None:
     """Register every handler on ``app``."""
     app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(RefreshTimeout, refresh_timeout)
     app.add_exception_handler(RefreshRefused, refresh_refused)
     app.add_exception_handler(CollectionFailed, collection_failed)
@@ -93,3 +120,4 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(OSError, _unavailable("database"))
     app.add_exception_handler(NatsError, _unavailable("NATS"))
     app.add_exception_handler(Exception, unexpected)
+    openapi_doc.install(app)

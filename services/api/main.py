@@ -16,6 +16,7 @@ from services.api import errors
 from services.api.audit import Auditor
 from services.api.cache import CacheMirror
 from services.api.keys import PrincipalCache
+from services.api.limits import BodyLimit
 from services.api.queries import has_timescaledb
 from services.api.reads import Reader
 from services.api.refresh import Refresher
@@ -93,6 +94,7 @@ def create_app(settings: Settings) -> FastAPI:
     app = FastAPI(title="infrawatch", version="0.1.0", description=DESCRIPTION, lifespan=lifespan,
                   telemetry={"tracing": False, "metrics": False, "logs": False})
     errors.install(app)
+    app.add_middleware(BodyLimit, limit=api_settings.api_max_body_bytes)  # before parsing, decoding and auth
     for router in ROUTERS:
         app.include_router(router)
     app.include_router(rules.router)

@@ -49,6 +49,7 @@ class Reader:
         self.cache = cache
         self.refresher = refresher
         self.auditor = auditor
+        refresher.failure_cache_s = settings.api_failed_refresh_cache_s
 
     def _reading(self, ev: Collected, data_type: str, source: Literal["cache", "refresh"]) -> Reading:
         return Reading(ev, source, age_s(ev), self.settings.freshness_s(data_type, ev.freshness_threshold_s))

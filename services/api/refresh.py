@@ -2,6 +2,10 @@
 
 Concurrent requests for the same device and data type share one collection: the first starts
 it, the others await the same future, so the collectors see one ``RefreshRequested``.
+
+A refresh that failed (error, unsupported, refused or timed out) answers the reads of that device
+and type for ``failure_cache_s``, doubling with each further failure up to ``FAILURE_CACHE_MAX_S``,
+so readers cannot make the collectors retry a failing collection without limit.
 """
 
 from __future__ import annotations
@@ -9,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from dataclasses import dataclass
 
 from nats.aio.client import Client
 
@@ -20,6 +25,17 @@ log = logging.getLogger(__name__)
 
 SERVICE = "api"
 COLLECTOR_SERVICE = "collector"
+FAILURE_CACHE_MAX_S = 60.0
+FAILED_STATUSES = ("error", "unsupported")
+
+
+@dataclass
+class Failure:
+    """The last failed refresh of a device and type: served until ``until`` (loop time)."""
+
+    answer: Collected | Exception
+    until: float
+    failures: int
 
 
 class RefreshTimeout(Exception):
@@ -49,10 +65,19 @@ class Refresher:
         self.in_flight: dict[str, asyncio.Future[Collected]] = {}
         self.requested = 0  # refresh requests this process published
         self._tasks: set[asyncio.Task] = set()
+        self.failure_cache_s = 5.0
+        self.failed: dict[str, Failure] = {}
+        self.failures_served = 0  # reads answered from a recent failure, without a new request
 
     async def refresh(self, spec: DeviceSpec, data_type: str, requested_by: str | None = None) -> Collected:
         """The collected event answering a (possibly shared) refresh of this device and type."""
         key = Names.cache_key(spec.name, data_type)
+        failed = self.failed.get(key)
+        if failed is not None and asyncio.get_running_loop().time() < failed.until:
+            self.failures_served += 1
+            if isinstance(failed.answer, Exception):
+                raise failed.answer.with_traceback(None)
+            return failed.answer
         fut = self.in_flight.get(key)
         if fut is None:
             fut = asyncio.get_running_loop().create_future()
@@ -72,15 +97,31 @@ class Refresher:
             fut.cancel()
             raise
         except Exception as exc:  # handed to every waiter
+            if isinstance(exc, (RefreshTimeout, RefreshRefused)):
+                self._remember(key, exc)
             if not fut.done():
                 fut.set_exception(exc)
                 fut.exception()  # retrieved: a refresh nobody awaits any more must not log noise
         else:
+            if result.status in FAILED_STATUSES:
+                self._remember(key, result)
+            else:
+                self.failed.pop(key, None)
             if not fut.done():
                 fut.set_result(result)
         finally:
             if self.in_flight.get(key) is fut:
                 del self.in_flight[key]
+
+    def _remember(self, key: str, answer: Collected | Exception) -> None:
+        """Serve ``answer`` for a while; each failure in a row doubles the while."""
+        if self.failure_cache_s <= 0:
+            return
+        previous = self.failed.get(key)
+        failures = previous.failures + 1 if previous is not None else 1
+        hold = min(self.failure_cache_s * 2 ** (failures - 1), FAILURE_CACHE_MAX_S)
+        self.failed[key] = Failure(answer, asyncio.get_running_loop().time() + hold, failures)
+        log.info("refresh of %s failed (%d in a row): answered from this failure for %.0f s", key, failures, hold)
 
     async def close(self) -> None:
         """Cancel the refreshes still waiting (their callers get 503)."""

@@ -11,8 +11,10 @@ from functools import cache
 from typing import Annotated, Any, Generic, Literal, TypeVar, Union, get_args, get_origin
 
 import msgspec
-from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
+from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator, model_validator
 
+from services.api.limits import COUNT_CAP, max_page
+from shared.devices import DeviceError, validate_address
 from shared.events import DeviceSpec
 from shared.names import DEVICE_NAME_RE
 from shared.payloads.system_metrics import SystemMetrics
@@ -61,13 +63,40 @@ class Page(BaseModel, Generic[T]):
     page: int
     page_size: int
     total_pages: int
+    total_capped: bool = Field(
+        default=False, description=f"counting stopped {COUNT_CAP} rows past this page: there may be more")
 
     @classmethod
     def of(cls, items: list[Any], total_count: int, page: int, page_size: int) -> "Page[Any]":
         return cls(
             items=items, total_count=total_count, page=page, page_size=page_size,
             total_pages=math.ceil(total_count / page_size) if page_size else 0,
+            total_capped=total_count >= (page - 1) * page_size + COUNT_CAP,
         )
+
+
+def absent(extra: dict[str, Any] | None = None, **kwargs: Any) -> Any:
+    """A field that may be left out but never set to null: its default (None) is not documented."""
+
+    def schema(s: dict[str, Any]) -> None:
+        s.pop("default", None)
+        s.update(extra or {})
+
+    return Field(default=None, json_schema_extra=schema, **kwargs)
+
+
+# A hostname (with a letter: all-digit names are IPv4 addresses) or an IP address; checked by validate_address.
+_ADDRESS_SCHEMA = {"anyOf": [{"type": "string", "format": "ipv4"}, {"type": "string", "format": "ipv6"},
+                             {"type": "string", "format": "hostname", "pattern": "[A-Za-z]", "maxLength": 253}]}
+
+
+def _address(value: str | None) -> str | None:
+    if value is None:
+        return value
+    try:
+        return validate_address(value)
+    except DeviceError as exc:
+        raise ValueError(str(exc)) from None
 
 
 class DeviceCreate(BaseModel):
@@ -76,7 +105,7 @@ class DeviceCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(pattern=DEVICE_NAME_RE.pattern, description="1-63 letters, digits, '-' or '_'")
-    address: str = Field(default="127.0.0.1", min_length=1, max_length=255)
+    address: str = Field(default="127.0.0.1", min_length=1, max_length=253, json_schema_extra=_ADDRESS_SCHEMA)
     port: int = Field(default=22, ge=1, le=65535)
     username: str | None = Field(default=None, max_length=64)
     transport: Literal["ssh", "local"] = "ssh"
@@ -87,6 +116,11 @@ class DeviceCreate(BaseModel):
     enabled: bool = True
     watch_paths: dict[str, list[str]] = Field(default={}, description="config type -> extra globs to watch")
 
+    @field_validator("address")
+    @classmethod
+    def _valid_address(cls, value: str) -> str:
+        return _address(value)  # type: ignore[return-value]
+
     def spec(self) -> DeviceSpec:
         return DeviceSpec(id=uuid.uuid4(), **self.model_dump())
 
@@ -96,24 +130,23 @@ class DeviceUpdate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str | None = Field(default=None, description="immutable: only the current name is accepted")
-    address: str | None = Field(default=None, min_length=1, max_length=255)
-    port: int | None = Field(default=None, ge=1, le=65535)
+    # Fields without null in their type may be left out but not set to null (None is only "absent").
+    name: str = absent(description="immutable: only the current name is accepted (409 otherwise)")
+    address: str = absent(_ADDRESS_SCHEMA, min_length=1, max_length=253)
+    port: int = absent(ge=1, le=65535)
     username: str | None = Field(default=None, max_length=64)
-    transport: Literal["ssh", "local"] | None = None
-    trust_on_first_use: bool | None = None
+    transport: Literal["ssh", "local"] = absent()
+    trust_on_first_use: bool = absent()
     device_type: str | None = Field(default=None, max_length=50)
     description: str | None = None
-    tags: dict[str, str] | None = None
-    enabled: bool | None = None
-    watch_paths: dict[str, list[str]] | None = None
+    tags: dict[str, str] = absent()
+    enabled: bool = absent()
+    watch_paths: dict[str, list[str]] = absent()
 
-    @model_validator(mode="after")
-    def _not_null(self) -> "DeviceUpdate":
-        for key in ("address", "port", "transport", "trust_on_first_use", "tags", "enabled", "watch_paths"):
-            if key in self.model_fields_set and getattr(self, key) is None:
-                raise ValueError(f"{key} cannot be null")
-        return self
+    @field_validator("address")
+    @classmethod
+    def _valid_address(cls, value: str | None) -> str | None:
+        return _address(value)
 
     def apply(self, spec: DeviceSpec) -> DeviceSpec:
         """``spec`` with the fields that were sent (explicit nulls clear nullable fields)."""
@@ -195,12 +228,11 @@ class TimeRange(BaseModel):
             self.end = as_utc(self.end) if self.end is not None else datetime.now(timezone.utc)
         except OverflowError:
             raise ValueError("time out of range") from None
-        if self.start >= self.end:
+        if self.start > self.end:  # start == end: an empty window
             raise ValueError(f"start ({self.start.isoformat()}) must be before end ({self.end.isoformat()})")
         return self
 
 
-MAX_PAGE = 1_000_000
 
 
 class MetricsQuery(TimeRange):
@@ -208,7 +240,7 @@ class MetricsQuery(TimeRange):
 
     model_config = ConfigDict(extra="forbid")
 
-    page: int = Field(default=1, ge=1, le=MAX_PAGE)
+    page: int = Field(default=1, ge=1, le=max_page(5000))
     page_size: int = Field(default=100, ge=1, le=5000)
     bucket: str | None = Field(default=None, description="aggregate the range into buckets of 1m..1d, e.g. 5m")
     force_refresh: bool = Field(default=False, description="latest values only: collect now (operator)")
@@ -237,7 +269,7 @@ class TimeFilter(BaseModel):
             self.end = as_utc(self.end) if self.end is not None else None
         except OverflowError:
             raise ValueError("time out of range") from None
-        if self.start is not None and self.end is not None and self.start >= self.end:
+        if self.start is not None and self.end is not None and self.start > self.end:
             raise ValueError(f"start ({self.start.isoformat()}) must be before end ({self.end.isoformat()})")
         return self
 

@@ -17,8 +17,8 @@ from pydantic import (
     model_validator,
 )
 
+from services.api.limits import max_page
 from services.api.schemas import (
-    MAX_PAGE,
     CollectedData,
     TimeFilter,
     model_of,
@@ -38,7 +38,7 @@ class HistoryQuery(TimeFilter):
 
     model_config = ConfigDict(extra="forbid")
 
-    page: int = Field(default=1, ge=1, le=MAX_PAGE)
+    page: int = Field(default=1, ge=1, le=max_page(5000))
     page_size: int = Field(default=100, ge=1, le=5000)
 
 

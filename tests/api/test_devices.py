@@ -112,10 +112,10 @@ async def test_update_changes_fields_and_publishes(client, keys, js, settings, d
 async def test_update_refuses_a_new_name_nulls_and_unknown_fields(client, keys, device):
     h = auth(keys["admin"])
     r = await client.patch("/devices/web-1", json={"name": "web-2"}, headers=h)
-    assert r.status_code == 422 and "immutable" in r.json()["detail"]
+    assert r.status_code == 409 and "immutable" in r.json()["detail"]
     assert (await client.patch("/devices/web-1", json={"name": "web-1", "port": 2222}, headers=h)).status_code == 200
     r = await client.patch("/devices/web-1", json={"port": None}, headers=h)
-    assert r.status_code == 422 and "port cannot be null" in r.json()["message"]
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "port"]
     r = await client.patch("/devices/web-1", json={"colour": "red"}, headers=h)
     assert r.status_code == 422 and "colour" in r.json()["message"]
     r = await client.patch("/devices/web-1", json={"port": 70000}, headers=h)

@@ -8,12 +8,13 @@ from typing import Annotated, Any, Literal, get_args
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from schema.models import DataCollectionAudit as Audit, ServicePerformanceMetric as Perf
 from services.api.queries import time_range
 from services.api.deps import RegistryDep, SessionDep, ViewerKey, device_filter
-from services.api.schemas import MAX_PAGE, Page, TimeFilter
+from services.api.limits import bounded_count, max_page
+from services.api.schemas import Page, TimeFilter
 from shared.events import Status, Trigger
 from shared.names import TOKEN_RE
 
@@ -84,7 +85,7 @@ async def audit_trail(
     trigger: Annotated[Literal[get_args(Trigger)] | None, Query()] = None,  # type: ignore[valid-type]
     status: Annotated[Literal[get_args(Status)] | None, Query()] = None,  # type: ignore[valid-type]
     cache_hit: bool | None = None,
-    page: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1,
+    page: Annotated[int, Query(ge=1, le=max_page(1000))] = 1,
     page_size: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> Page[AuditRow]:
     """Collections and audited reads, newest first."""
@@ -94,7 +95,7 @@ async def audit_trail(
                           (Audit.status, status), (Audit.cache_hit, cache_hit)):
         if value is not None:
             where.append(column == value)
-    total = await session.scalar(select(func.count()).select_from(Audit).where(*where)) or 0
+    total = await bounded_count(session, select(Audit).where(*where), (page - 1) * page_size)
     rows = await session.scalars(
         select(Audit).where(*where).order_by(Audit.time.desc()).offset((page - 1) * page_size).limit(page_size)
     )
@@ -106,14 +107,14 @@ async def performance(
     _: ViewerKey, session: SessionDep,
     window: Annotated[TimeFilter, Query()],
     service: Annotated[str | None, Query(pattern=TOKEN, max_length=50)] = None,
-    page: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1,
+    page: Annotated[int, Query(ge=1, le=max_page(1000))] = 1,
     page_size: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> Page[PerfRow]:
     """Service performance metrics, newest first."""
     where = time_range(Perf.time, window.start, window.end)
     if service:
         where.append(Perf.service_name == service)
-    total = await session.scalar(select(func.count()).select_from(Perf).where(*where)) or 0
+    total = await bounded_count(session, select(Perf).where(*where), (page - 1) * page_size)
     rows = await session.scalars(
         select(Perf).where(*where).order_by(Perf.time.desc(), Perf.service_name, Perf.instance)
         .offset((page - 1) * page_size).limit(page_size)

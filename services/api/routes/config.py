@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import uuid
 from typing import Annotated
 
@@ -12,8 +11,11 @@ from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.orm import defer
 
 from schema.models import ConfigurationChangeEvent as Change, ConfigurationSnapshot as Snap
+from services.api import diffs
 from services.api.deps import DeviceDep, RegistryDep, SessionDep, ViewerKey, device_filter
-from services.api.schemas import MAX_PAGE, Page, TimeFilter
+from services.api.errors import unprocessable
+from services.api.limits import bounded_count, max_page
+from services.api.schemas import Page, TimeFilter
 from services.api.schemas_config import ConfigChange, ConfigDiff, ConfigSnapshot, ConfigSnapshotInfo
 from shared.names import TOKEN_RE
 
@@ -54,12 +56,12 @@ async def current_files(
 async def file_history(
     _: ViewerKey, spec: DeviceDep, session: SessionDep,
     path: Annotated[str, Query(min_length=1, max_length=4096, pattern=PATH_PATTERN, description="the file's path")],
-    page: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1,
+    page: Annotated[int, Query(ge=1, le=max_page(500))] = 1,
     page_size: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> Page[ConfigSnapshotInfo]:
     """Every stored version of one file, newest first."""
     where = (Snap.device_id == spec.id, Snap.file_path == path)
-    total = await session.scalar(select(func.count()).select_from(Snap).where(*where)) or 0
+    total = await bounded_count(session, select(Snap).where(*where), (page - 1) * page_size)
     rows = await session.scalars(
         select(Snap).options(*_NO_CONTENT).where(*where).order_by(Snap.time.desc())
         .offset((page - 1) * page_size).limit(page_size)
@@ -93,11 +95,13 @@ async def snapshot_diff(
     old_text = (old.raw_content or "") if old is not None else ""
     new_text = new.raw_content or ""
     available = new.raw_content is not None and (old is None or old.raw_content is not None)
-    lines = list(difflib.unified_diff(
-        old_text.splitlines(keepends=True), new_text.splitlines(keepends=True),
-        fromfile=old.file_path if old is not None else "/dev/null", tofile=new.file_path,
-        fromfiledate=old.time.isoformat() if old is not None else "", tofiledate=new.time.isoformat(), n=context,
-    ))
+    try:
+        lines = await diffs.diff(
+            old_text, new_text, fromfile=old.file_path if old is not None else "/dev/null", tofile=new.file_path,
+            fromdate=old.time.isoformat() if old is not None else "", todate=new.time.isoformat(), n=context,
+        )
+    except diffs.DiffTooLarge as exc:
+        raise unprocessable("snapshot_id", f"{exc}: compare smaller files, or read the snapshots", "path") from None
     body = [ln for ln in lines if not ln.startswith(("---", "+++"))]
     return ConfigDiff(
         device_id=spec.id, file_path=new.file_path, content_available=available,
@@ -115,7 +119,7 @@ async def changes(
     device: Annotated[str | None, Query(max_length=63, description="name or UUID")] = None,
     config_type: Annotated[str | None, Query(pattern=TOKEN, max_length=50)] = None,
     risk_level: Annotated[str | None, Query(pattern=TOKEN, max_length=20, description="e.g. LOW, HIGH")] = None,
-    page: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1,
+    page: Annotated[int, Query(ge=1, le=max_page(500))] = 1,
     page_size: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> Page[ConfigChange]:
     """Configuration change events, newest first, filtered by device, type, risk and time."""
@@ -131,7 +135,7 @@ async def changes(
         where.append(Change.time >= window.start)
     if window.end is not None:
         where.append(Change.time < window.end)
-    total = await session.scalar(select(func.count()).select_from(Change).where(*where)) or 0
+    total = await bounded_count(session, select(Change).where(*where), (page - 1) * page_size)
     rows = await session.scalars(
         select(Change).where(*where).order_by(Change.time.desc()).offset((page - 1) * page_size).limit(page_size)
     )

@@ -8,7 +8,8 @@ from fastapi import APIRouter, HTTPException, Query, Response, status
 
 from services.api.deps import AdminKey, DeviceDep, JsDep, NamesDep, RegistryDep, SessionDep, SettingsDep, ViewerKey
 from services.api.queries import collections
-from services.api.schemas import MAX_PAGE, DeviceCreate, DeviceResponse, DeviceUpdate, Page
+from services.api.limits import bounded_count, max_page
+from services.api.schemas import DeviceCreate, DeviceResponse, DeviceUpdate, Page
 from shared import devices
 from shared.devices import DeviceRegistry
 from shared.events import DeviceSpec
@@ -47,7 +48,7 @@ async def list_devices(
     _: ViewerKey,
     registry: RegistryDep,
     session: SessionDep,
-    page: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1,
+    page: Annotated[int, Query(ge=1, le=max_page(500))] = 1,
     page_size: Annotated[int, Query(ge=1, le=500)] = 50,
     name: Annotated[str | None, Query(description="substring of the name, any case", max_length=63)] = None,
     device_type: Annotated[str | None, Query(max_length=50)] = None,
@@ -74,14 +75,14 @@ async def get_device(_: ViewerKey, spec: DeviceDep, session: SessionDep) -> Devi
     return DeviceResponse.build(spec, info[spec.id])
 
 
-@router.patch("/{device}", responses={**_ERRORS, 409: {"description": "changed concurrently"}})
+@router.patch("/{device}", responses={**_ERRORS, 409: {"description": "a new name, or changed concurrently"}})
 async def update_device(
     body: DeviceUpdate, _: AdminKey, spec: DeviceDep, js: JsDep, names: NamesDep, registry: RegistryDep,
     settings: SettingsDep, session: SessionDep,
 ) -> DeviceResponse:
     """Change a device's fields (not its name); publishes the update on the devices stream."""
     if body.name is not None and body.name != spec.name:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "name is immutable: register a new device instead")
+        raise HTTPException(status.HTTP_409_CONFLICT, "name is immutable: register a new device instead")
     try:
         ev = await devices.update(js, names, body.apply(spec), SERVICE, settings.instance)
     except devices.DeviceNotFound as exc:

@@ -73,7 +73,7 @@ async def drive_history(
         return await page_of(session, stmt, DriveRow, query.page, query.page_size)
     assert query.start is not None
     end = query.end or datetime.now(timezone.utc)
-    if query.start >= end:
+    if query.start > end:
         raise unprocessable("start", "start must be before end")
     buckets = await time_buckets(request, query.bucket, query.start, end)
     rows = await session.execute(text(_AGGREGATE.format(fn=buckets.expr)), {

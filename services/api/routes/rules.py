@@ -7,6 +7,7 @@ before the commit, and is undone if the commit fails, so the two do not drift ap
 
 from __future__ import annotations
 
+import asyncio
 import math
 import uuid
 from datetime import datetime, timezone
@@ -16,25 +17,32 @@ import msgspec
 from fastapi import APIRouter, HTTPException, Path, Query, Response, status
 from nats.js.errors import KeyNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from schema.models import AlertEvent as AlertRecord
 from schema.models import AlertRule as Rule
 from services.api.queries import time_range
-from services.api.deps import AdminKey, JsDep, NamesDep, RegistryDep, SessionDep, ViewerKey, device_filter
+from services.alerts import targets
+from services.api.deps import (
+    AdminKey, JsDep, NamesDep, RegistryDep, SessionDep, SettingsDep, ViewerKey, device_filter,
+)
+from services.api.errors import unprocessable
 from services.api.keys import Principal
-from services.api.schemas import MAX_PAGE, Page, TimeFilter
+from services.api.limits import bounded_count, max_page
+from services.api.schemas import Page, TimeFilter, absent
+from services.api.settings import ApiSettings
 from shared import alert_events
 from shared.alert_events import RISK_RANK, Metric, Operator, WebhookFormat, redact_url
 from shared.devices import DeviceRegistry
-from shared.names import TOKEN_RE
+from shared.names import DEVICE_NAME_RE
 
 router = APIRouter(tags=["alerts"])
 
 NAME = r"^[A-Za-z0-9_-]{1,63}$"  # a subject token: infra.alert.<device>.<rule>
 SELECTOR = r"^[^\x00-\x1f\x7f]{1,255}$"
 DAY = 86400
+DNS_TIMEOUT_S = 2.0
 RiskName = Literal["LOW", "MEDIUM", "HIGH", "CRITICAL"]
 _ERRORS = {404: {"description": "unknown rule"}}
 _DEFAULT_OPERATOR = {"config_risk": ">="}
@@ -45,8 +53,8 @@ class RuleFields(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    device: str | None = Field(default=None, max_length=63,
-                               description="device name or UUID; null: every device")
+    device: str | None = Field(default=None, pattern=DEVICE_NAME_RE.pattern,
+                               description="device name or UUID; null: every device (unknown: 404)")
     selector: str | None = Field(default=None, pattern=SELECTOR,
                                  description="mount (disk), 1/5/15 (load), or a glob of drive, container, unit, "
                                              "pool, data type or config type names")
@@ -83,6 +91,15 @@ class RuleCreate(RuleFields):
 
 class RuleUpdate(RuleFields):
     """Fields to change; absent fields keep their value (``device``: null means every device)."""
+
+    operator: Operator = absent()
+    threshold: Annotated[float, Field(allow_inf_nan=False, ge=-1e15, le=1e15)] | RiskName = absent(
+        description="a number; for config_risk also a risk level (LOW=1, MEDIUM=2, HIGH=3, CRITICAL=4)")
+    duration_s: int = absent(ge=0, le=30 * DAY, description="how long the condition must hold")
+    refire_interval_s: int = absent(ge=0, le=365 * DAY,
+                                    description="fire again while still firing at most this often (0: every event)")
+    enabled: bool = absent()
+    webhook_format: WebhookFormat = absent()
 
 
 class RuleInfo(BaseModel):
@@ -150,18 +167,30 @@ def _wire(row: Rule) -> alert_events.AlertRule:
 
 def _check(row: Rule) -> None:
     if row.metric == "load" and row.selector not in (None, "1", "5", "15"):
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "the load selector is 1, 5 or 15 (minutes)")
+        raise unprocessable("selector", "the load selector is 1, 5 or 15 (minutes)", "body")
     if not math.isfinite(row.threshold):
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "threshold must be finite")
+        raise unprocessable("threshold", "threshold must be finite", "body")
+
+
+async def _check_webhook(url: str | None, settings: ApiSettings) -> None:
+    """A webhook on loopback, link-local or private addresses is refused unless the setting allows it.
+
+    A name that does not resolve from here (yet) is accepted: the evaluator checks again at every send.
+    """
+    if url is None:
+        return
+    try:
+        await asyncio.wait_for(targets.check(url, settings.alerts_webhook_allow_private), DNS_TIMEOUT_S)
+    except (targets.Unresolvable, asyncio.TimeoutError):
+        return
+    except targets.TargetRefused as exc:
+        raise unprocessable("webhook_url", str(exc), "body") from None
 
 
 def _set(row: Rule, fields: dict[str, Any], registry: DeviceRegistry) -> None:
     if "device" in fields:
         device = fields.pop("device")
-        try:
-            row.device_id = device_filter(registry, device) if device is not None else None
-        except HTTPException as exc:
-            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, exc.detail) from None
+        row.device_id = device_filter(registry, device) if device is not None else None  # unknown: 404
     for k, v in fields.items():
         setattr(row, k, v)
     row.updated_at = datetime.now(timezone.utc)
@@ -215,13 +244,15 @@ async def _get(session, rule: str) -> Rule:
     return row
 
 
-RulePath = Annotated[str, Path(max_length=63, description="rule id or name")]
+RulePath = Annotated[str, Path(pattern=NAME, description="rule id or name")]
 
 
-@router.post("/rules", status_code=status.HTTP_201_CREATED, responses={409: {"description": "name taken"}})
+@router.post("/rules", status_code=status.HTTP_201_CREATED,
+             responses={404: {"description": "unknown device"}, 409: {"description": "name taken"}})
 async def create_rule(body: RuleCreate, principal: AdminKey, session: SessionDep, js: JsDep, names: NamesDep,
-                      registry: RegistryDep) -> RuleInfo:
+                      registry: RegistryDep, settings: SettingsDep) -> RuleInfo:
     """Create a rule; the evaluator applies it to the next events."""
+    await _check_webhook(body.webhook_url, settings)
     fields = body.model_dump(exclude_unset=True, exclude={"name", "metric"})
     row = Rule(id=uuid.uuid4(), name=body.name, metric=body.metric, device_id=None, selector=None,
                operator=_DEFAULT_OPERATOR.get(body.metric, ">"), threshold=0.0, duration_s=0, refire_interval_s=3600,
@@ -233,7 +264,7 @@ async def create_rule(body: RuleCreate, principal: AdminKey, session: SessionDep
     return RuleInfo.of(row, registry, principal)
 
 
-@router.get("/rules")
+@router.get("/rules", responses={404: {"description": "unknown device"}})
 async def list_rules(
     principal: ViewerKey, session: SessionDep, registry: RegistryDep,
     metric: Annotated[Metric | None, Query()] = None,
@@ -258,15 +289,14 @@ async def get_rule(rule: RulePath, principal: ViewerKey, session: SessionDep, re
     return RuleInfo.of(await _get(session, rule), registry, principal)
 
 
-@router.patch("/rules/{rule}", responses={**_ERRORS, 409: {"description": "name taken"}})
+@router.patch("/rules/{rule}", responses={404: {"description": "unknown rule or device"},
+                                          409: {"description": "name taken"}})
 async def update_rule(rule: RulePath, body: RuleUpdate, principal: AdminKey, session: SessionDep, js: JsDep,
-                      names: NamesDep, registry: RegistryDep) -> RuleInfo:
+                      names: NamesDep, registry: RegistryDep, settings: SettingsDep) -> RuleInfo:
     """Change a rule's fields (not its name or metric); the state of its alerts carries on."""
     row = await _get(session, rule)
     fields = body.model_dump(exclude_unset=True)
-    for required in ("operator", "threshold", "duration_s", "refire_interval_s", "enabled", "webhook_format"):
-        if required in fields and fields[required] is None:
-            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"{required} cannot be null")
+    await _check_webhook(fields.get("webhook_url"), settings)
     _set(row, fields, registry)
     _check(row)
     await _commit(session, js, names, row, str(row.id))
@@ -287,9 +317,9 @@ async def list_alerts(
     _: ViewerKey, registry: RegistryDep, session: SessionDep,
     window: Annotated[TimeFilter, Query()],
     device: Annotated[str | None, Query(max_length=63, description="name or UUID")] = None,
-    rule: Annotated[str | None, Query(max_length=63, description="rule id or name")] = None,
+    rule: Annotated[str | None, Query(pattern=NAME, description="rule id or name")] = None,
     state: Annotated[Literal["fired", "resolved"] | None, Query()] = None,
-    page: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1,
+    page: Annotated[int, Query(ge=1, le=max_page(1000))] = 1,
     page_size: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> Page[AlertInfo]:
     """Alerts fired and resolved, newest first."""
@@ -301,12 +331,10 @@ async def list_alerts(
         try:
             where.append(AlertRecord.rule_id == uuid.UUID(rule))
         except ValueError:
-            if not TOKEN_RE.match(rule):
-                raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "rule is an id or a name") from None
             where.append(AlertRecord.rule_name == rule)
     if state is not None:
         where.append(AlertRecord.state == state)
-    total = await session.scalar(select(func.count()).select_from(AlertRecord).where(*where)) or 0
+    total = await bounded_count(session, select(AlertRecord).where(*where), (page - 1) * page_size)
     rows = await session.scalars(select(AlertRecord).where(*where).order_by(AlertRecord.time.desc(), AlertRecord.event_id)
                                  .offset((page - 1) * page_size).limit(page_size))
     return Page[AlertInfo].of([AlertInfo.model_validate(r) for r in rows], total, page, page_size)

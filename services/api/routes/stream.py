@@ -1,13 +1,19 @@
-"""Live events of one device as Server-Sent Events, from core NATS subscriptions on its subjects."""
+"""Live events of one device as Server-Sent Events, from core NATS subscriptions on its subjects.
+
+Each client holds at most ``api_sse_buffer_bytes`` of unsent events (the oldest are dropped first,
+and the client is told how many), and at most ``api_sse_max_clients`` streams are open at once.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import weakref
+from collections import deque
 from collections.abc import AsyncIterator, Callable
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, HTTPException, Query, Request, status
 from fastapi.responses import StreamingResponse
 
 from services.api.deps import DeviceDep, NamesDep, NatsDep, SettingsDep, ViewerKey
@@ -17,7 +23,44 @@ from shared.names import Names
 router = APIRouter(prefix="/devices", tags=["events"])
 log = logging.getLogger(__name__)
 
-QUEUE_SIZE = 1000  # per client; a client this far behind loses the oldest events (and is told so)
+
+
+class Backlog:
+    """The unsent frames of one client, at most ``budget`` bytes: the oldest go first."""
+
+    def __init__(self, budget: int) -> None:
+        self.budget = budget
+        self.frames: deque[bytes] = deque()
+        self.size = 0
+        self.dropped = 0
+        self.ready = asyncio.Event()
+
+    def put(self, frame: bytes) -> None:
+        if len(frame) > self.budget:
+            self.dropped += 1
+            self.ready.set()
+            return
+        while self.size + len(frame) > self.budget:
+            self.size -= len(self.frames.popleft())
+            self.dropped += 1
+        self.frames.append(frame)
+        self.size += len(frame)
+        self.ready.set()
+
+    async def get(self, timeout: float) -> bytes | None:
+        """The next frame (a comment first if events were dropped), or None after ``timeout`` idle."""
+        if not self.frames and not self.dropped:
+            self.ready.clear()
+            try:
+                await asyncio.wait_for(self.ready.wait(), timeout)
+            except asyncio.TimeoutError:
+                return None
+        if self.dropped:
+            n, self.dropped = self.dropped, 0
+            return f": {n} events dropped (client too slow)\n\n".encode()
+        frame = self.frames.popleft()
+        self.size -= len(frame)
+        return frame
 
 KINDS: dict[str, Callable[[Names, str], str]] = {
     "collected": lambda n, d: n.collected(d, "*"),
@@ -34,12 +77,11 @@ def _frame(kind: str, subject: str, data: bytes) -> bytes:
     return b"event: " + kind.encode() + b"\ndata: " + body + b"\n\n"
 
 
-async def _events(request: Request, queue: asyncio.Queue, heartbeat_s: float) -> AsyncIterator[bytes]:
+async def _events(request: Request, backlog: Backlog, heartbeat_s: float) -> AsyncIterator[bytes]:
     yield b": connected\n\n"
     while True:
-        try:
-            item = await asyncio.wait_for(queue.get(), heartbeat_s)
-        except asyncio.TimeoutError:
+        item = await backlog.get(heartbeat_s)
+        if item is None:
             if await request.is_disconnected():
                 return
             yield b": keep-alive\n\n"
@@ -51,7 +93,7 @@ async def _events(request: Request, queue: asyncio.Queue, heartbeat_s: float) ->
     "/{device}/events",
     response_class=StreamingResponse,
     responses={200: {"content": {"text/event-stream": {}}, "description": "a stream of `event: <kind>` messages"},
-               404: {"description": "unknown device"}},
+               404: {"description": "unknown device"}, 503: {"description": "too many event streams open"}},
 )
 async def device_events(
     request: Request, _: ViewerKey, spec: DeviceDep, nc: NatsDep, names: NamesDep, settings: SettingsDep,
@@ -62,28 +104,46 @@ async def device_events(
     unknown = sorted(set(kinds) - set(KINDS))
     if unknown or not kinds:
         raise unprocessable("kind", f"unknown kind {', '.join(unknown) or '(none)'}; known: {', '.join(KINDS)}")
-    queue: asyncio.Queue[bytes] = asyncio.Queue(QUEUE_SIZE)
+    state = request.app.state
+    if getattr(state, "sse_clients", 0) >= settings.api_sse_max_clients:
+        log.warning("event stream of %s refused: %d streams open", spec.name, state.sse_clients)
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "too many event streams open; retry later",
+                            headers={"Retry-After": "5"})
+    backlog = Backlog(settings.api_sse_buffer_bytes)
 
     def handler(k: str):
         async def on_msg(msg) -> None:
-            if queue.full():
-                queue.get_nowait()
-                log.warning("event stream of %s: client too slow, oldest event dropped", spec.name)
-            queue.put_nowait(_frame(k, msg.subject, msg.data))
+            backlog.put(_frame(k, msg.subject, msg.data))
         return on_msg
 
-    subs = [await nc.subscribe(KINDS[k](names, spec.name), cb=handler(k)) for k in dict.fromkeys(kinds)]
+    state.sse_clients = getattr(state, "sse_clients", 0) + 1
+    released = False
+
+    def release() -> None:  # once: at the stream's end, or when a never-started stream is collected
+        nonlocal released
+        if not released:
+            released = True
+            state.sse_clients -= 1
+
+    try:
+        subs = [await nc.subscribe(KINDS[k](names, spec.name), cb=handler(k)) for k in dict.fromkeys(kinds)]
+    except BaseException:
+        release()
+        raise
 
     async def stream() -> AsyncIterator[bytes]:
         try:
-            async for chunk in _events(request, queue, settings.api_sse_heartbeat_s):
+            async for chunk in _events(request, backlog, settings.api_sse_heartbeat_s):
                 yield chunk
         finally:
+            release()
             for sub in subs:
                 try:
                     await sub.unsubscribe()
                 except Exception as exc:  # the connection may be closing
                     log.debug("unsubscribe: %s", exc)
 
-    return StreamingResponse(stream(), media_type="text/event-stream",
+    body = stream()
+    weakref.finalize(body, release)
+    return StreamingResponse(body, media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})

@@ -43,7 +43,7 @@ async def device_timeline(
         start = window.start or end - DEFAULT_WINDOW
     except OverflowError:
         raise unprocessable("end", "end is too early for the default window; give a start") from None
-    if start >= end:
+    if start > end:
         raise unprocessable("start", "start must be before end")
     items = await timeline(session, spec.id, start, end, limit, kinds)
     return Timeline(start=start, end=end, items=items)
