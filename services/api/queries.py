@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from starlette.requests import Request
 
 from services.api.errors import unprocessable
+from services.api.limits import bounded_count
 from services.api.schemas import Page, parse_bucket
 from shared.events import COLLECTED_TYPES, Collected
 
@@ -117,7 +118,7 @@ async def time_buckets(request: Request, bucket: str, start: datetime, end: date
 
 async def page_of(session: AsyncSession, query: Select, row: type[BaseModel], page: int, page_size: int) -> Page[Any]:
     """One page of ``query`` (already filtered and ordered) as ``row`` models, with the total count."""
-    total = await session.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
+    total = await bounded_count(session, query, (page - 1) * page_size)  # never a full count of a big table
     rows = await session.scalars(query.offset((page - 1) * page_size).limit(page_size))
     return Page[row].of([row.model_validate(r) for r in rows], total, page, page_size)  # type: ignore[valid-type]
 
