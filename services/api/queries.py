@@ -11,7 +11,7 @@ from typing import Any, get_args
 
 import msgspec
 from pydantic import BaseModel
-from sqlalchemy import Select, func, select, text
+from sqlalchemy import Select, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from starlette.requests import Request
 
