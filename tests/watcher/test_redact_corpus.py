@@ -5,11 +5,13 @@ systemd}; tests/watcher/testdata until the corpus exists) and on generated secre
   directives;
 - secrets planted into the real files (compose environment lists and maps, block scalars, PEM
   blocks, nginx headers and ``set``, unit ``Environment=`` and command lines) appear in no
-  string of the events the watcher builds from them: content, parsed data, impact and diff.
+  string of the events the watcher builds from them (content, parsed data, impact and diff),
+  of the rows the writer stores from them, or of the diff the API builds from stored content.
 """
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 import re
@@ -25,6 +27,7 @@ from services.watcher.changes import Context, Item, Seen, decide, diff, known_af
 from services.watcher.parsers import PARSERS, docker_compose, nginx, systemd_unit
 from services.watcher.redact import redact
 from services.watcher.remote import FileStat
+from services.writer.projections.config import config_changed
 from shared.events import DeviceSpec
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -178,7 +181,9 @@ def test_no_planted_secret_survives_in_any_event(config_type: str, path: Path) -
     if _parses(config_type, text, str(path)):
         assert _parses(config_type, new, str(path)), "the planted file must still parse"
     evs = events(config_type, str(path), old, new)
-    found = strings(msgspec.to_builtins(evs))
+    rows = [config_changed(ev, i) for i, ev in enumerate(evs, 1)]  # what the writer stores
+    api_diff = difflib.unified_diff(evs[0].content.splitlines(), evs[1].content.splitlines())  # as the API builds it
+    found = strings(msgspec.to_builtins(evs)) + strings(msgspec.to_builtins(rows)) + "\n".join(api_diff)
     assert "revision B2" in evs[1].impact.unified_diff, "the diff of the redacted texts of both versions"
     leaked = [w for w in old_words + new_words if w in found]
     assert not leaked
