@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from services.collector.capture import Output, render
-from services.collector.types import containers, drive_health, system_metrics
+from services.collector.types import containers, drive_health, inventory, system_metrics
 from services.collector.types.errors import CommandFailed, ParseError, Unsupported
 from tests.corpus_tests.common import CORPUS, files, rel, run
 
@@ -181,13 +181,15 @@ def _lines(path: Path) -> list[tuple[int, str]]:
     return list(enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), start=1))
 
 
+# system_metrics reads each of these files; inventory reads cpuinfo and meminfo too.
 SECTION_PARSERS = {
-    "stat": lambda lines: system_metrics.parse_cpu(lines, lines, []),
-    "meminfo": system_metrics.parse_meminfo,
-    "loadavg": system_metrics.parse_loadavg,
-    "uptime": system_metrics.parse_uptime,
-    "dev": system_metrics.parse_netdev,
-    "diskstats": system_metrics.parse_diskstats,
+    "stat": lambda p: system_metrics.parse_cpu(_lines(p), _lines(p), []),
+    "meminfo": lambda p: (system_metrics.parse_meminfo(_lines(p)), inventory.parse_meminfo(Output("meminfo", p.read_text()))),
+    "loadavg": lambda p: system_metrics.parse_loadavg(_lines(p)),
+    "uptime": lambda p: system_metrics.parse_uptime(_lines(p)),
+    "dev": lambda p: system_metrics.parse_netdev(_lines(p)),
+    "diskstats": lambda p: system_metrics.parse_diskstats(_lines(p)),
+    "cpuinfo": lambda p: inventory.parse_cpuinfo(Output("cpuinfo", p.read_text())),
 }
 
 
@@ -198,6 +200,9 @@ def _proc_expected(path: Path) -> object:
         return max(sum(1 for line in text.splitlines() if re.match(r"cpu\d+\s", line)), 1)
     if path.name == "meminfo":
         return int(re.search(r"^MemTotal:\s+(\d+) kB", text, re.M).group(1)) * 1024
+    if path.name == "cpuinfo":
+        model = re.search(r"^model name\s*:\s*(.+?)\s*$", text, re.M)
+        return model.group(1) if model else None, len(re.findall(r"^processor\s*:", text, re.M))
     if path.name in ("loadavg", "uptime"):
         return float(text.split()[0])
     if path.name == "dev":
@@ -210,7 +215,8 @@ def _proc_got(path: Path, value: object) -> object:
     if path.name == "stat":
         return value["cpu_count"]
     if path.name == "meminfo":
-        return value["memory_total_bytes"]
+        metrics, inventory_total = value
+        return metrics["memory_total_bytes"] if metrics["memory_total_bytes"] == inventory_total else (metrics, inventory_total)
     if path.name == "loadavg":
         return value["load_1"]
     if path.name == "dev":
@@ -222,11 +228,11 @@ def _proc_got(path: Path, value: object) -> object:
 
 @pytest.fixture(scope="module")
 def proc_tally():
-    return run("proc", [(rel(p), lambda p=p: SECTION_PARSERS[p.name](_lines(p))) for p in PROC], TYPED)
+    return run("proc", [(rel(p), lambda p=p: SECTION_PARSERS[p.name](p)) for p in PROC], TYPED)
 
 
 def test_proc_corpus_parses(proc_tally) -> None:
-    assert len(PROC) >= 50 and len({p.parent for p in PROC}) >= 10
+    assert len(PROC) >= 50 and len({p.parent for p in PROC}) >= 10 and {p.name for p in PROC} == set(SECTION_PARSERS)
     proc_tally.check_share(PROC_INVALID)
 
 
