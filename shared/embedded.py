@@ -105,7 +105,7 @@ def accounts_conf(prefix: str = "infra", source: Path = ACCOUNTS_CONF) -> str:
     if prefix == "infra":
         return text
     up = prefix.upper().replace("-", "_")
-    return re.sub(r"\binfra\.|\bINFRA_|\binfra_",
+    return re.sub(r"(?<![A-Za-z0-9])(?:infra\.|INFRA_|infra_)",  # also KV_infra_cache
                   lambda m: {"infra.": f"{prefix}.", "INFRA_": f"{up}_", "infra_": f"{prefix}_"}[m.group(0)], text)
 
 

@@ -202,3 +202,21 @@ async def test_bootstrap_gives_each_database_role_only_its_own_rights(empty_data
                                        "WHERE rolname = ANY($1::text[])", list(ROLES.values()))
     finally:
         await conn.close()
+
+
+def test_up_renders_the_nats_permissions_for_another_subject_prefix(tmp_path):
+    """`infrawatch up` runs accounts.conf itself; with INFRAWATCH_SUBJECT_PREFIX=acme every
+    subject, stream and bucket name follows, and nats-server accepts the result."""
+    from shared.embedded import accounts_conf
+
+    text = accounts_conf("acme")
+    assert not re.search(r"(?<![A-Za-z0-9])(infra[._]|INFRA_)", text)
+    for name in ('"acme.collected.>"', '"$KV.acme_cache.>"', '"$JS.API.STREAM.PURGE.KV_acme_cache"',
+                 '"$JS.API.CONSUMER.CREATE.ACME_DEVICES"', '"$JS.API.CONSUMER.MSG.NEXT.*.writer"'):
+        assert name in text, name
+    (tmp_path / "accounts.conf").write_text(text)
+    (tmp_path / "nats.conf").write_text("listen: 127.0.0.1:4222\ninclude ./accounts.conf\n")
+    env = {**os.environ, **password_env(passwords())}
+    r = subprocess.run([nats_server_binary(), "-t", "-c", str(tmp_path / "nats.conf")], capture_output=True,
+                       text=True, env=env)
+    assert r.returncode == 0, r.stderr
