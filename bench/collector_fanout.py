@@ -51,10 +51,13 @@ async def bench(args, hosts: int) -> dict:
         with Simulators(tmp, hosts, args.simulators, env) as sim:
             names = Names("bench")
             nc = await nats.connect(nats_srv.url)
-            polls = {"n": 0, "errors": 0}
+            polls = {"n": 0, "errors": 0, "skipped": 0}
 
             async def on_event(msg) -> None:
                 ev = events.decode(msg.data)
+                if getattr(ev, "skipped_fresh", False):  # an event, but no collection
+                    polls["skipped"] += 1
+                    return
                 polls["n"] += 1
                 if ev.status != "success":
                     polls["errors"] += 1
@@ -106,7 +109,7 @@ async def bench(args, hosts: int) -> dict:
     commands = m.get("infrawatch_ssh_commands_executed_total", 0)
     print(f"hosts                {hosts}")
     print(f"polls/s              {rate:.2f}  (ideal {ideal:.2f}; ratio {rate / ideal:.3f})")
-    print(f"polls not success    {polls['errors']} (of {polls['n']})")
+    print(f"polls not success    {polls['errors']} (of {polls['n']}; {polls['skipped']} skipped as fresh)")
     print(f"collector CPU        {cpu:.1f} % of one core, {per_poll_ms:.2f} ms per poll"
           f"   (simulators: {(sim1 - sim0) / elapsed * 100:.0f} %)")
     print(f"collector RSS        {peak:.0f} MiB peak")

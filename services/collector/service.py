@@ -55,6 +55,7 @@ from shared.transport import Transport, TransportPool, transport_pool
 log = logging.getLogger(__name__)
 
 QUEUE_GROUP = "collector"
+_UNREAD = object()  # the cached event was not read by the caller
 SEND_GRACE_S = 15.0  # at shutdown, for publishes under way
 
 
@@ -129,6 +130,7 @@ class Collector:
         self._inflight: dict[tuple[uuid.UUID, str], asyncio.Future] = {}
         self._previous: dict[tuple[uuid.UUID, str], Any] = {}
         self._memory: dict[tuple[uuid.UUID, str], dict] = {}  # each type's own state per device
+        self._polled: dict[tuple[uuid.UUID, str], uuid.UUID] = {}  # event id of this instance's last poll
         self._sending: set[asyncio.Task] = set()
 
     def interval_s(self, data_type: str) -> float:
@@ -183,6 +185,7 @@ class Collector:
             del self._by_name[dev.spec.name]
         for data_type in self.data_types:
             self._memory.pop((device_id, data_type), None)
+            self._polled.pop((device_id, data_type), None)
         for task in dev.tasks:
             task.cancel()
         await asyncio.gather(*dev.tasks, return_exceptions=True)
@@ -253,14 +256,16 @@ class Collector:
                 continue
             started = loop.time()
             try:
-                age = await self._cached_age(dev.spec, data_type)
+                cached = await self._cached(dev.spec, data_type)  # read once per poll: age and previous payload
+                age = None if cached is None else (events.utcnow() - cached.occurred_at).total_seconds()
                 threshold = min(freshness_s(data_type, self.settings), interval)
-                if age is not None and age < threshold:
+                own = cached is not None and cached.event_id == self._polled.get((dev.spec.id, data_type))
+                if age is not None and age < threshold and not own:  # a refresh or another instance's poll
                     await self.publish_skip(dev, data_type, age)
                     delay = threshold - age
                 else:
                     self.stats.polls += 1
-                    await self.collect_and_publish(dev, data_type, trigger="poll")
+                    await self.collect_and_publish(dev, data_type, trigger="poll", cached=cached)
                     delay = interval
             except Exception:  # keep polling whatever happened
                 log.exception("poll of %s on %s failed", data_type, dev.spec.name)
@@ -290,12 +295,13 @@ class Collector:
         cached = await self._cached(spec, data_type)
         return None if cached is None else (events.utcnow() - cached.occurred_at).total_seconds()
 
-    async def _previous_payload(self, dev: _Device, data_type: str) -> Any:
+    async def _previous_payload(self, dev: _Device, data_type: str, cached: Any = _UNREAD) -> Any:
         """The last successful payload (for removed containers, inventory drift): the cache
         first (another instance may have collected since), else this instance's memory."""
         if not hasattr(DATA_TYPES[data_type], "with_previous"):
             return None
-        cached = await self._cached(dev.spec, data_type)
+        if cached is _UNREAD:
+            cached = await self._cached(dev.spec, data_type)
         if cached is not None and getattr(cached, "payload", None) is not None:
             return cached.payload
         return self._previous.get((dev.spec.id, data_type))
@@ -315,10 +321,11 @@ class Collector:
 
     async def collect_and_publish(
         self, dev: _Device, data_type: str, *, trigger: Trigger,
-        operation_id: uuid.UUID | None = None, force_refresh: bool = False,
+        operation_id: uuid.UUID | None = None, force_refresh: bool = False, cached: Any = _UNREAD,
     ) -> Collected:
         """Collect, publish the event, cache it when it succeeded (success or partial). An
-        operation arriving while the same device and type is being collected joins it."""
+        operation arriving while the same device and type is being collected joins it.
+        ``cached``: the cached event when the caller has just read it."""
         key = (dev.spec.id, data_type)
         running = self._inflight.get(key)
         if running is not None:
@@ -330,7 +337,7 @@ class Collector:
                 ev = await collect(
                     dev.transport, dev.spec, data_type, trigger=trigger, operation_id=operation_id,
                     settings=self.settings, force_refresh=force_refresh,
-                    previous=await self._previous_payload(dev, data_type), memory=self._memory.setdefault(key, {}),
+                    previous=await self._previous_payload(dev, data_type, cached), memory=self._memory.setdefault(key, {}),
                 )
         except BaseException as exc:
             future.set_exception(exc)
@@ -339,6 +346,8 @@ class Collector:
         finally:
             self._inflight.pop(key, None)  # from now on a request gets a collection of its own
         future.set_result(ev)
+        if trigger == "poll":
+            self._polled[key] = ev.event_id
         self.stats.operations[ev.status] += 1
         if ev.status in ("error", "unsupported"):
             self.stats.failures += 1

@@ -227,3 +227,24 @@ async def test_stops_cleanly_with_devices_registered(ssh_settings, ssh_server, j
     stop.set()
     await asyncio.wait_for(task, timeout=30)
     assert stats.polls == 1
+
+
+async def test_fixed_rate_polls_do_not_skip_their_own_results(ssh_settings, ssh_server, js) -> None:
+    """Polls start one interval apart (jitter around zero), so a poll may find the previous
+    poll's value a little younger than the freshness threshold: that value is its own and the
+    poll collects; only values cached by others (refreshes, other instances) are skipped."""
+    names = Names(ssh_settings.subject_prefix)
+    settings = only(ssh_settings, "system_metrics", collector_interval_overrides={"system_metrics": 1},
+                    freshness_overrides={"system_metrics": 1}, collector_first_poll_within_s=0.1,
+                    collector_jitter_fraction=0.2, metrics_port=-1)
+    stop, stats = asyncio.Event(), CollectorStats()
+    task = asyncio.create_task(run(settings, stop, stats=stats))
+    try:
+        spec = ssh_spec(ssh_server, name="steady")
+        sub = await js.subscribe(names.collected(spec.name, "system_metrics"), ordered_consumer=True)
+        await register(js, names, spec, "test", "test")
+        seen = [await next_event(sub) for _ in range(4)]
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, timeout=30)
+    assert [ev.skipped_fresh for ev in seen] == [False] * 4 and stats.skipped_fresh == 0
