@@ -18,6 +18,7 @@ from nats.js import JetStreamContext
 
 from services.watcher import remote
 from services.watcher.changes import Context, Item, Known, Seen, decide, known_after
+from services.watcher.debounce import Batch
 from services.watcher.paths import WatchPlan, watch_spec
 from services.watcher.redact import compile_rules
 from services.watcher.settings import WatcherSettings
@@ -191,7 +192,10 @@ class DeviceWatcher:
     async def _start_stream(self, recursive: bool, dirs: list[str]):
         s = self.settings
         program = s.watcher_inotifywait if self.mode == "inotifywait" else s.watcher_python
-        cmd = await open_stream(self.transport, remote.watch_argv(self.mode or "", program, recursive, dirs))
+        argv = remote.watch_argv(self.mode or "", program, recursive, dirs, python=self.python,
+                                 file_regex=self.wspec.file_regex, ignore=s.watcher_ignore_regex or None,
+                                 limit=s.watcher_content_limit)
+        cmd = await open_stream(self.transport, argv)
         err = b""
         try:
             async with asyncio.timeout(s.watcher_established_timeout_s):
@@ -213,15 +217,22 @@ class DeviceWatcher:
         return cmd
 
     async def _read(self, cmd, queue: asyncio.Queue) -> None:
-        buf = b""
+        parts: list[bytes] = []
         try:
             while True:
                 chunk = await cmd.stdout.read(65536)
                 if not chunk:
                     break
-                pairs, buf = remote.parse_watch_tokens(buf + chunk)
-                if pairs:
-                    queue.put_nowait(("events", pairs, time.time()))
+                parts.append(chunk)
+                if b"\0" not in chunk:  # inside a file's content: parse once it is complete
+                    continue
+                items, rest = remote.parse_stream(b"".join(parts))
+                parts = [rest] if rest else []
+                if items:
+                    queue.put_nowait(("events", items, time.time()))
+        except remote.StreamError as exc:
+            self.last_error = str(exc)
+            log.warning("%s: %s", self.spec.name, exc)
         except Exception as exc:  # a dropped channel
             log.debug("%s: watch stream read failed: %s", self.spec.name, exc)
         queue.put_nowait(("ended", [], time.time()))
@@ -237,56 +248,49 @@ class DeviceWatcher:
 
     async def _loop(self, queue: asyncio.Queue, plan: WatchPlan) -> bool:
         loop = asyncio.get_running_loop()
-        quiet = self.settings.watcher_quiet_ms / 1000
-        max_delay = self.settings.watcher_max_delay_ms / 1000
-        pending: dict[str, float] = {}
-        rescan = False
-        first = last = 0.0
-        next_verify = loop.time() + self.settings.watcher_verify_interval_s
+        st = self.settings
+        batch = Batch(st.watcher_quiet_ms / 1000, st.watcher_final_quiet_ms / 1000, st.watcher_max_delay_ms / 1000)
+        next_verify = loop.time() + st.watcher_verify_interval_s
         while True:
-            now = loop.time()
-            if pending or rescan:
-                deadline = min(last + quiet, first + max_delay)
-            else:
-                deadline = next_verify
+            due = batch.due()
+            deadline = next_verify if due is None else due
             try:
-                kind, pairs, at = await asyncio.wait_for(queue.get(), timeout=max(0.0, deadline - now))
+                kind, items, at = await asyncio.wait_for(queue.get(), timeout=max(0.0, deadline - loop.time()))
             except TimeoutError:
-                kind, pairs, at = None, [], 0.0
+                kind, items, at = None, [], 0.0
             if kind == "ended":
                 raise StreamEnded("the watch stream ended")
-            for path, flags in pairs:
+            now = loop.time()
+            for item in items:
+                if isinstance(item, remote.Probed):
+                    batch.state(item.path, item.stat, item.content, item.path in self.known)
+                    continue
+                path, flags = item.path, item.flags
                 if "Q_OVERFLOW" in flags:
                     self.overflows += 1
                     if self.perf is not None:
                         self.perf.error("inotify_overflow")
                     log.warning("%s: inotify queue overflow; rescanning", self.spec.name)
-                    rescan = True
+                    batch.need_rescan(now)
                 elif "ISDIR" in flags or "DELETE_SELF" in flags or "MOVE_SELF" in flags:
-                    if not flags & RESCAN_FLAGS:
-                        continue
-                    rescan = True
+                    if flags & RESCAN_FLAGS:
+                        batch.need_rescan(now)
                 elif (self.wspec.config_type(path) or path in self.known) and _sendable(path):
-                    pending.setdefault(path, at)
-                else:
-                    continue
-                last = loop.time()
-                if not first:
-                    first = last
-            now = loop.time()
-            if (pending or rescan) and (now - last >= quiet or now - first >= max_delay):
-                if rescan:
-                    listing = await self._rescan("scan", noticed=pending)
+                    batch.event(path, flags, now, at)
+            due = batch.due()
+            if due is not None and now >= due:
+                released = batch.take()
+                if released.rescan:
+                    listing = await self._rescan("scan", noticed=released.pending)
                     if self.wspec.plan(listing.dirs) != plan:
                         log.info("%s: directories changed; watching anew", self.spec.name)
                         return True
                     await self._status()
                 else:
-                    await self._changed(pending)
-                pending, rescan, first = {}, False, 0.0
+                    await self._changed(released.pending, states=released.states)
             if now >= next_verify:
                 await self._rescan("scan")
-                next_verify = now + self.settings.watcher_verify_interval_s
+                next_verify = now + st.watcher_verify_interval_s
 
     # ------------------------------------------------------------ scans and probes
 
@@ -332,9 +336,20 @@ class DeviceWatcher:
         return listing
 
     async def _changed(self, paths: dict[str, float | None], trigger: Trigger = "watch",
-                       probe_only: list[str] | None = None) -> None:
-        """Probe the paths (content and hash), decide and publish."""
-        probed = await self._probe(sorted(paths) if probe_only is None else probe_only)
+                       probe_only: list[str] | None = None,
+                       states: dict[str, tuple[remote.FileStat | None, bytes | None]] | None = None) -> None:
+        """Probe the paths (content and hash) whose state the watch stream did not bring, decide
+        and publish."""
+        states = states or {}
+        wanted = sorted(paths) if probe_only is None else probe_only
+        probed = await self._probe([p for p in wanted if p not in states])
+        for p, (stat, content) in states.items():
+            if stat is None:
+                probed.gone.add(p)
+                continue
+            probed.files[p] = stat
+            if content is not None:
+                probed.contents[p] = content
         items: list[Item] = []
         for p in sorted(paths):
             config_type = self.wspec.config_type(p)

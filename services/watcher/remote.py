@@ -6,8 +6,11 @@ script passed as an argument to ``python3 -c`` / ``sh -c``: nothing is installed
 
 Output is NUL-separated, so paths with spaces, quotes or newlines come through intact:
 
-* watch streams print ``<path>\\0<EVENT,EVENT>\\0`` per inotify event (inotifywait's
-  ``--format '%w%f%0%e%0'``; the python loop prints the same);
+* watch streams print ``E\\0<path>\\0<EVENT,EVENT>\\0`` per inotify event, and after the events
+  of a batch, for each matching file they name, its state as read then:
+  ``P\\0<path>\\0<size> <mtime> <owner> <octal mode>\\0<sha256 or empty>\\0<base64 content or ->\\0``
+  (an empty metadata field: gone, or not a regular file; ``-``: larger than the limit; an empty
+  sha256 is that of the content);
 * scans and probes print tagged records: ``D\\0<dir>\\0`` (an existing directory),
   ``F\\0<path>\\0<size> <mtime> <owner> <octal mode>\\0<sha256 or empty>\\0`` (a regular file),
   optionally followed by ``C\\0<base64 content>\\0``, and ``G\\0<path>\\0`` (gone, or not a file).
@@ -20,196 +23,30 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 
+from services.watcher.scripts import EVENT_SH, INOTIFY_PY, KEEPALIVE_SH, PIPE_SH, PROBE_SH, SCAN_PY, SCAN_SH
+
 # q_overflow must be listed: inotifywait prints only the events named here, so without it a full
 # kernel queue would drop events silently instead of triggering a rescan.
 WATCH_EVENTS = "close_write,create,delete,moved_to,moved_from,attrib,delete_self,move_self,q_overflow"
 ESTABLISHED = b"Watches established."
 
-# Runs "$@" with stdin from /dev/null and stops it when our stdin (the SSH channel) closes:
-# without a pty, sshd leaves a command running after its channel is gone.
-KEEPALIVE_SH = r"""exec 3<&0 0</dev/null
-"$@" 3<&- & p=$!
-{ cat <&3 >/dev/null 2>&1; kill "$p" 2>/dev/null; } &
-w=$!
-exec 3<&-
-wait "$p"; s=$?
-kill "$w" 2>/dev/null
-exit "$s"
-"""
 
-# The inotify loop for devices without inotifywait: args are pairs "-r|-n" DIR.
-INOTIFY_PY = r"""
-import ctypes, ctypes.util, os, struct, sys
-libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
-NAMES = {0x4: "ATTRIB", 0x8: "CLOSE_WRITE", 0x40: "MOVED_FROM", 0x80: "MOVED_TO", 0x100: "CREATE",
-         0x200: "DELETE", 0x400: "DELETE_SELF", 0x800: "MOVE_SELF", 0x4000: "Q_OVERFLOW", 0x40000000: "ISDIR"}
-MASK = 0x4 | 0x8 | 0x40 | 0x80 | 0x100 | 0x200 | 0x400 | 0x800
-fd = libc.inotify_init1(0o2000000)
-if fd < 0:
-    sys.exit("inotify_init1: " + os.strerror(ctypes.get_errno()))
-wds = {}
-def add(path, rec):
-    wd = libc.inotify_add_watch(fd, path, MASK)
-    if wd < 0:
-        sys.stderr.write("cannot watch %r: %s\n" % (path, os.strerror(ctypes.get_errno())))
-        return
-    wds[wd] = (path, rec)
-    if rec:
-        try:
-            entries = list(os.scandir(path))
-        except OSError:
-            return
-        for e in entries:
-            if e.is_dir(follow_symlinks=False):
-                add(e.path, True)
-args = sys.argv[1:]
-for i in range(0, len(args) - 1, 2):
-    add(os.fsencode(args[i + 1]), args[i] == "-r")
-sys.stderr.write("Watches established.\n")
-sys.stderr.flush()
-out = sys.stdout.buffer
-while True:
-    data = os.read(fd, 1 << 16)
-    i, buf = 0, []
-    while i + 16 <= len(data):
-        wd, m, _, n = struct.unpack_from("iIII", data, i)
-        name = data[i + 16:i + 16 + n].rstrip(b"\0")
-        i += 16 + n
-        if m & 0x4000:
-            buf.append(b"\0Q_OVERFLOW\0")
-            continue
-        w = wds.get(wd)
-        if w is None:
-            continue
-        if m & 0x8000:
-            del wds[wd]
-            continue
-        p = os.path.join(w[0], name) if name else w[0]
-        if w[1] and m & 0x40000000 and m & 0x180:
-            add(p, True)
-        buf.append(p + b"\0" + ",".join(v for k, v in NAMES.items() if m & k).encode() + b"\0")
-    out.write(b"".join(buf))
-    out.flush()
-"""
-
-# Scanner and prober with python3: argv[1] is a JSON request (see scan_argv / probe_argv).
-SCAN_PY = r"""
-import base64, hashlib, json, os, pwd, re, stat, sys
-q = json.loads(sys.argv[1])
-out = sys.stdout.buffer
-users = {}
-def owner(uid):
-    if uid not in users:
-        try:
-            users[uid] = pwd.getpwuid(uid).pw_name
-        except KeyError:
-            users[uid] = str(uid)
-    return users[uid]
-def put(*fields):
-    out.write(b"".join((f if isinstance(f, bytes) else os.fsencode(f)) + b"\0" for f in fields))
-def record(p, limit, hashed):
-    try:
-        fd = os.open(p, os.O_RDONLY | os.O_NONBLOCK)
-    except OSError:
-        put("G", p)
-        return
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            put("G", p)
-            return
-        h, n = hashlib.sha256(), 0
-        keep = [] if 0 <= st.st_size <= limit else None
-        if hashed or keep is not None:
-            while True:
-                b = os.read(fd, 1 << 20)
-                if not b:
-                    break
-                h.update(b)
-                n += len(b)
-                if keep is not None:
-                    keep.append(b)
-                    if n > limit:
-                        keep = None
-        ns = st.st_mtime_ns
-        meta = "%d %d.%09d %s %o" % (st.st_size, ns // 10**9, ns % 10**9, owner(st.st_uid), stat.S_IMODE(st.st_mode))
-        put("F", p, meta, h.hexdigest() if hashed or keep is not None else "")
-        if keep is not None:
-            put("C", base64.b64encode(b"".join(keep)))
-    except OSError:
-        put("G", p)
-    finally:
-        os.close(fd)
-if q["mode"] == "probe":
-    for p in q["paths"]:
-        record(p, q["limit"], True)
-else:
-    fre, dre = re.compile(q["files"]), re.compile(q["dirs"])
-    for d in q["exists"]:
-        if os.path.isdir(d):
-            put("D", d)
-    for base, depth in q["bases"]:
-        if not os.path.isdir(base):
-            continue
-        for root, dirs, files in os.walk(base):
-            rel = root[len(base):].strip("/")
-            level = rel.count("/") + 1 if rel else 0
-            if level + 1 < depth:
-                for d in dirs:
-                    p = os.path.join(root, d)
-                    if dre.fullmatch(p):
-                        put("D", p)
-            else:
-                dirs[:] = []
-            for f in files:
-                p = os.path.join(root, f)
-                if fre.fullmatch(p):
-                    record(p, -1, True)
-    out.flush()
-"""
-
-# The same with GNU find and coreutils, for devices without python3:
-# args: FILE_REGEX DIR_REGEX DIR... -- DEPTH BASE [DEPTH BASE ...]
-SCAN_SH = r"""fre=$1 dre=$2; shift 2
-while [ $# -gt 0 ] && [ "$1" != -- ]; do [ -d "$1" ] && printf 'D\0%s\0' "$1"; shift; done
-[ $# -gt 0 ] && shift
-while [ $# -ge 2 ]; do
-  depth=$1 base=$2; shift 2
-  [ -d "$base" ] || continue
-  find "$base" -mindepth 1 -maxdepth "$((depth - 1))" -regextype posix-extended -type d -regex "$dre" \
-    -printf 'D\0%p\0' 2>/dev/null
-  find "$base" -mindepth 1 -maxdepth "$depth" -regextype posix-extended -regex "$fre" -xtype f -exec sh -c '
-    for f do
-      m=$(stat -L -c "%s %.9Y %U %a" -- "$f" 2>/dev/null) || continue
-      h=$(sha256sum < "$f" 2>/dev/null) || continue
-      printf "F\0%s\0%s\0%s\0" "$f" "$m" "${h%% *}"
-    done' sh {} + 2>/dev/null
-done
-exit 0
-"""
-
-# args: LIMIT PATH...
-PROBE_SH = r"""l=$1; shift
-for f do
-  if [ -f "$f" ] && m=$(stat -L -c '%s %.9Y %U %a' -- "$f" 2>/dev/null); then
-    if [ "${m%% *}" -le "$l" ]; then
-      if c=$(base64 -w0 < "$f" 2>/dev/null); then printf 'F\0%s\0%s\0\0C\0%s\0' "$f" "$m" "$c"
-      else printf 'G\0%s\0' "$f"; fi
-    elif h=$(sha256sum < "$f" 2>/dev/null); then printf 'F\0%s\0%s\0%s\0' "$f" "$m" "${h%% *}"
-    else printf 'G\0%s\0' "$f"; fi
-  else printf 'G\0%s\0' "$f"; fi
-done
-exit 0
-"""
-
-
-def watch_argv(mode: str, program: str, recursive: bool, dirs: list[str]) -> list[str]:
-    """The long-running watch command over ``dirs`` (all recursive, or none)."""
+def watch_argv(mode: str, program: str, recursive: bool, dirs: list[str], *, python: str | None,
+               file_regex: str, ignore: str | None, limit: int) -> list[str]:
+    """The long-running watch command over ``dirs`` (all recursive, or none). Its stream carries
+    the events and, for each matching file they name, its metadata, hash and content (``limit``
+    bytes at most): read by ``python`` when the device has it, else by sh, stat and base64."""
     if mode == "inotifywait":
         cmd = [program, "-m", "--no-newline", "--format", "%w%f%0%e%0", "-e", WATCH_EVENTS]
         cmd += (["-r"] if recursive else []) + ["--", *dirs]
+        if python is None:
+            cmd = ["sh", "-c", PIPE_SH, "sh", EVENT_SH, file_regex, str(limit), *cmd]
+        else:
+            cmd = [python, "-c", INOTIFY_PY, json.dumps({"files": file_regex, "ignore": ignore, "limit": limit}),
+                   *cmd]
     else:
-        cmd = [program, "-c", INOTIFY_PY] + [a for d in dirs for a in ("-r" if recursive else "-n", d)]
+        conf = json.dumps({"files": file_regex, "ignore": ignore, "limit": limit})
+        cmd = [program, "-c", INOTIFY_PY, conf] + [a for d in dirs for a in ("-r" if recursive else "-n", d)]
     return ["sh", "-c", KEEPALIVE_SH, "sh", *cmd]
 
 
@@ -286,10 +123,62 @@ def parse_records(data: bytes) -> Listing:
     return out
 
 
-def parse_watch_tokens(buf: bytes) -> tuple[list[tuple[str, set[str]]], bytes]:
-    """Complete ``path\\0EVENTS\\0`` pairs from a stream buffer, and the incomplete rest."""
+@dataclass(frozen=True)
+class Event:
+    """One inotify event of a watch stream: the path and the event names."""
+
+    path: str
+    flags: frozenset[str]
+
+
+@dataclass(frozen=True)
+class Probed:
+    """A file's state read by the watch program right after its events (``stat`` None: gone)."""
+
+    path: str
+    stat: FileStat | None
+    content: bytes | None  # None: larger than the limit, or gone
+
+
+class StreamError(ValueError):
+    """The watch stream holds something that is neither an event nor a record."""
+
+
+def _probed(path: bytes, meta: bytes, sha: bytes, content: bytes) -> Probed:
+    p = _text(path)
+    if not meta:
+        return Probed(p, None, None)
+    size, mtime, rest = _text(meta).split(" ", 2)
+    owner, mode = rest.rsplit(" ", 1)
+    data = None if content == b"-" else base64.b64decode(content)
+    if data is not None:  # size and hash of the bytes actually read
+        return Probed(p, FileStat(p, len(data), float(mtime), owner, mode.zfill(4), hashlib.sha256(data).hexdigest()),
+                      data)
+    return Probed(p, FileStat(p, int(size), float(mtime), owner, mode.zfill(4), sha.decode()), None)
+
+
+def parse_stream(buf: bytes) -> tuple[list[Event | Probed], bytes]:
+    """Complete events and records from a watch stream buffer, and the incomplete rest."""
     tokens = buf.split(b"\0")
-    rest_at = len(tokens) - 1 - ((len(tokens) - 1) % 2)
-    pairs = [(_text(tokens[i]).rstrip("/") or "/", set(tokens[i + 1].decode("ascii", "replace").split(",")))
-             for i in range(0, rest_at, 2)]
-    return pairs, b"\0".join(tokens[rest_at:])
+    complete = len(tokens) - 1
+    items: list[Event | Probed] = []
+    i = 0
+    while i < complete:
+        tag = tokens[i]
+        if tag == b"E":
+            if i + 3 > complete:
+                break
+            path = _text(tokens[i + 1]).rstrip("/") or ("/" if tokens[i + 1] else "")
+            items.append(Event(path, frozenset(tokens[i + 2].decode("ascii", "replace").split(","))))
+            i += 3
+        elif tag == b"P":
+            if i + 5 > complete:
+                break
+            try:
+                items.append(_probed(*tokens[i + 1:i + 5]))
+            except (ValueError, UnicodeDecodeError) as exc:
+                raise StreamError(f"unreadable file record in the watch stream: {exc}") from None
+            i += 5
+        else:
+            raise StreamError(f"unexpected data in the watch stream: {tag[:60]!r}")
+    return items, b"\0".join(tokens[i:])

@@ -18,6 +18,11 @@ class WatcherSettings(Settings):
     watcher_python: str = "python3"  # command on the device, for the inotify loop and the scanner
     watcher_quiet_ms: int = 200  # a file's events are merged until it has been quiet this long
     watcher_max_delay_ms: int = 2000  # ... but a change is never held back longer than this
+    watcher_final_quiet_ms: int = 15  # after a close-after-write or rename-into-place, the window is this short
+    # Several instances share the devices: each heartbeats every watcher_heartbeat_s into the
+    # watch-state bucket; an instance silent for watcher_member_timeout_s is dead.
+    watcher_heartbeat_s: float = 5.0
+    watcher_member_timeout_s: float = 7.5
     watcher_poll_interval_s: float = 10.0
     watcher_verify_interval_s: float = 1800.0
     watcher_content_limit: int = MiB
