@@ -20,7 +20,7 @@ import yaml
 
 from services.watcher.redaction import nginx_conf, unit, yaml_doc
 from services.watcher.redaction.common import MASK, Span, apply, merge
-from services.watcher.redaction.text import TRIGGER, lower, pem, scan
+from services.watcher.redaction.text import has_secrets, lower, pem, scan
 from shared.payloads.config import Redaction
 
 __all__ = ["DEFAULT_RULES", "MASK", "Rule", "compile_rules", "redact"]
@@ -76,7 +76,7 @@ def redact(text: str, rules: tuple[Rule, ...] = DEFAULT_RULES, config_type: str 
     """The text with secret values replaced by ``<redacted>``, and what was hidden (never the values)."""
     low = lower(text)
     spans: list[Span] | None = []
-    if TRIGGER.search(low) is not None:  # every built-in rule needs one of these words or marks
+    if has_secrets(text, low):
         spans = _structure(text, low, config_type, path)
         if spans is None:
             spans = scan(text, low)

@@ -208,6 +208,21 @@ def scan(text: str, low: str, lo: int = 0, hi: int | None = None, free: bool = T
     return out
 
 
+def has_secrets(text: str, low: str) -> bool:
+    """Whether the text holds anything any rule hides: a key block, URL credentials, a password
+    hash, or a word that names a secret. A file without one (most nginx and unit files: their
+    ``proxy_pass`` and ``key`` are no secret names) needs no parsing for redaction."""
+    if _PEM.search(text) or _URL.search(text) or _HASH.search(text):
+        return True
+    for m in _KW.finditer(low):
+        start = m.start()
+        floor = max(0, start - _MAX_NAME)
+        start -= len(low[floor:start]) - len(low[floor:start].rstrip(_NAME_CHARS))
+        if is_secret_name(text[start:m.end()]):
+            return True
+    return False
+
+
 def lower(text: str) -> str:
     """The text lower-cased with every offset kept (ASCII only when full case folding would
     change the length, as for "\u0130")."""
