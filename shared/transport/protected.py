@@ -11,6 +11,8 @@ could match one); :func:`filter_paths` drops them from a list of paths a reader 
 from __future__ import annotations
 
 import fnmatch
+import glob
+import itertools
 import os
 from collections.abc import Iterable
 from pathlib import Path
@@ -19,6 +21,7 @@ from shared.settings import Settings
 from shared.transport.base import ProtectedPathError
 
 GLOB_CHARS = "*?["
+MAX_GLOB_MATCHES = 10_000  # paths of one glob looked at on this host
 
 
 def protected_paths(settings: Settings) -> list[str]:
@@ -38,16 +41,27 @@ def _inside(path: str, root: str) -> bool:
     return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
 
 
+def _glob_may_reach(pattern: str, root: str) -> bool:
+    """Whether a glob could match ``root`` or a path inside it, compared component by component."""
+    parts, root_parts = pattern.split(os.sep), root.split(os.sep)
+    for i, part in enumerate(parts):
+        if part == "**" or i >= len(root_parts):
+            return True  # any depth from here, or below root: inside it
+        if not fnmatch.fnmatchcase(root_parts[i], part):
+            return False
+    return len(parts) == len(root_parts)  # root itself; a shorter pattern names an ancestor
+
+
 def is_protected(path: str | Path, protected: Iterable[str]) -> bool:
     """Whether ``path`` (resolved, symlinks followed) is or lies inside a protected path, or is a
-    glob that could match one."""
-    text = os.path.expanduser(str(path))
+    glob that could match one (here, through symlinks, or once such a file exists)."""
+    text = os.path.abspath(os.path.expanduser(str(path)))
     roots = list(protected)
     if any(c in text for c in GLOB_CHARS):
-        pattern = os.path.abspath(text)
-        # fnmatch's * also matches "/", so a pattern matching a parent's files is caught too
-        return any(fnmatch.fnmatchcase(root, pattern) or fnmatch.fnmatchcase(root + os.sep + "x", pattern)
-                   for root in roots)
+        if any(_glob_may_reach(text, root) for root in roots):
+            return True
+        matches = itertools.islice(glob.iglob(text, recursive=True), MAX_GLOB_MATCHES)
+        return any(is_protected(m, roots) for m in matches if not any(c in m for c in GLOB_CHARS))
     resolved = os.path.realpath(text)
     return any(_inside(resolved, root) for root in roots)
 

@@ -219,25 +219,30 @@ def secret_settings(ssh_settings, tmp_path: Path):
 
 
 @pytest.mark.parametrize("path", ["{data}/up.json", "{data}/*", "{data}/../{dname}/known_hosts", "{pw}",
-                                  "{link}", "{data}"])
+                                  "{link}", "{data}", "{parent}/{dname_start}*/up.json", "{parent}/**",
+                                  "{dirlink}*/up.json"])
 async def test_local_transport_refuses_the_services_secrets(ssh_settings, tmp_path, path) -> None:
     settings = secret_settings(ssh_settings, tmp_path)
     link = tmp_path.parent / f"link-{uuid.uuid4().hex[:6]}"
     os.symlink(settings.ssh_password_file, link)
+    dirlink = tmp_path.parent / f"dirlink-{uuid.uuid4().hex[:6]}"
+    os.symlink(tmp_path, dirlink)  # a directory elsewhere that leads into the data directory
     try:
-        word = path.format(data=tmp_path, dname=tmp_path.name, pw=settings.ssh_password_file, link=link)
+        word = path.format(data=tmp_path, dname=tmp_path.name, pw=settings.ssh_password_file, link=link,
+                           parent=tmp_path.parent, dname_start=tmp_path.name[:6], dirlink=dirlink)
         t = LocalTransport(DeviceSpec(id=uuid.uuid4(), name="local", transport="local"), settings)
         with pytest.raises(ProtectedPathError):
             await t.run(["cat", word], timeout=10)
         assert t.commands_executed == 0
     finally:
         link.unlink()
+        dirlink.unlink()
 
 
 async def test_local_transport_still_reads_other_files(ssh_settings, tmp_path) -> None:
     settings = secret_settings(ssh_settings, tmp_path / "data")
     t = LocalTransport(DeviceSpec(id=uuid.uuid4(), name="local", transport="local"), settings)
     assert (await t.run(["cat", "/proc/loadavg"], timeout=10)).exit_status == 0
-    kept = filter_paths(["/etc/hostname", str(settings.data_dir / "up.json"), str(settings.ssh_password_file)],
-                        settings)
-    assert kept == ["/etc/hostname"]
+    kept = filter_paths(["/etc/hostname", str(settings.data_dir / "up.json"), str(settings.ssh_password_file),
+                         "/etc/*.conf", "/home/*/docker-compose.yml"], settings)
+    assert kept == ["/etc/hostname", "/etc/*.conf", "/home/*/docker-compose.yml"]
