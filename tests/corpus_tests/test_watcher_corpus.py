@@ -73,6 +73,24 @@ def test_nginx_server_names_and_includes_match_the_source(nginx_tally) -> None:
     assert sum(bool(r["server_names"]) for r in nginx_tally.parsed.values()) >= 50
 
 
+def test_nginx_proxied_containers_match_the_source(nginx_tally) -> None:
+    """SWAG style: `set $upstream_app radarr;` then `proxy_pass http://$upstream_app:7878;` proxies to radarr."""
+    wrong, checked = {}, 0
+    for p in NGINX:
+        parsed = nginx_tally.parsed.get(rel(p))
+        code = _nginx_code(p.read_text(encoding="utf-8", errors="replace"))
+        sets = {m.group(1): m.group(2) for m in re.finditer(r"(?:^|(?<=[;{}\s]))set\s+\$(\w+)\s+([\w.-]+);", code)}
+        hosts = {sets[v] for v in re.findall(r"(?:^|(?<=[;{}\s]))proxy_pass\s+[^;]*://\$(\w+)", code) if v in sets}
+        hosts = {h for h in hosts if not h.replace(".", "").isdigit()}
+        if parsed is None or not hosts:
+            continue
+        checked += 1
+        if not hosts <= set(parsed["upstream_hosts"]):
+            wrong[rel(p)] = (parsed["upstream_hosts"], sorted(hosts))
+    assert not wrong, wrong
+    assert checked >= 15
+
+
 # ---------------------------------------------------------------- docker compose
 
 COMPOSE = files("compose")

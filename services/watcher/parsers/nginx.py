@@ -99,7 +99,10 @@ def parse(text: str, path: str = "nginx.conf") -> dict[str, Any]:
         for d in _walk(tree) if d["directive"] == "upstream"
     }
     locations = [loc for s in servers.values() for loc in s["locations"].values()] + list(top_locations.values())
-    proxied = sorted({loc["upstream"] for loc in locations if loc["upstream"]})
+    # a snippet included inside a location block may hold proxy_pass at its top level
+    top_sets = _sets(tree)
+    snippet = [_resolve(" ".join(d["args"]), top_sets) for d in tree if d["directive"] == "proxy_pass"]
+    proxied = sorted({loc["upstream"] for loc in locations if loc["upstream"]} | set(snippet))
     hosts = {h for u in proxied if (h := _host(u)) and not h.startswith("$")}
     hosts |= {h for srvs in upstreams.values() for s in srvs if (h := _host(s))}
     return {
