@@ -43,8 +43,10 @@ from services.api.settings import ApiSettings  # noqa: E402
 from shared.embedded import NatsServer, PostgresServer, free_port  # noqa: E402
 from tests.sshd import start_ssh_server  # noqa: E402
 
-# force_refresh is held to the API's wait for a refreshed collection (INFRAWATCH_API_REFRESH_TIMEOUT_S).
+# force_refresh is held to the API's wait for a refreshed collection (INFRAWATCH_API_REFRESH_TIMEOUT_S);
+# its p99 over SSH to REFRESH_P99_MAX_MS.
 REFRESH_LIMIT_MS = ApiSettings.model_fields["api_refresh_timeout_s"].default * 1000
+REFRESH_P99_MAX_MS = 300.0
 CACHED_VS_HEALTH_MIN = 0.6
 CACHED_P99_MAX_MS = 15.0
 RANGE_DAYS = 30
@@ -188,11 +190,13 @@ async def bench(args: argparse.Namespace, work: Path) -> None:
                 lat.append((time.perf_counter() - t) * 1000)
                 r.raise_for_status()
             print(f"force_refresh round trip over SSH ({args.refreshes} sequential): p50 {pct(lat, 50):.0f} ms,"
-                  f" p99 {pct(lat, 99):.0f} ms, mean {statistics.mean(lat):.0f} ms")
+                  f" p99 {pct(lat, 99):.0f} ms, mean {statistics.mean(lat):.0f} ms;"
+                  f" p99 / {REFRESH_P99_MAX_MS:g} ms: {pct(lat, 99) / REFRESH_P99_MAX_MS:.2f}")
             c = (f"{args.refreshes} sequential GET {data}?force_refresh=true through the collector over SSH"
                  f" ({ssh.kind}); limit: the API's refresh wait")
             record("api_force_refresh_p50_ms", pct(lat, 50), "ms", REFRESH_LIMIT_MS, c)
-            record("api_force_refresh_p99_ms", pct(lat, 99), "ms", REFRESH_LIMIT_MS, c)
+            record("api_force_refresh_p99_ms", pct(lat, 99), "ms", REFRESH_P99_MAX_MS, c.replace(
+                "limit: the API's refresh wait", f"limit: {REFRESH_P99_MAX_MS:g} ms"))
     finally:
         for p in procs:
             if p.returncode is None:
