@@ -57,13 +57,18 @@ def _line_prefix(text: str, pos: int, lo: int) -> str | None:
     return text[nl + 1 if nl >= 0 else start:pos]
 
 
-def pem(text: str, lo: int, hi: int) -> list[Span]:
-    """Private key blocks (PEM, OpenSSH, PGP): the key text of every line between BEGIN and END.
-    A block without END ends at the first line that is not key text."""
+def pem(text: str, lo: int, hi: int, blocks: list[tuple[int, int]] | None = None) -> list[Span]:
+    """Private key blocks (PEM, OpenSSH, PGP): the key text of every line between BEGIN and END
+    (each block's extent is added to ``blocks``). A block without END ends at the first line
+    that is not key text."""
     out: list[Span] = []
     pos = lo
     next_end, searched_from = None, hi + 1  # the first END at or after searched_from (each part searched once)
+    begin = -1
     while (m := _PEM.search(text, pos, hi)) is not None:
+        if begin >= 0 and blocks is not None:
+            blocks.append((begin, pos))  # pos: where the previous block ended
+        begin = m.start()
         name, first = m.group("name"), len(out)
 
         def runs(a: int, b: int) -> None:
@@ -98,6 +103,8 @@ def pem(text: str, lo: int, hi: int) -> list[Span]:
                 break
             runs(p, le)
             p = le + 1
+    if begin >= 0 and blocks is not None:
+        blocks.append((begin, pos))
     return out
 
 
@@ -197,14 +204,18 @@ def scan(text: str, low: str, lo: int = 0, hi: int | None = None, free: bool = T
     hi = len(text) if hi is None else hi
     if TRIGGER.search(low, lo, hi) is None:
         return []
-    out = pem(text, lo, hi)
-    for m in _URL.finditer(text, lo, hi):
-        scheme = _SCHEME_NAME.search(text, max(lo, m.start() - 32), m.start())
-        out.append(Span(m.start("value"), m.end("value"), scheme.group() if scheme else "url", "url_credentials"))
-    out.extend(_hashes(text, lo, hi))
-    if free:
-        out.extend(_pgpass(text, lo, hi))
-    out.extend(_settings(text, low, lo, hi, free, nginx))
+    blocks: list[tuple[int, int]] = []
+    out = pem(text, lo, hi, blocks)
+    gaps = [(a, b) for a, b in zip([lo] + [e for _, e in blocks], [s for s, _ in blocks] + [hi]) if b > a]
+    for a, b in gaps:  # the other rules, outside key blocks
+        for m in _URL.finditer(text, a, b):
+            scheme = _SCHEME_NAME.search(text, max(a, m.start() - 32), m.start())
+            out.append(Span(m.start("value"), m.end("value"), scheme.group() if scheme else "url",
+                            "url_credentials"))
+        out.extend(_hashes(text, a, b))
+        if free:
+            out.extend(_pgpass(text, a, b))
+        out.extend(_settings(text, low, a, b, free, nginx))
     return out
 
 
