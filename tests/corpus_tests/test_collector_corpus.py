@@ -14,6 +14,7 @@ import re
 from pathlib import Path
 
 import pytest
+import yaml
 
 from services.collector.capture import Output, render
 from services.collector.types import containers, drive_health, inventory, system_metrics
@@ -121,12 +122,13 @@ def _containers_capture(path: Path) -> tuple[str, dict]:
         want = {r["ID"]: {"cpu_percent": float(r["CPUPerc"].rstrip("%")), "memory_bytes": _bytes(r["MemUsage"].split("/")[0]),
                           "pids": int(r["PIDs"])} for r in rows}
         return render([Output("ps", ps), Output("stats", text)]), want
-    if path.name == "container-inspect.json":
-        doc = json.loads(text)
+    if path.name.endswith(("container-inspect.json", "container-inspect.yaml")):
+        doc = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
         health = (doc["State"].get("Health") or {}).get("Status") or "-"
         ps = _docker_ps_line(doc["Id"], doc["Name"].lstrip("/"), doc["Config"]["Image"], doc["State"]["Status"])
         inspect = f"{doc['Id']} {doc['RestartCount']} {health}"
-        want = {doc["Id"]: {"restart_count": doc["RestartCount"], "state": doc["State"]["Status"]}}
+        want = {doc["Id"]: {"restart_count": doc["RestartCount"], "state": doc["State"]["Status"],
+                            "health": None if health == "-" else health}}
         return render([Output("ps", ps), Output("stats", ""), Output("inspect", inspect)]), want
     if path.name == "podman-stats.json":
         rows = json.loads(text)
