@@ -29,8 +29,8 @@ import uuid
 from pathlib import Path
 
 from shared.db_roles import ROLES, create_roles, grant, role_url
-from shared.embedded import NATS_USERS, NatsServer, PostgresServer, free_port, port_is_free
-from shared.settings import Settings, redact_url
+from shared.embedded import NATS_USERS, NatsServer, PostgresServer, ServerError, free_port, port_is_free
+from shared.settings import Settings, api_bind_problem, redact_url
 
 log = logging.getLogger("infrawatch.up")
 
@@ -150,6 +150,8 @@ def _service_env(base: dict[str, str], name: str, creds: dict, db_urls: dict[str
 
 def run_up(settings: Settings) -> int:
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    if problem := api_bind_problem(settings):
+        raise ServerError(problem)
     data = settings.data_dir.resolve()
     data.mkdir(mode=0o700, parents=True, exist_ok=True)
     data.chmod(0o700)

@@ -154,15 +154,18 @@ def test_nats_monitoring_listens_on_loopback_only():
             assert m.group(1).startswith("127.0.0.1:"), (conf.name, m.group(0))
 
 
-def test_the_api_does_not_serve_plain_http_beyond_loopback():
+def test_the_api_does_not_serve_plain_http_beyond_loopback(tmp_path):
     for host in ("127.0.0.1", "::1", "[::1]", "localhost"):
         assert api_bind_problem(Settings(api_host=host)) is None
     for host in ("0.0.0.0", "::", "192.0.2.1"):
         assert "plain HTTP" in api_bind_problem(Settings(api_host=host))
     assert api_bind_problem(Settings(api_host="0.0.0.0", api_plain_http_public=True)) is None
     env = {**os.environ, "INFRAWATCH_API_HOST": "0.0.0.0", "INFRAWATCH_NATS_URL": "nats://127.0.0.1:1"}
-    r = subprocess.run([sys.executable, "-m", "services.cli", "api"], capture_output=True, text=True, env=env)
-    assert r.returncode == 1 and "plain HTTP" in r.stderr, r.stderr
+    for command in ("api", "up"):  # refused before anything starts
+        r = subprocess.run([sys.executable, "-m", "services.cli", command], capture_output=True, text=True,
+                           env={**env, "INFRAWATCH_DATA_DIR": str(tmp_path / command)})
+        assert r.returncode == 1 and "plain HTTP" in r.stderr, (command, r.stderr)
+        assert not (tmp_path / command).exists()
 
 
 async def test_bootstrap_gives_each_database_role_only_its_own_rights(empty_database_url):
