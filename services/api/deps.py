@@ -11,6 +11,7 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request, Security, status
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from nats.aio.client import Client
+from starlette.datastructures import Headers, State
 from nats.js import JetStreamContext
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -82,14 +83,20 @@ AuditorDep = Annotated[Auditor, Depends(_auditor)]
 RefresherDep = Annotated[Refresher, Depends(_refresher)]
 
 
-def _presented_key(request: Request) -> str | None:
+def _presented_key(headers: Headers) -> str | None:
     """The key of ``Authorization: Bearer <key>`` or ``X-API-Key: <key>``."""
-    auth = request.headers.get("authorization")
+    auth = headers.get("authorization")
     if auth:
         scheme, _, value = auth.partition(" ")
         if scheme.lower() == "bearer" and value.strip():
             return value.strip()
-    return request.headers.get("x-api-key") or None
+    return headers.get("x-api-key") or None
+
+
+def cached_principal(state: State, headers: Headers) -> Principal | None:
+    """The principal of the presented key if this instance authenticated it recently (no I/O)."""
+    key = _presented_key(headers)
+    return state.principals.get(hash_key(key), time.monotonic()) if key else None
 
 
 async def _lookup(request: Request, key: str, digest: str) -> Principal | None:
@@ -118,7 +125,7 @@ async def _authenticated(request: Request) -> Principal:
     principal = getattr(request.state, "principal", None)
     if principal is not None:
         return principal
-    key = _presented_key(request)
+    key = _presented_key(request.headers)
     if key:
         cache: PrincipalCache = request.app.state.principals
         digest, now = hash_key(key), time.monotonic()

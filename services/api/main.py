@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 from services.api import errors
 from services.api.audit import Auditor
 from services.api.cache import CacheMirror
+from services.api.hot import CachedReads
 from services.api.keys import PrincipalCache
 from services.api.limits import BodyLimit
 from services.api.queries import has_timescaledb
@@ -94,6 +95,7 @@ def create_app(settings: Settings) -> FastAPI:
     app = FastAPI(title="infrawatch", version="0.1.0", description=DESCRIPTION, lifespan=lifespan,
                   telemetry={"tracing": False, "metrics": False, "logs": False})
     errors.install(app)
+    app.add_middleware(CachedReads)  # the innermost middleware: outer ones (limits) see every request
     app.add_middleware(BodyLimit, limit=api_settings.api_max_body_bytes)  # before parsing, decoding and auth
     for router in ROUTERS:
         app.include_router(router)

@@ -54,17 +54,26 @@ class Reader:
     def _reading(self, ev: Collected, data_type: str, source: Literal["cache", "refresh"]) -> Reading:
         return Reading(ev, source, age_s(ev), self.settings.freshness_s(data_type, ev.freshness_threshold_s))
 
+    def cached(self, spec: DeviceSpec, data_type: str, principal: Principal) -> Reading | None:
+        """The fresh cached reading of this device and type, counted and audited as a cache hit;
+        None (nothing counted or audited) when a refresh is needed."""
+        ev = self.cache.collected(spec.name, spec.id, data_type)
+        if ev is None:
+            return None
+        reading = self._reading(ev, data_type, "cache")
+        if not reading.fresh:
+            return None
+        self.cache.count(data_type, hit=True)
+        self.auditor.read(spec, data_type, cache_hit=True, force_refresh=False, key_prefix=principal.prefix)
+        return reading
+
     async def latest(self, spec: DeviceSpec, data_type: str, *, force: bool, principal: Principal) -> Reading:
         """The latest collection of ``data_type``; raises RefreshTimeout, RefreshRefused or CollectionFailed."""
         started = asyncio.get_running_loop().time()
         audit = {"cache_hit": False, "force_refresh": force, "key_prefix": principal.prefix}
-        cached = None if force else self.cache.collected(spec.name, spec.id, data_type)
-        if cached is not None:
-            reading = self._reading(cached, data_type, "cache")
-            if reading.fresh:
-                self.cache.count(data_type, hit=True)
-                self.auditor.read(spec, data_type, **{**audit, "cache_hit": True})
-                return reading
+        reading = None if force else self.cached(spec, data_type, principal)
+        if reading is not None:
+            return reading
         self.cache.count(data_type, hit=False)
         try:
             ev = await self.refresher.refresh(spec, data_type, requested_by=f"api-key:{principal.prefix}")
