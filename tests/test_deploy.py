@@ -20,7 +20,7 @@ import asyncpg
 import pytest
 import yaml
 
-from shared.db_roles import API_TABLES, ROLES, SECRET_TABLES, bootstrap_database, create_roles, grant
+from shared.db_roles import API_TABLES, ROLES, SECRET_TABLES, create_roles, grant
 from shared.embedded import nats_server_binary
 from shared.settings import Settings, api_bind_problem
 from tests.nats_cluster import password_env, passwords
@@ -168,10 +168,17 @@ def test_the_api_does_not_serve_plain_http_beyond_loopback(tmp_path):
         assert not (tmp_path / command).exists()
 
 
-async def test_bootstrap_gives_each_database_role_only_its_own_rights(empty_database_url):
+async def test_bootstrap_gives_each_database_role_only_its_own_rights(empty_database_url, tmp_path):
     """`infrawatch bootstrap` on an empty database: roles, schema migrated as the owner, grants."""
     pw = {k: uuid.uuid4().hex for k in ROLES}
-    await asyncio.to_thread(bootstrap_database, empty_database_url, pw)
+    env = {**os.environ, "INFRAWATCH_DATABASE_URL": empty_database_url, "INFRAWATCH_DATA_DIR": str(tmp_path),
+           **{f"INFRAWATCH_DB_{k.upper()}_PASSWORD": v for k, v in pw.items()}}
+    cli = [sys.executable, "-m", "services.cli", "bootstrap", "--no-nats"]
+    r = await asyncio.to_thread(subprocess.run, cli, capture_output=True, text=True,
+                                env={k: v for k, v in env.items() if k != "INFRAWATCH_DB_API_PASSWORD"})
+    assert r.returncode == 1 and "INFRAWATCH_DB_API_PASSWORD" in r.stderr, r.stderr  # no role without one
+    r = await asyncio.to_thread(subprocess.run, cli, capture_output=True, text=True, env=env)
+    assert r.returncode == 0, r.stderr
     conn = await asyncpg.connect(empty_database_url)
     try:
         tables = [r["relname"] for r in await conn.fetch(
@@ -223,3 +230,28 @@ def test_up_renders_the_nats_permissions_for_another_subject_prefix(tmp_path):
     r = subprocess.run([nats_server_binary(), "-t", "-c", str(tmp_path / "nats.conf")], capture_output=True,
                        text=True, env=env)
     assert r.returncode == 0, r.stderr
+
+
+async def test_bootstrap_creates_the_streams_and_buckets(nats_url, tmp_path):
+    import nats
+
+    from shared.bootstrap import kv_configs, stream_configs
+    from shared.names import Names
+
+    prefix = f"b{uuid.uuid4().hex[:8]}"
+    env = {**os.environ, "INFRAWATCH_NATS_URL": nats_url, "INFRAWATCH_SUBJECT_PREFIX": prefix,
+           "INFRAWATCH_DATA_DIR": str(tmp_path)}
+    r = await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "services.cli", "bootstrap", "--no-database"],
+                                capture_output=True, text=True, env=env)
+    assert r.returncode == 0, r.stderr
+    settings = Settings(subject_prefix=prefix)
+    nc = await nats.connect(nats_url)
+    try:
+        js = nc.jetstream()
+        for cfg in stream_configs(settings):
+            assert (await js.stream_info(cfg.name)).config.subjects == cfg.subjects
+        for kv in kv_configs(settings):
+            await js.key_value(kv.bucket)  # raises when missing
+        assert Names(prefix).stream_devices in {c.name for c in stream_configs(settings)}
+    finally:
+        await nc.close()
