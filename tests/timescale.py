@@ -35,6 +35,15 @@ SETTINGS = {
     "timescaledb.max_background_workers": "32",
 }
 
+# Compresses every chunk of the current schema's hypertables that ended over 7 days ago (the
+# migrations' compression threshold); returns how many chunks it compressed.
+COMPRESS_OLD_CHUNKS = """
+SELECT count(compress_chunk(c, if_not_compressed => true))
+FROM timescaledb_information.hypertables h,
+     show_chunks(format('%I.%I', h.hypertable_schema, h.hypertable_name)::regclass,
+                 older_than => INTERVAL '7 days') c
+WHERE h.hypertable_schema = current_schema()"""
+
 
 def _pg_config(option: str, default: Path) -> Path:
     try:
