@@ -125,7 +125,10 @@ def _retype(table: str, columns: dict[str, str], to_wide: bool) -> None:
         op.execute(f"ALTER TABLE {table} SET (timescaledb.compress, timescaledb.compress_segmentby = '{segmentby}', "
                    f"timescaledb.compress_orderby = '{orderby}')")
         if after:
-            op.execute(f"SELECT add_compression_policy('{table}', INTERVAL '{after}', if_not_exists => true)")
+            # Not at once: a compression job started when _migrate's autocommit block commits deadlocks
+            # with the index changes after it.
+            op.execute(f"SELECT add_compression_policy('{table}', INTERVAL '{after}', if_not_exists => true, "
+                       "initial_start => now() + INTERVAL '1 hour')")
 
 
 def _migrate(to_wide: bool) -> None:
