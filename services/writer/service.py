@@ -28,6 +28,16 @@ PROJECTED = (("device", "stream_devices"), ("collected", "stream_collected"), ("
              ("config", "stream_config"), ("perf", "stream_perf"), ("alert", "stream_alerts"))
 LAG_EVERY_S = 5.0
 WRITES_IN_FLIGHT = 2  # batches being written per stream while the next one is prepared
+IDLE_COMMIT = {"config"}  # kinds committed as soon as an event arrives on an idle stream
+TOP_UP_S = 0.005  # how long an idle stream's fetch looks for messages already there
+
+
+async def _available(psub, n: int) -> list:
+    """Up to ``n`` messages the stream already holds, without waiting for more."""
+    try:
+        return await psub.fetch(n, timeout=TOP_UP_S)
+    except (nats.errors.TimeoutError, asyncio.TimeoutError):
+        return []
 
 
 class Writer:
@@ -65,12 +75,18 @@ class Writer:
         """Fetch, decode and project the next batch while up to WRITES_IN_FLIGHT earlier ones are
         being written: Python's work and the database's overlap. Each batch is acked after its commit."""
         writing: set[asyncio.Task] = set()
+        size = self.settings.writer_batch_size
+        idle = kind in IDLE_COMMIT
         try:
             while not stop.is_set():
                 try:
-                    msgs = await psub.fetch(self.settings.writer_batch_size,
-                                            timeout=self.settings.writer_batch_wait_s)
+                    # An idle stream's fetch returns at its first message (a batch of one) plus
+                    # whatever is already there, instead of waiting out the batch window for more.
+                    msgs = await psub.fetch(1 if idle else size, timeout=self.settings.writer_batch_wait_s)
+                    if idle and size > 1:
+                        msgs += await _available(psub, size - 1)
                 except (nats.errors.TimeoutError, asyncio.TimeoutError):
+                    idle = kind in IDLE_COMMIT
                     continue  # nothing arrived within the batch wait
                 except (nats.errors.ConnectionClosedError, nats.errors.ConnectionDrainingError):
                     break
@@ -80,6 +96,7 @@ class Writer:
                     log.warning("fetch from %s failed: %s: %s", stream, type(exc).__name__, exc)
                     await asyncio.sleep(1)
                     continue
+                idle = kind in IDLE_COMMIT and len(msgs) < size
                 if len(writing) >= WRITES_IN_FLIGHT:
                     _, writing = await asyncio.wait(writing, return_when=asyncio.FIRST_COMPLETED)
                 writing.add(asyncio.create_task(self.handle(kind, msgs)))
