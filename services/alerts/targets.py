@@ -54,6 +54,8 @@ async def resolve(host: str, port: int) -> list[IPAddress]:
         infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except OSError as exc:
         raise Unresolvable(f"cannot resolve {host}: {exc.strerror or exc}") from None
+    except (UnicodeError, ValueError):  # not an IDNA-encodable name
+        raise TargetRefused(f"{host!r} is not a valid host name") from None
     return list(dict.fromkeys(ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos))
 
 

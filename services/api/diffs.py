@@ -78,4 +78,4 @@ async def diff(old: str, new: str, *, fromfile: str, tofile: str, fromdate: str,
     """The unified diff of two texts, computed in a worker thread; raises DiffTooLarge."""
     a, b = _lines(old, "old"), _lines(new, "new")
     return await asyncio.get_running_loop().run_in_executor(
-        _pool, unified, a, b, fromfile, tofile, fromdate, todate, n)
+        _pool, unified, a, b, fromfile, tofile, fromdate, todate, n, DIFF_BUDGET_S)

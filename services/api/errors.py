@@ -7,13 +7,13 @@ body (``openapi_doc.complete``), and answers 405 with the ``Allow`` header of th
 from __future__ import annotations
 
 import logging
+import re
 
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import Match
 from nats.errors import Error as NatsError
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, ProgrammingError
 
@@ -95,13 +95,14 @@ async def http_error(request: Request, exc: StarletteHTTPException) -> JSONRespo
 
 
 def allowed_methods(request: Request) -> list[str]:
-    """The methods of every route matching the request's path."""
-    methods: set[str] = set()
-    for route in request.app.router.routes:
-        match, _ = route.matches({**request.scope, "method": "GET"})
-        if match != Match.NONE and getattr(route, "methods", None):
-            methods |= set(route.methods)
-    return sorted(methods)
+    """The methods the OpenAPI document lists for the request's path."""
+    path = request.url.path
+    paths = request.app.openapi().get("paths", {})
+    for template, ops in sorted(paths.items(), key=lambda item: item[0].count("{")):  # literal paths first
+        pattern = "^" + re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(template)) + "$"
+        if re.match(pattern, path):
+            return sorted(m.upper() for m in ops)
+    return []
 
 
 async def unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -20,7 +20,11 @@ _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 
 class BodyLimit:
-    """ASGI middleware answering 413 to a request body larger than ``limit`` bytes."""
+    """ASGI middleware answering 413 to a request body larger than ``limit`` bytes.
+
+    A body (at most ``limit`` bytes, so memory is bounded) is read in full before the app runs,
+    then handed to it as one message.
+    """
 
     def __init__(self, app, limit: int = MAX_BODY_BYTES) -> None:
         self.app = app
@@ -34,28 +38,30 @@ class BodyLimit:
         if length is not None and length.isdigit() and int(length) > self.limit:
             await self._refuse(send)
             return
-        seen = 0
-        started = False
-
-        async def sending(message) -> None:
-            nonlocal started
-            started = True
-            await send(message)
-
-        async def receiving():
-            nonlocal seen
+        chunks: list[bytes] = []
+        size = 0
+        while True:
             message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.limit:
-                    raise _Oversized
-            return message
-
-        try:
-            await self.app(scope, receiving, sending)
-        except _Oversized:
-            if not started:
+            if message["type"] != "http.request":  # the client went away
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.limit:
                 await self._refuse(send)
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        replayed = False
+
+        async def replay():
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
 
     async def _refuse(self, send) -> None:
         body = json.dumps({"detail": f"request body larger than {self.limit} bytes"}).encode()
@@ -63,10 +69,6 @@ class BodyLimit:
             (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
             (b"connection", b"close")]})
         await send({"type": "http.response.body", "body": body})
-
-
-class _Oversized(Exception):
-    pass
 
 
 def max_page(page_size_max: int) -> int:

@@ -11,7 +11,7 @@ from functools import cache
 from typing import Annotated, Any, Generic, Literal, TypeVar, Union, get_args, get_origin
 
 import msgspec
-from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model, field_validator, model_validator
 
 from services.api.limits import COUNT_CAP, max_page
 from shared.devices import DeviceError, validate_address
@@ -20,6 +20,10 @@ from shared.names import DEVICE_NAME_RE
 from shared.payloads.system_metrics import SystemMetrics
 
 T = TypeVar("T")
+
+# A bucket width of 1m..1d: 60-86400 s, 1-1440 m, 1-24 h or 1 d (parse_bucket checks the same).
+BUCKET_PATTERN = (r"^(?:(?:[6-9][0-9]|[1-9][0-9]{2,3}|[1-7][0-9]{4}|8[0-5][0-9]{3}|86[0-3][0-9]{2}|86400)s"
+                  r"|(?:[1-9][0-9]{0,2}|1[0-3][0-9]{2}|14[0-3][0-9]|1440)m|(?:[1-9]|1[0-9]|2[0-4])h|1d)$")
 
 
 def _pydantic_type(tp: Any) -> Any:
@@ -73,6 +77,12 @@ class Page(BaseModel, Generic[T]):
             total_pages=math.ceil(total_count / page_size) if page_size else 0,
             total_capped=total_count >= (page - 1) * page_size + COUNT_CAP,
         )
+
+
+def kinds_pattern(kinds) -> str:
+    """A comma-separated list of ``kinds`` (empty: all)."""
+    one = "(?:" + "|".join(re.escape(k) for k in kinds) + ")"
+    return f"^(?:{one}(?:,{one})*)?$"
 
 
 def absent(extra: dict[str, Any] | None = None, **kwargs: Any) -> Any:
@@ -211,11 +221,24 @@ def as_utc(value: datetime) -> datetime:
     return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
 
 
-class TimeRange(BaseModel):
-    """A half-open time range [start, end); end defaults to now."""
+# RFC 3339, as the document's "date-time" format says: a full time and an offset (no epoch numbers).
+_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
 
-    start: datetime | None = None
-    end: datetime | None = None
+
+def _rfc3339(value: Any) -> Any:
+    if isinstance(value, str) and not _RFC3339.match(value):
+        raise ValueError("a date-time like 2024-05-01T12:00:00Z (RFC 3339, with an offset)")
+    return value
+
+
+DateTime = Annotated[datetime, BeforeValidator(_rfc3339)]
+
+
+class TimeRange(BaseModel):
+    """A half-open time range [start, end); end defaults to now; start >= end is an empty range."""
+
+    start: DateTime | None = None
+    end: DateTime | None = None
 
     @model_validator(mode="after")
     def _ordered(self) -> "TimeRange":
@@ -228,8 +251,6 @@ class TimeRange(BaseModel):
             self.end = as_utc(self.end) if self.end is not None else datetime.now(timezone.utc)
         except OverflowError:
             raise ValueError("time out of range") from None
-        if self.start > self.end:  # start == end: an empty window
-            raise ValueError(f"start ({self.start.isoformat()}) must be before end ({self.end.isoformat()})")
         return self
 
 
@@ -242,7 +263,8 @@ class MetricsQuery(TimeRange):
 
     page: int = Field(default=1, ge=1, le=max_page(5000))
     page_size: int = Field(default=100, ge=1, le=5000)
-    bucket: str | None = Field(default=None, description="aggregate the range into buckets of 1m..1d, e.g. 5m")
+    bucket: str | None = Field(default=None, json_schema_extra={"pattern": BUCKET_PATTERN},
+                               description="aggregate the range into buckets of 1m..1d, e.g. 5m")
     force_refresh: bool = Field(default=False, description="latest values only: collect now (operator)")
 
     @model_validator(mode="after")
@@ -257,10 +279,10 @@ class MetricsQuery(TimeRange):
 
 
 class TimeFilter(BaseModel):
-    """An optional time window [start, end) of a list."""
+    """An optional time window [start, end) of a list; start >= end selects nothing."""
 
-    start: datetime | None = None
-    end: datetime | None = None
+    start: DateTime | None = None
+    end: DateTime | None = None
 
     @model_validator(mode="after")
     def _ordered(self) -> "TimeFilter":
@@ -269,8 +291,6 @@ class TimeFilter(BaseModel):
             self.end = as_utc(self.end) if self.end is not None else None
         except OverflowError:
             raise ValueError("time out of range") from None
-        if self.start is not None and self.end is not None and self.start > self.end:
-            raise ValueError(f"start ({self.start.isoformat()}) must be before end ({self.end.isoformat()})")
         return self
 
 

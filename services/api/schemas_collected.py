@@ -19,6 +19,7 @@ from pydantic import (
 
 from services.api.limits import max_page
 from services.api.schemas import (
+    BUCKET_PATTERN,
     CollectedData,
     TimeFilter,
     model_of,
@@ -45,7 +46,7 @@ class HistoryQuery(TimeFilter):
 class DriveHistoryQuery(HistoryQuery):
     """A drive's rows, or with ``bucket`` their aggregates per bucket (``start`` needed, ``end`` defaults to now)."""
 
-    bucket: str | None = Field(default=None, description="aggregate into buckets of 1m..1d, e.g. 1h")
+    bucket: str | None = Field(default=None, json_schema_extra={"pattern": BUCKET_PATTERN}, description="aggregate into buckets of 1m..1d, e.g. 1h")
 
     @field_validator("bucket")
     @classmethod

@@ -47,10 +47,13 @@ async def test_rules_are_stored_and_mirrored_to_kv(client, keys, js, settings, d
 
     assert (await client.post("/rules", json=body, headers=admin)).status_code == 409
     bad = [{"name": "x", "metric": "load", "selector": "7"}, {"name": "a.b", "metric": "cpu"},
-           {"name": "x", "metric": "cpu", "device": "ghost"}, {"name": "x", "metric": "nope"},
-           {"name": "x", "metric": "cpu", "webhook_url": "ftp://x"}]
+           {"name": "x", "metric": "nope"}, {"name": "x", "metric": "cpu", "webhook_url": "ftp://x"},
+           {"name": "x", "metric": "cpu", "device": "not a name"}]
     for b in bad:
-        assert (await client.post("/rules", json=b, headers=admin)).status_code == 422, b
+        r = await client.post("/rules", json=b, headers=admin)
+        assert r.status_code == 422 and isinstance(r.json()["detail"], list), (b, r.text)  # one 422 shape
+    r = await client.post("/rules", json={"name": "x", "metric": "cpu", "device": "ghost"}, headers=admin)
+    assert r.status_code == 404 and "ghost" in r.json()["detail"]
     risk = await client.post("/rules", json={"name": "risky", "metric": "config_risk", "threshold": "HIGH"},
                              headers=admin)
     assert risk.status_code == 201 and (risk.json()["threshold"], risk.json()["operator"]) == (3, ">=")
@@ -91,3 +94,29 @@ async def test_a_rule_made_through_the_api_fires_and_the_alert_is_read_back(clie
     timeline = (await client.get("/devices/web-1/timeline?start=2026-03-01T00:00:00Z&end=2026-03-02T00:00:00Z",
                                  headers=viewer)).json()
     assert [e["detail"]["state"] for e in timeline["items"] if e["kind"] == "alert"] == ["fired", "resolved"]
+
+
+async def test_rules_refuse_loopback_link_local_and_private_webhooks(client, keys):
+    admin = auth(keys["admin"])
+    for url in ("http://127.0.0.1:9/hook", "http://localhost:9/hook", "http://169.254.169.254/latest/meta-data",
+                "http://10.0.0.5/hook", "http://[::1]/hook", "http://[::ffff:127.0.0.1]/hook", "http://0/hook"):
+        r = await client.post("/rules", json={"name": "leak", "metric": "cpu", "webhook_url": url}, headers=admin)
+        assert r.status_code == 422, (url, r.text)
+        assert r.json()["detail"][0]["loc"] == ["body", "webhook_url"] and "ALLOW_PRIVATE" in r.json()["message"]
+    r = await client.post("/rules", json={"name": "ok", "metric": "cpu"}, headers=admin)
+    assert r.status_code == 201
+    r = await client.patch("/rules/ok", json={"webhook_url": "http://127.0.0.1:9/hook"}, headers=admin)
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "webhook_url"]
+
+
+async def test_private_webhooks_are_accepted_when_the_setting_allows_them(api_settings, keys):
+    import httpx
+
+    from services.api.main import create_app
+
+    app = create_app(api_settings.model_copy(update={"alerts_webhook_allow_private": True}))
+    async with app.router.lifespan_context(app):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api") as c:
+            r = await c.post("/rules", json={"name": "lan", "metric": "cpu", "webhook_url": "http://10.0.0.5/hook"},
+                             headers=auth(keys["admin"]))
+            assert r.status_code == 201, r.text

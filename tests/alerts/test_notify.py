@@ -90,3 +90,51 @@ async def test_a_failing_webhook_is_retried_then_recorded_as_failed(settings, js
         assert len(await alerts(js, settings)) == 2
         assert "s3cr3t" not in caplog.text and "s3cr3t" not in str([dict(r) for r in recorded])
         assert "NOT notified" in caplog.text
+
+
+def _alert_request():
+    from services.alerts.notify import Request
+
+    return Request(b"{}", {"Content-Type": "application/json"})
+
+
+async def _deliver(url: str, allow_private: bool):
+    import httpx
+
+    from services.alerts.notify import deliver
+
+    async with httpx.AsyncClient() as client:
+        return await deliver(client, url, _alert_request(), attempts=3, timeout_s=5, backoff_s=0.01,
+                             backoff_max_s=0.01, allow_private=allow_private)
+
+
+async def test_loopback_link_local_and_private_targets_are_refused_at_send_time():
+    async with Receiver(200) as rx:
+        for url in (f"{rx.url}/hook", f"http://localhost:{rx.port}/hook", "http://169.254.169.254/latest",
+                    "http://192.168.1.1/hook", "http://[::1]/hook", "http://100.64.0.1/hook"):
+            outcome = await _deliver(url, allow_private=False)
+            assert (outcome.delivered, outcome.attempts) == (False, 1), url  # refused: not retried
+            assert outcome.last_error.startswith("refused: ") and "ALLOW_PRIVATE" in outcome.last_error, url
+        assert rx.requests == []  # nothing reached the receiver
+
+
+async def test_allowed_private_targets_get_the_request_at_the_checked_address_with_the_hosts_name():
+    async with Receiver(200) as rx:
+        outcome = await _deliver(f"http://localhost:{rx.port}/hook?t=s3cr3t", allow_private=True)
+        assert (outcome.delivered, outcome.attempts) == (True, 1)
+        assert [r.path for r in rx.requests] == ["/hook?t=s3cr3t"]
+        assert rx.requests[0].headers["host"] == f"localhost:{rx.port}"  # sent to 127.0.0.1, named as given
+
+
+async def test_the_evaluator_refuses_a_loopback_webhook_by_default(settings, js, services):
+    names = Names(settings.subject_prefix)
+    async with Receiver(200) as rx:
+        await put_rule(js, settings, rule(name="cpu-local", threshold=90, duration_s=0, webhook_url=f"{rx.url}/hook"))
+        services.writer()
+        await services.evaluator(alerts_webhook_allow_private=False)
+        await publish_event(js, names.collected("web-1", "system_metrics"), cpu(uuid.uuid4(), 0, 97, device="web-1"))
+        recorded = await wait_until(lambda: _rows(settings, "alert_notifications", 1), timeout=60,
+                                    what="a notification row")
+        assert (recorded[0]["status"], recorded[0]["attempts"]) == ("failed", 1)
+        assert "loopback" in recorded[0]["last_error"]
+        assert rx.requests == []

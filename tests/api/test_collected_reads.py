@@ -153,7 +153,8 @@ async def test_drive_history_validation(settings, client, keys, device):
         ({"page": 0}, "page", ""),
         ({"page_size": 5001}, "page_size", ""),
         ({"start": "yesterday"}, "start", ""),
-        ({"start": T0.isoformat(), "end": _at(-1).isoformat()}, "", "must be before end"),
+        ({"start": "1700000000"}, "start", "RFC 3339"),
+        ({"start": "2026-01-05T12:00:00"}, "start", "RFC 3339"),
         ({"shoe_size": 9}, "shoe_size", ""),
     ):
         r = await client.get(url, params=params, headers=h)

@@ -105,4 +105,4 @@ async def test_change_events_filtered(client, keys, snaps, device):
     assert await ids(device="web-1", **window) == [(NGINX, "modified"), (COMPOSE, "created")]
     assert (await client.get("/config/changes", params={"device": "ghost"}, headers=h)).status_code == 404
     r = await client.get("/config/changes", params={"start": window["end"], "end": window["start"]}, headers=h)
-    assert r.status_code == 422 and "must be before end" in r.json()["message"]
+    assert r.status_code == 200 and r.json()["items"] == []  # a window ending before its start holds nothing

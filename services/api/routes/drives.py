@@ -10,7 +10,6 @@ from sqlalchemy import select, text
 
 from schema.models import DriveHealth
 from services.api.deps import DeviceDep, ReaderDep, SessionDep, ViewerKey
-from services.api.errors import unprocessable
 from services.api.queries import page_of, time_buckets, window
 from services.api.routes.data import RESPONSES, ForceRefresh, latest_response
 from services.api.schemas import Page
@@ -73,8 +72,6 @@ async def drive_history(
         return await page_of(session, stmt, DriveRow, query.page, query.page_size)
     assert query.start is not None
     end = query.end or datetime.now(timezone.utc)
-    if query.start > end:
-        raise unprocessable("start", "start must be before end")
     buckets = await time_buckets(request, query.bucket, query.start, end)
     rows = await session.execute(text(_AGGREGATE.format(fn=buckets.expr)), {
         **buckets.params, "device_id": spec.id, "drive": name, "start": query.start, "end": end,

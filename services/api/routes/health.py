@@ -7,6 +7,7 @@ import logging
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from sqlalchemy import text
 
 router = APIRouter(tags=["health"])
@@ -35,7 +36,15 @@ async def _database_ok(request: Request) -> str:
         return f"unavailable ({type(exc).__name__})"
 
 
-@router.get("/ready")
+class Readiness(BaseModel):
+    """Whether the API can serve: ``ready`` when NATS and the database are ok."""
+
+    status: str
+    nats: str
+    database: str
+
+
+@router.get("/ready", response_model=Readiness, responses={503: {"model": Readiness, "description": "not ready"}})
 async def ready(request: Request) -> JSONResponse:
     """200 when NATS is connected and the database answers, else 503 naming what failed."""
     nc = getattr(request.app.state, "nc", None)

@@ -18,6 +18,7 @@ from fastapi.responses import StreamingResponse
 
 from services.api.deps import DeviceDep, NamesDep, NatsDep, SettingsDep, ViewerKey
 from services.api.errors import unprocessable
+from services.api.schemas import kinds_pattern
 from shared.names import Names
 
 router = APIRouter(prefix="/devices", tags=["events"])
@@ -97,7 +98,8 @@ async def _events(request: Request, backlog: Backlog, heartbeat_s: float) -> Asy
 )
 async def device_events(
     request: Request, _: ViewerKey, spec: DeviceDep, nc: NatsDep, names: NamesDep, settings: SettingsDep,
-    kind: Annotated[str | None, Query(max_length=200, description=f"comma-separated: {', '.join(KINDS)}")] = None,
+    kind: Annotated[str | None, Query(json_schema_extra={"pattern": kinds_pattern(KINDS)},
+                                      description=f"comma-separated: {', '.join(KINDS)}")] = None,
 ) -> StreamingResponse:
     """Follow the device's events live until the client disconnects (``kind`` default: all)."""
     kinds = [k.strip() for k in kind.split(",") if k.strip()] if kind else list(KINDS)
