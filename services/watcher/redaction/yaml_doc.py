@@ -76,13 +76,13 @@ def _walk(text: str, low: str, node: Node, out: list[Span], seen: set[int]) -> N
         for key, value in node.value:
             _walk(text, low, key, out, seen)
             name = str(key.value) if isinstance(key, ScalarNode) else ""
-            if name and name not in _NOT_VALUES and is_secret_name(name):
+            if name and is_secret_name(name):
                 if isinstance(value, ScalarNode):
                     seen.add(id(value))
                     if (span := _hide(text, value, name, "secret_setting")) is not None:
                         out.append(span)
                     continue
-                if isinstance(value, SequenceNode):  # tokens: [a, b]
+                if isinstance(value, SequenceNode) and name not in _NOT_VALUES:  # tokens: [a, b]
                     for item in value.value:
                         if isinstance(item, ScalarNode) and id(item) not in seen:
                             seen.add(id(item))
