@@ -25,6 +25,7 @@ _DQ = re.compile(r'"((?:[^"\\\n]|\\.)*)"?')
 _SQ = re.compile(r"'((?:[^'\\\n]|\\.|'')*)'?")
 _TOKEN = re.compile(r"""(?:[^\s"'`\\;,&)}\]<>|]|\\.)+""")
 _SCHEME = re.compile(r"(?i)(?:basic|bearer|token|digest|negotiate|apikey|key)[ \t]+(?=[^\s\"';])")
+_SCHEME_FIRST = set("bBtTdDnNaAkK")
 _LINE_END = re.compile(r"[ \t]*;?[ \t]*\r?(?:\n|$)")
 _PREFIX = re.compile(r"""[ \t]*(?:-[ \t]+)?(?:export[ \t]+)?["']?""")
 _COMMENT = re.compile(r"[ \t]*(?://|;)|[^#\n]*#")
@@ -156,7 +157,7 @@ def _value(text: str, start: int, e: int, name: str, lo: int, hi: int, free: boo
         if (sch := _SCHEME.match(text, s, end)) is not None:
             s = sch.end()
     else:
-        if (sch := _SCHEME.match(text, v, hi)) is not None:
+        if c in _SCHEME_FIRST and (sch := _SCHEME.match(text, v, hi)) is not None:
             v = sch.end()
         if not ws_form and prefix is not None and (not prefix or _PREFIX.fullmatch(prefix)):
             end = text.find("\n", v, hi)  # KEY=value as a whole line: the value runs to its end
@@ -172,10 +173,10 @@ def _value(text: str, start: int, e: int, name: str, lo: int, hi: int, free: boo
     if ws_form and not flag and _LINE_END.match(text, after, hi) is None:
         return None
     value = text[s:end]
-    if end <= s or kept(value, nginx) or (name.lower().endswith("key") and is_path(value)):
+    if end <= s or kept(value, nginx) or (name[-3:].lower() == "key" and is_path(value)):
         return None
-    rule = "authorization_header" if "authorization" in name.lower() else "secret_setting"
-    return Span(s, end, name.strip("-\"'"), rule)
+    rule = "authorization_header" if "uthorization" in name else "secret_setting"
+    return Span(s, end, name.strip("-\"'") if flag or name[-1] in "\"'" else name, rule)
 
 
 def _hashes(text: str, lo: int, hi: int) -> list[Span]:
