@@ -28,8 +28,9 @@ class Span(NamedTuple):
 
 # camelCase, UPPER_CASE, kebab-case and dotted names, split into lower-case words
 _WORDS = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+")
-_CONTAINS = ("password", "passwd", "passphrase", "secret", "token", "apikey", "credential", "privatekey",
-             "accesskey", "authkey", "requirepass", "masterauth", "authorization")
+_CONTAINS = re.compile("password|passwd|passphrase|secret|token|apikey|credential|privatekey|accesskey|authkey"
+                       "|requirepass|masterauth|authorization")
+_HINT = re.compile("(?i)pass|pw|psk|secret|token|key|credential|auth")
 _EXACT = {"pass", "pwd", "pw", "psk"}
 _PAIRS = {("api", "key"), ("access", "key"), ("private", "key"), ("auth", "key"), ("secret", "key"),
           ("encryption", "key"), ("signing", "key"), ("master", "key"), ("license", "key"), ("client", "key"),
@@ -50,13 +51,15 @@ _BENIGN_ANY = {"max", "min", "num", "ttl", "expire"}
 def is_secret_name(name: str) -> bool:
     """``DB_PASSWORD``, ``client_secret``, ``apiKey``, ``X-Api-Key``, ``APP_KEY``: yes;
     ``POSTGRES_PASSWORD_FILE``, ``ssl_certificate_key``, ``systemd-tty-ask-password-agent``: no."""
+    if _HINT.search(name) is None:  # every secret name holds one of these
+        return False
     words = [w.lower() for w in _WORDS.findall(name)]
     # proxy_pass, fastcgi_pass, proxy_pass_request_headers, pass_through: routing, not a password
     words = [w for i, w in enumerate(words) if not (w == "pass" and (
         (i and words[i - 1] in _PASS_VERBS) or (i + 1 < len(words) and words[i + 1] in ("through", "thru"))))]
     if not words or words[-1] in _BENIGN_LAST or _BENIGN_ANY.intersection(words):
         return False
-    if any(c in w for w in words for c in _CONTAINS) or _EXACT.intersection(words):
+    if _CONTAINS.search(" ".join(words)) or _EXACT.intersection(words):
         return True
     if any(p in _PAIRS for p in zip(words, words[1:])):
         return True
