@@ -29,6 +29,7 @@ BENCHMARKS: list[tuple[str, str, list[str], list[str]]] = [
     ("writer_ingest", "writer_ingest.py", ["--events", "60000"], ["--events", "10000"]),
     ("writer_scaleout", "writer_scaleout.py", ["--events", "60000"], ["--events", "10000"]),
     ("api", "api_bench.py", [], ["--seconds", "3", "--refreshes", "10"]),
+    ("range_read", "range_read.py", [], ["--devices", "100", "--seconds", "3"]),
     ("watcher_latency", "watcher_latency.py", [], ["--count", "30"]),
     ("collector_fanout", "collector_fanout.py", [], ["--hosts", "200", "--interval", "10", "--cycles", "1"]),
     ("ssh_connections", "ssh_connections.py", [], ["--hosts", "30", "--seconds", "40", "--warmup", "15"]),

@@ -47,7 +47,10 @@ def create_app(settings: Settings) -> FastAPI:
         s = api_settings
         names = Names(s.subject_prefix)
         nc = await connect(s, "api")
-        engine = create_async_engine(s.sqlalchemy_url, pool_pre_ping=True)
+        # Connections beyond the pool would be opened and closed per request (and lose their
+        # prepared statements): the pool holds as many as the API serves concurrently.
+        engine = create_async_engine(s.sqlalchemy_url, pool_pre_ping=True, pool_size=s.api_db_pool_size,
+                                     max_overflow=s.api_db_pool_size // 2)
         registry = cache = refresher = auditor = perf_task = perf_stop = None
         try:
             js = nc.jetstream()

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from functools import lru_cache
 from typing import Any, get_args
 
 import msgspec
@@ -114,6 +116,36 @@ async def time_buckets(request: Request, bucket: str, start: datetime, end: date
         raise unprocessable("bucket", f"the range holds more than {MAX_BUCKETS} buckets of {bucket}")
     name, fn = _BUCKET_FUNCTIONS[await timescaledb(request)]
     return Buckets(name, fn.format(column=column), {"width": width, "origin": ORIGIN})
+
+
+_PARAM = re.compile(r"(?<![:\w]):(\w+)")
+
+
+@lru_cache(maxsize=64)
+def _numbered(sql: str) -> tuple[str, tuple[str, ...]]:
+    names: list[str] = []
+
+    def number(m: re.Match) -> str:
+        if m[1] not in names:
+            names.append(m[1])
+        return f"${names.index(m[1]) + 1}"
+
+    return _PARAM.sub(number, sql), tuple(names)
+
+
+def driver_query(sql: str, params: dict[str, Any]) -> tuple[str, list[Any]]:
+    """``sql`` with asyncpg's ``$1..`` in place of ``:name`` parameters, and their values in that order."""
+    numbered, names = _numbered(sql)
+    return numbered, [params[n] for n in names]
+
+
+async def fetch_rows(engine: AsyncEngine, sql: str, params: dict[str, Any]) -> list[Any]:
+    """Rows of one read-only query on a pooled connection's asyncpg driver: no session, no
+    transaction round trips, no SQLAlchemy row objects (for reads that return many rows)."""
+    query, args = driver_query(sql, params)
+    async with engine.connect() as conn:
+        driver = (await conn.get_raw_connection()).driver_connection
+        return await driver.fetch(query, *args)
 
 
 async def page_of(session: AsyncSession, query: Select, row: type[BaseModel], page: int, page_size: int) -> Page[Any]:

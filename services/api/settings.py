@@ -24,6 +24,7 @@ class ApiSettings(Settings):
     api_failed_refresh_cache_s: float = Field(default=5.0, ge=0, description="a failed refresh answers reads this "
                                               "long, doubling while it keeps failing (at most 60 s)")
     alerts_webhook_allow_private: bool = Field(default=False, description="rules may name private webhook targets")
+    api_db_pool_size: int = Field(default=20, ge=1, le=500, description="database connections kept per worker")
     api_workers: int = Field(default=1, ge=1, le=64, description="uvicorn worker processes, each with its own mirrors")
 
     @classmethod

@@ -148,3 +148,17 @@ async def test_every_read_is_audited(app, js, settings, client, keys, device):
     assert (second.cache_hit, second.force_refresh, second.status) == (False, True, "error")
     assert str(second.operation_id) == r.json()["operation_id"]
     assert subject.endswith(".audit.api") and first.device_id == uuid.UUID(device["id"])
+
+
+async def test_buckets_body_is_the_documented_model(settings, client, keys, device):
+    from services.api.schemas import MetricBuckets
+
+    base = datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc)
+    times = [base + timedelta(minutes=m) for m in range(0, 60, 7)]
+    await _insert_rows(settings.database_url, uuid.UUID(device["id"]), times)
+    params = {"start": base.isoformat(), "end": (base + timedelta(hours=1)).isoformat(), "bucket": "15m"}
+    r = await client.get("/devices/web-1/metrics", params=params, headers=auth(keys["viewer"]))
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert len(body["items"]) == 4 and body["items"][0]["samples"] == 3
+    assert MetricBuckets.model_validate(body).model_dump(mode="json") == body  # same fields, order and formats

@@ -6,13 +6,13 @@ from typing import Annotated
 
 import msgspec
 from fastapi import APIRouter, Query, Request, Response
-from sqlalchemy import select, text
+from sqlalchemy import select
 
 from schema.models import SystemMetric
 from services.api.deps import DeviceDep, ReaderDep, ViewerKey, require_force
-from services.api.queries import page_of, time_buckets
+from services.api.queries import fetch_rows, page_of, time_buckets
 from services.api.reads import Reading
-from services.api.schemas import MetricBuckets, MetricsQuery, Page, SystemMetricRow, SystemMetricsLatest
+from services.api.schemas import MetricBucket, MetricBuckets, MetricsQuery, Page, SystemMetricRow, SystemMetricsLatest
 from shared.events import DeviceSpec, SystemMetricsCollected
 
 router = APIRouter(prefix="/devices", tags=["metrics"])
@@ -48,19 +48,20 @@ def from_reading(spec: DeviceSpec, reading: Reading) -> Response:
     })
 
 
+# One bucket as encoded: the fields of MetricBucket, in the order of _AGGREGATE's columns.
+_Bucket = msgspec.defstruct("Bucket", list(MetricBucket.model_fields))
+
+
 async def _buckets(request: Request, spec: DeviceSpec, query: MetricsQuery) -> Response:
-    """A MetricBuckets body: one dict per row, straight from the database's tuples."""
+    """A MetricBuckets body, encoded from the driver's rows (no model object per bucket)."""
     assert query.start is not None and query.end is not None and query.bucket is not None
     buckets = await time_buckets(request, query.bucket, query.start, query.end)
-    async with request.app.state.sessionmaker() as session:
-        result = await session.execute(text(_AGGREGATE.format(fn=buckets.expr)), {
-            **buckets.params, "device_id": spec.id, "start": query.start, "end": query.end,
-        })
-        fields = tuple(result.keys())  # the columns are named as MetricBucket's fields
-        items = [dict(zip(fields, row)) for row in result]
+    rows = await fetch_rows(request.app.state.engine, _AGGREGATE.format(fn=buckets.expr), {
+        **buckets.params, "device_id": spec.id, "start": query.start, "end": query.end,
+    })
     return _json({
         "device_id": spec.id, "start": query.start, "end": query.end, "bucket": query.bucket,
-        "function": buckets.function, "items": items,
+        "function": buckets.function, "items": [_Bucket(*row) for row in rows],
     })
 
 
