@@ -24,6 +24,9 @@ from services.api.refresh import RefreshRefused, RefreshTimeout
 log = logging.getLogger(__name__)
 
 
+BODY_UNPARSABLE = "There was an error parsing the body"  # FastAPI's 400 when it cannot decode a body
+
+
 def unprocessable(field: str, message: str, where: str = "query") -> RequestValidationError:
     """A 422 for a rule that a single parameter's validation cannot express."""
     return RequestValidationError([{"loc": (where, field), "msg": message, "type": "value_error"}])
@@ -89,6 +92,9 @@ async def http_error(request: Request, exc: StarletteHTTPException) -> JSONRespo
     headers = dict(exc.headers or {})
     if exc.status_code == 422 and isinstance(exc.detail, str):  # one shape for every 422
         return await validation_error(request, unprocessable("request", exc.detail, "body"))
+    if exc.status_code == 400 and exc.detail == BODY_UNPARSABLE:  # e.g. JSON that is not UTF-8
+        return await validation_error(request, RequestValidationError(
+            [{"loc": ("body",), "msg": "the body is not JSON in UTF-8", "type": "json_invalid"}]))
     if exc.status_code == 405:
         headers["Allow"] = ", ".join(allowed_methods(request))
     return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=headers or None)
