@@ -111,10 +111,11 @@ def test_nginx_hides_header_values_but_keeps_variables() -> None:
     ("-----BEGIN PGP PRIVATE KEY BLOCK-----\n\nlQOYBGV0ZXN0a2V5\n=Ab1c\n-----END PGP PRIVATE KEY BLOCK-----\n",
      "lQOYBGV0ZXN0a2V5"),
     ("-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0B\nAQEFAASCBKcwggSj\n", "AQEFAASCBKcwggSj"),
+    ('password="unterminated\r\nx=1\r\n', "unterminated"),
 ])
 def test_secrets_the_old_patterns_missed(text: str, secret: str) -> None:
     out, found = redact(text)
-    assert secret not in out and found and _lines(out) == _lines(text)
+    assert secret not in out and found and _lines(out) == _lines(text) and out.count("\r") == text.count("\r")
 
 
 @pytest.mark.parametrize("line", [

@@ -25,7 +25,8 @@ from hypothesis import strategies as st
 
 from services.watcher.changes import Context, Item, Seen, decide, diff, known_after
 from services.watcher.parsers import PARSERS, docker_compose, nginx, systemd_unit
-from services.watcher.redact import redact
+from services.watcher.redact import _structure, redact
+from services.watcher.redaction.text import lower
 from services.watcher.remote import FileStat
 from services.writer.projections.config import config_changed
 from shared.events import DeviceSpec
@@ -245,3 +246,23 @@ def test_generated_nginx_header_values_are_hidden(value: str) -> None:
     _absent(value, "proxy_configs", text, "/etc/nginx/conf.d/x.conf")
     out, _ = redact(text, config_type="proxy_configs")
     assert shape("proxy_configs", out, "x.conf") == shape("proxy_configs", text, "x.conf")
+
+
+# pieces of each format, shuffled into texts that are often broken: redaction must never fail
+# nor change the line count, whatever the reader of the format meets
+PIECES = ["\n", " ", "\t", "\r\n", ":", "=", '"', "'", "\\", "#", ";", "{", "}", "[", "]", "- ", "|", ">", "&a ", "*a",
+          "!!str ", "password", "DB_PASSWORD", "token", "Environment=", "[Service]", "proxy_set_header ", "Authorization",
+          "Bearer ", "$http_x", "${X}", "://u:p@h", "-----BEGIN RSA PRIVATE KEY-----", "-----END RSA PRIVATE KEY-----",
+          "MIIEabc", "$apr1$abcdefgh$xyz", "\ufeff", "é", "--password", "set $api_key", "x:5432:db:u:", "'''"]
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(pieces=st.lists(st.sampled_from(PIECES), max_size=60),
+       config_type=st.sampled_from([None, "docker_compose", "proxy_configs", "systemd_units"]))
+def test_redaction_never_fails_and_keeps_lines(pieces: list[str], config_type: str | None) -> None:
+    text = "".join(pieces)
+    path = "f.yml" if config_type == "docker_compose" else "f"
+    _structure(text, lower(text), config_type, path)  # the format's reader itself raises nothing
+    out, found = redact(text, config_type=config_type, path=path)
+    assert out.count("\n") == text.count("\n") and out.count("\r\n") == text.count("\r\n")
+    assert all(r.line >= 1 for r in found)

@@ -21,8 +21,8 @@ _NAME_CHARS = "abcdefghijklmnopqrstuvwxyz0123456789_.-"
 _MAX_NAME = 64
 _ASSIGN = re.compile(r"""["']?[ \t]*(?:=>|=(?!=)|:(?=[ \t"']))[ \t]*""")
 _WS = re.compile(r"[ \t]+")
-_DQ = re.compile(r'"((?:[^"\\\n]|\\.)*)"?')
-_SQ = re.compile(r"'((?:[^'\\\n]|\\.|'')*)'?")
+_DQ = re.compile(r'"((?:[^"\\\r\n]|\\.)*)"?')
+_SQ = re.compile(r"'((?:[^'\\\r\n]|\\.|'')*)'?")
 _TOKEN = re.compile(r"""(?:[^\s"'`\\;,&)}\]<>|]|\\.)+""")
 _SCHEME = re.compile(r"(?i)(?:basic|bearer|token|digest|negotiate|apikey|key)[ \t]+(?=[^\s\"';])")
 _SCHEME_FIRST = set("bBtTdDnNaAkK")

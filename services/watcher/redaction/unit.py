@@ -17,7 +17,7 @@ from services.watcher.redaction.text import scan
 
 _LINE = re.compile(r"[^\n]*")
 _KEY = re.compile(r"[ \t]*([A-Za-z0-9_.-]+)[ \t]*=[ \t]*")
-_WORD = re.compile(r'"(?:[^"\\\n]|\\.)*"?|\'(?:[^\'\\\n]|\\.)*\'?|[^\s"\']+')
+_WORD = re.compile(r'"(?:[^"\\\r\n]|\\.)*"?|\'(?:[^\'\\\r\n]|\\.)*\'?|[^\s"\']+')
 _ASSIGNMENT = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)=")
 _CREDENTIAL_KEYS = {"SetCredential", "SetCredentialEncrypted"}
 # credential ids and paths, not their data
