@@ -103,7 +103,8 @@ def test_redacted_corpus_file_keeps_lines_and_structure(config_type: str, path: 
 
 # ------------------------------------------------------------------ planted secrets
 
-PEM = "{i}-----BEGIN RSA PRIVATE KEY-----\n{i}MIIEpQIBAAKCAQEAzebraPEMline1\n{i}Qx7horsePEMline2==\n{i}-----END RSA PRIVATE KEY-----\n"
+PEM = ("{i}-----BEGIN RSA PRIVATE KEY-----\n{i}MIIEpQIBAAKCAQEAzebraPEMline1\n{i}Qx7horsePEMline2==\n"
+       "{i}-----END RSA PRIVATE KEY-----\n")
 
 
 def plant(config_type: str, text: str, tag: str) -> tuple[str, list[str]]:
@@ -121,13 +122,15 @@ def plant(config_type: str, text: str, tag: str) -> tuple[str, list[str]]:
             nxt = next((x for x in lines[i + 1:] if x.strip() and not x.strip().startswith("#")), "")
             ind = re.match(r"\s*", nxt).group()
             if m and len(ind) > len(m.group(1)):
-                out.append(f"{ind}- PLANTED_DB_PASSWORD=zebra{tag} horse{tag} battery{tag}" if nxt.strip().startswith("-")
+                as_list = nxt.strip().startswith("-")
+                out.append(f"{ind}- PLANTED_DB_PASSWORD=zebra{tag} horse{tag} battery{tag}" if as_list
                            else f'{ind}PLANTED_API_TOKEN: "quote{tag}\\"zebra{tag}"')
         planted = "\n".join(out)
         extra = (f"x-planted:\n  password: |\n    block{tag}\n    horse{tag}\n  key: |\n"
                  + PEM.format(i="    ").replace("zebra", f"zebra{tag}")
                  + f"  DATABASE_URL: postgres://app:url{tag}@db/app\n"
-                 + f"  command: [\"--db-password\", \"flag{tag}\"]\n  traefik.basicauth.users: \"u:$$apr1$$cred{tag}$$x\"\n")
+                 + f"  command: [\"--db-password\", \"flag{tag}\"]\n"
+                 + f"  traefik.basicauth.users: \"u:$$apr1$$cred{tag}$$x\"\n")
         if not _parses(config_type, planted, "c.yml"):
             planted = body
         return planted + extra, words
@@ -251,7 +254,8 @@ def test_generated_nginx_header_values_are_hidden(value: str) -> None:
 # pieces of each format, shuffled into texts that are often broken: redaction must never fail
 # nor change the line count, whatever the reader of the format meets
 PIECES = ["\n", " ", "\t", "\r\n", ":", "=", '"', "'", "\\", "#", ";", "{", "}", "[", "]", "- ", "|", ">", "&a ", "*a",
-          "!!str ", "password", "DB_PASSWORD", "token", "Environment=", "[Service]", "proxy_set_header ", "Authorization",
+          "!!str ", "password", "DB_PASSWORD", "token", "Environment=", "[Service]", "proxy_set_header ",
+          "Authorization",
           "Bearer ", "$http_x", "${X}", "://u:p@h", "-----BEGIN RSA PRIVATE KEY-----", "-----END RSA PRIVATE KEY-----",
           "MIIEabc", "$apr1$abcdefgh$xyz", "\ufeff", "é", "--password", "set $api_key", "x:5432:db:u:", "'''"]
 

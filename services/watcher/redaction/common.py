@@ -42,7 +42,8 @@ _BENIGN_LAST = {"file", "files", "path", "dir", "directory", "location", "ttl", 
                 "prompt", "agent", "command", "cmd", "header", "param", "count", "limit", "interval", "algorithm",
                 "cipher", "provider", "backend", "source", "requests", "reset", "strength", "check", "hint",
                 "label", "id", "ids", "env", "var", "user", "username", "login", "host", "port", "at", "seconds",
-                "days", "age", "encryption", "hashing", "store", "generator", "helper", "hook", "regex", "pattern", "rule"}
+                "days", "age", "encryption", "hashing", "store", "generator", "helper", "hook", "regex", "pattern",
+                "rule"}
 _PASS_VERBS = {"proxy", "fastcgi", "uwsgi", "grpc", "scgi", "memcached", "by"}
 _BENIGN_ANY = {"max", "min", "num", "ttl", "expire"}
 
