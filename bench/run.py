@@ -35,6 +35,7 @@ BENCHMARKS: list[tuple[str, str, list[str], list[str]]] = [
     ("ssh_connections", "ssh_connections.py", [], ["--hosts", "30", "--seconds", "40", "--warmup", "15"]),
     ("service_rss", "service_rss.py", [], ["--hosts", "20", "--seconds", "30", "--warmup", "15"]),
     ("redact", "redact_bench.py", [], ["--repeat", "2"]),
+    ("api_diff", "diff_bench.py", [], ["--seconds", "5"]),
 ]
 NAMES = [b[0] for b in BENCHMARKS]
 

@@ -1,24 +1,35 @@
 """Unified diffs of configuration snapshots, bounded in size and time and run off the event loop.
 
 difflib's matcher is quadratic on some inputs (two 233 KiB files took 16.6 s). Each side is
-capped in bytes and lines before any work starts; the matching then runs in a worker thread
-and checks a deadline between the blocks it matches, so a pathological pair stops after
-``DIFF_BUDGET_S`` instead of holding a thread, or the event loop, for minutes.
+capped in bytes and lines before any work starts; the matching then runs in a worker and checks
+a deadline between the blocks it matches, so a pathological pair stops after ``DIFF_BUDGET_S``
+instead of holding a worker, or the event loop, for minutes. The workers are processes: a
+thread would share the interpreter lock with the event loop, and /health's p99 rose 4-fold
+while 1 MiB diffs ran in one (bench/diff_bench.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import difflib
+import multiprocessing
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 
 MAX_DIFF_BYTES = 2 * 1024 * 1024  # per side
 MAX_DIFF_LINES = 100_000  # per side
 DIFF_BUDGET_S = 5.0  # matching time of one diff, in its thread
-DIFF_WORKERS = 2  # diffs running at once per process; others wait for a thread
+DIFF_WORKERS = 2  # diffs running at once per API process; others wait for a worker
 
-_pool = ThreadPoolExecutor(DIFF_WORKERS, thread_name_prefix="diff")
+_pool: ProcessPoolExecutor | None = None
+
+
+def _workers() -> ProcessPoolExecutor:
+    global _pool
+    if _pool is None:  # started on first use; "spawn": the API process runs threads and an event loop
+        _pool = ProcessPoolExecutor(DIFF_WORKERS, mp_context=multiprocessing.get_context("spawn"))
+    return _pool
 
 
 class DiffTooLarge(Exception):
@@ -75,7 +86,12 @@ def unified(a: list[str], b: list[str], fromfile: str, tofile: str, fromdate: st
 
 
 async def diff(old: str, new: str, *, fromfile: str, tofile: str, fromdate: str, todate: str, n: int) -> list[str]:
-    """The unified diff of two texts, computed in a worker thread; raises DiffTooLarge."""
+    """The unified diff of two texts, computed in a worker process; raises DiffTooLarge."""
+    global _pool
     a, b = _lines(old, "old"), _lines(new, "new")
-    return await asyncio.get_running_loop().run_in_executor(
-        _pool, unified, a, b, fromfile, tofile, fromdate, todate, n, DIFF_BUDGET_S)
+    try:
+        return await asyncio.get_running_loop().run_in_executor(
+            _workers(), unified, a, b, fromfile, tofile, fromdate, todate, n, DIFF_BUDGET_S)
+    except BrokenProcessPool:  # a worker died (killed, out of memory): the next diff starts new ones
+        _pool = None
+        raise
