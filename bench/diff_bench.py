@@ -8,7 +8,9 @@ Run from the repository root:
 
     .venv/bin/python bench/diff_bench.py [--seconds 10] [--connections 20]
 
-Recorded: /health p99 without and with diffs running, their ratio, and the diffs' latencies.
+Recorded: /health p99 without and with diffs running, their ratio, and the diffs' latencies. Then,
+in this process, the event loop's lag (a 1 ms sleep's overshoot) while the realistic diff runs
+back to back in a thread and in a worker process: why the API runs diffs in processes.
 """
 
 from __future__ import annotations
@@ -16,10 +18,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import random
+import statistics
 import sys
 import threading
 import time
 import uuid
+from concurrent.futures import Executor, ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -32,6 +36,7 @@ sys.path.insert(0, str(ROOT))
 from bench import wrk  # noqa: E402
 from bench.common import pct, record, servers, service_env, start_service, stop_procs, tail  # noqa: E402
 from schema.migrate import upgrade  # noqa: E402
+from services.api import diffs  # noqa: E402
 from services.api.keys import create_api_key  # noqa: E402
 from shared.embedded import free_port  # noqa: E402
 
@@ -93,6 +98,37 @@ def diff_loop(base: str, key: str, paths: list[str], stop: threading.Event, seen
             i += 1
 
 
+async def _lag(seconds: float) -> list[float]:
+    out, end = [], time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        t = time.perf_counter()
+        await asyncio.sleep(0.001)
+        out.append((time.perf_counter() - t - 0.001) * 1000)
+    return out
+
+
+async def loop_lag(seconds: float) -> dict[str, list[float]]:
+    """The event loop's lag idle, and while the realistic diff runs back to back in a thread, then a process."""
+    old, new = pairs()["realistic"]
+    a, b = old.splitlines(keepends=True), new.splitlines(keepends=True)
+    loop = asyncio.get_running_loop()
+    out = {"idle": await _lag(seconds)}
+    for name, ex in (("thread", ThreadPoolExecutor(1)), ("process", diffs._workers())):
+        done = asyncio.Event()
+
+        async def run(executor: Executor) -> None:
+            while not done.is_set():
+                await loop.run_in_executor(executor, diffs.unified, a, b, "a", "b", "", "", 3, diffs.DIFF_BUDGET_S)
+
+        await loop.run_in_executor(ex, diffs.unified, a[:9], b[:9], "a", "b", "", "", 3, 1.0)  # worker started
+        task = asyncio.create_task(run(ex))
+        await asyncio.sleep(0.3)
+        out[name] = await _lag(seconds)
+        done.set()
+        await task
+    return out
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seconds", type=float, default=10)
@@ -146,7 +182,7 @@ def main() -> int:
             print(f"diffs during the run: {len(seen)} ({', '.join(f'{n}: HTTP {c}' for n, c in codes)}); "
                   + "; ".join(f"{n} p50 {pct(v, 50):.0f} ms" for n, v in by.items() if v))
             ratio = busy.p99_ms / idle.p99_ms
-            print(f"/health p99 with diffs / without: {ratio:.2f}")
+            print(f"/health p99 with diffs / without: {ratio:.2f} (the machine's other load included)")
             cond = (f"wrk 1 thread, {args.connections} connections, {args.seconds:g} s; 2 x 1 MiB snapshots diffed back "
                     f"to back (realistic and pathological pairs); uvicorn 1 worker; load generator on the same machine")
             record("api_health_p99_idle_ms", idle.p99_ms, "ms", None, "GET /health, no diff running; " + cond)
@@ -155,6 +191,12 @@ def main() -> int:
             for name, v in by.items():
                 if v:
                     record(f"api_diff_{name}_p50_ms", pct(v, 50), "ms", None, f"GET {name} 1 MiB diff; " + cond)
+            lags = asyncio.run(loop_lag(args.seconds / 2))
+            for name, v in lags.items():
+                print(f"event loop lag, {name:<28} p50 {statistics.median(v):6.2f} ms   p99 {pct(v, 99):7.2f} ms")
+                record(f"diff_loop_lag_{name}_p99_ms", pct(v, 99), "ms", pct(lags["idle"], 99),
+                       f"1 ms sleep overshoot in one process, the realistic 1 MiB diff looping in a {name} "
+                       "(idle: none)")
         finally:
             stop_procs([api])
     return 0
