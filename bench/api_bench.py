@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench import wrk  # noqa: E402
-from bench.common import pct, record  # noqa: E402
+from bench.common import cpu_seconds, pct, record  # noqa: E402
 from schema.migrate import upgrade  # noqa: E402
 from services.api.keys import create_api_key  # noqa: E402
 from services.api.settings import ApiSettings  # noqa: E402
@@ -86,16 +86,19 @@ async def wait_ready(client: httpx.AsyncClient, timeout: float = 60) -> None:
     raise RuntimeError("the API did not become ready")
 
 
-def measure(base: str, key: str, endpoints: list[tuple[str, str, str]], seconds: float,
-            connections: int) -> dict[str, wrk.WrkResult]:
-    """wrk against each (name, label, path) of the same app in turn; prints one line each."""
+def measure(base: str, key: str, endpoints: list[tuple[str, str, str]], seconds: float, connections: int,
+            pid: int) -> tuple[dict[str, wrk.WrkResult], dict[str, float]]:
+    """wrk against each (name, label, path) of the same app in turn; prints one line each. Also
+    the API process's CPU per request (µs), which depends less on what else the machine runs."""
     headers = {"Authorization": f"Bearer {key}"}
     wrk.run(base + "/health", min(2.0, seconds), connections)  # warm up
-    out = {}
+    out, cpu = {}, {}
     for name, label, path in endpoints:
+        before = cpu_seconds(pid)
         out[name] = r = wrk.run(base + path, seconds, connections, headers)
-        print(r.line(label), flush=True)
-    return out
+        cpu[name] = (cpu_seconds(pid) - before) * 1e6 / max(1, r.requests)
+        print(f"{r.line(label)}   API CPU {cpu[name]:.0f} us/req", flush=True)
+    return out, cpu
 
 
 def record_load(results: dict[str, wrk.WrkResult], paths: dict[str, str], cond: str) -> None:
@@ -171,8 +174,9 @@ async def bench(args: argparse.Namespace, work: Path) -> None:
                           "cached_metrics": "GET /devices/bench/metrics (cache)",
                           "range_read": f"GET /devices/bench/metrics {RANGE_DAYS} d in 1 h ({buckets} buckets)",
                           "device_list": "GET /devices (1 device)"}
-                results = await asyncio.to_thread(
-                    measure, base, key, [(n, labels[n], paths[n]) for n in paths], args.seconds, args.connections)
+                results, cpu = await asyncio.to_thread(
+                    measure, base, key, [(n, labels[n], paths[n]) for n in paths], args.seconds, args.connections,
+                    procs[1].pid)
                 h = results["health"]
                 c = results["cached_read"]
                 print(f"  cached read / health: {c.rps / h.rps:.2f} (at least {CACHED_VS_HEALTH_MIN});"
@@ -182,6 +186,9 @@ async def bench(args: argparse.Namespace, work: Path) -> None:
                 cond = (f"wrk 1 thread, {args.connections} connections, {args.seconds:g}s each, same app and run; "
                         f"uvicorn 1 worker; load generator on the same machine")
                 record_load(results, paths, cond)
+                for name, us in cpu.items():
+                    record(f"api_{name}_cpu_us_per_req", us, "us", None if name == "health" else cpu["health"],
+                           f"CPU of the API process per request of GET {paths[name]} (limit: /health's); {cond}")
 
             lat = []
             for _ in range(args.refreshes):

@@ -27,7 +27,7 @@ def age_s(ev: Collected) -> float:
     return max(0.0, (datetime.now(timezone.utc) - ev.occurred_at).total_seconds())
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Reading:
     """A collected event as served: from the cache or from a refresh, with its age."""
 
