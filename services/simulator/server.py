@@ -28,9 +28,10 @@ from typing import Self
 
 import asyncssh
 
-from services.simulator.answers import Answers, HostState
+from services.simulator.answers import Answers, HostState, Reply
 from services.simulator.hosts import Misbehaviour, SimHost, change_files, write_tree
 from shared.embedded import free_port
+from shared.transport.runner import REQUEST_RE, RUNNER_COMMAND
 
 log = logging.getLogger(__name__)
 
@@ -184,6 +185,9 @@ class Simulator:
                 if bad is not None and bad.kind == "huge":
                     await _huge(process, int(bad.value * 2**20))
                     return
+                if command == RUNNER_COMMAND:
+                    await _runner(process, host, state, answers)
+                    return
                 answer = answers.find(command)
                 if answer is None:
                     await _shell(process, command, host)
@@ -217,13 +221,60 @@ class _Server(asyncssh.SSHServer):
         return False
 
 
+async def _runner(process: asyncssh.SSHServerProcess, host: SimHost, state: HostState, answers: Answers) -> None:
+    """A client's long-lived shell (shared.transport.runner): each request is answered like an
+    exec channel's command, then marked on both streams."""
+    buf = b""
+    while True:
+        chunk = await process.stdin.read(CHUNK)
+        if not chunk:
+            process.exit(0)
+            return
+        buf += chunk
+        while (m := REQUEST_RE.match(buf)) is not None:
+            buf = buf[m.end():]
+            host.commands += 1
+            command = m["command"].decode("utf-8", "replace")
+            bad = host.misbehave if command != "echo ready" else None
+            if bad is not None and bad.kind == "slow":
+                await asyncio.sleep(bad.value)
+            if bad is not None and bad.kind == "hang":
+                await process.wait_closed()  # until the client gives up
+                return
+            if bad is not None and bad.kind == "huge":
+                await _huge(process, int(bad.value * 2**20), exit=False)
+            answer = answers.find(command)
+            if bad is not None and bad.kind == "garbage":
+                reply = Reply(bytes(random.Random().getrandbits(8) for _ in range(int(bad.value))))
+            elif answer is not None:
+                reply = answer(state)
+            elif command == "echo ready":
+                reply = Reply(b"ready\n")
+            else:
+                reply = await _run_sh(command, host, m["data"])
+            await _write(process.stdout, reply.stdout)
+            process.stderr.write(reply.stderr)
+            token = m["token"]
+            process.stdout.write(b"\n" + token + b" " + str(reply.exit_status).encode() + b"\n")
+            process.stderr.write(b"\n" + token + b"\n")
+
+
+async def _run_sh(command: str, host: SimHost, stdin: bytes | None) -> Reply:
+    proc = await asyncio.create_subprocess_exec(
+        "/bin/sh", "-c", command, cwd=host.root, env=_env(host), start_new_session=True,
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await proc.communicate(stdin or b"")
+    return Reply(out, err, proc.returncode if proc.returncode >= 0 else 128 - proc.returncode)
+
+
 async def _write(stream, data: bytes) -> None:
     for i in range(0, len(data), CHUNK):
         stream.write(data[i:i + CHUNK])
         await stream.drain()
 
 
-async def _huge(process: asyncssh.SSHServerProcess, size: int) -> None:
+async def _huge(process: asyncssh.SSHServerProcess, size: int, exit: bool = True) -> None:
     line = b"huge output from a simulated host " + b"x" * 93 + b"\n"  # 128 bytes
     block = line * (CHUNK // len(line))
     sent = 0
@@ -232,16 +283,20 @@ async def _huge(process: asyncssh.SSHServerProcess, size: int) -> None:
         process.stdout.write(part)
         await process.stdout.drain()
         sent += len(part)
-    process.exit(0)
+    if exit:
+        process.exit(0)
+
+
+def _env(host: SimHost) -> dict[str, str]:
+    return {"PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"), "HOME": str(host.root),
+            "USER": host.username, "LOGNAME": host.username, "SHELL": "/bin/sh", "LANG": "C.UTF-8",
+            "SIMULATED_HOST": host.name, "SIMULATED_ROOT": str(host.root)}
 
 
 async def _shell(process: asyncssh.SSHServerProcess, command: str, host: SimHost) -> None:
     """Run ``command`` with /bin/sh in the host's directory, as a POSIX login shell would."""
-    env = {"PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"), "HOME": str(host.root),
-           "USER": host.username, "LOGNAME": host.username, "SHELL": "/bin/sh", "LANG": "C.UTF-8",
-           "SIMULATED_HOST": host.name, "SIMULATED_ROOT": str(host.root)}
     proc = await asyncio.create_subprocess_exec(
-        "/bin/sh", "-c", command or "true", cwd=host.root, env=env, start_new_session=True,
+        "/bin/sh", "-c", command or "true", cwd=host.root, env=_env(host), start_new_session=True,
         stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )
     try:

@@ -27,6 +27,7 @@ from shared.transport.base import (
     HostKeyChanged, HostKeyError, _argv_check, _read_capped,
 )
 from shared.transport.known_hosts import known_hosts_file
+from shared.transport.runner import RunnerBroken, ShellRunner
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +61,12 @@ class SshTransport:
         self.presented_fingerprint: str | None = None  # of the refused key, for the security event
         self._conn: asyncssh.SSHClientConnection | None = None
         self._lock = asyncio.Lock()
-        self._sessions = asyncio.Semaphore(max(1, getattr(settings, "ssh_max_channels", MAX_SESSIONS)))
+        channels = max(1, getattr(settings, "ssh_max_channels", MAX_SESSIONS))
+        self._sessions = asyncio.Semaphore(channels)
+        self._max_runners = max(1, channels // 2)  # the other channels stay for streams and exec
+        self._runners: set[ShellRunner] = set()
+        self._idle: list[ShellRunner] = []
+        self.runners_usable = True  # False once the device's shell did not answer as a runner
         self._failures = 0
         self._next_attempt = 0.0
         self._last_error: ConnectError | None = None
@@ -189,6 +195,10 @@ class SshTransport:
         conn = await self._connection()
         start = time.monotonic()
         async with self._sessions:
+            if self.runners_usable:
+                done = await self._run_on_runner(conn, argv, command, timeout, stdin, max_output, start)
+                if done is not None:
+                    return done
             process: asyncssh.SSHClientProcess | None = None
             try:
                 async with asyncio.timeout(timeout):
@@ -224,7 +234,57 @@ class SshTransport:
             status = None
         return CommandResult(status, out, err, (time.monotonic() - start) * 1000, truncated)
 
+    async def _runner(self, conn: asyncssh.SSHClientConnection, max_output: int) -> ShellRunner | None:
+        """An idle runner of this connection, or a new one while there are fewer than the limit."""
+        while self._idle:
+            runner = self._idle.pop()
+            if runner.conn is conn and not runner.broken:
+                return runner
+            self._runners.discard(runner)
+        self._runners = {r for r in self._runners if r.conn is conn and not r.broken}
+        if len(self._runners) >= self._max_runners:
+            return None
+        try:
+            runner = await ShellRunner.open(conn, self.settings.ssh_connect_timeout_s, max_output)
+        except RunnerBroken as exc:
+            self.runners_usable = False
+            log.info("%s: commands use a session each: %s", self, exc)
+            return None
+        except (asyncssh.Error, OSError):
+            return None  # the exec path reports what is wrong
+        self._runners.add(runner)
+        return runner
+
+    async def _run_on_runner(self, conn, argv: list[str], command: str, timeout: float, stdin: bytes | None,
+                             max_output: int, start: float) -> CommandResult | None:
+        """Run on a runner; None when none can take it (the caller uses an exec channel)."""
+        runner = await self._runner(conn, max_output)
+        if runner is None:
+            return None
+        try:
+            async with asyncio.timeout(timeout):
+                status, out, err, truncated = await runner.run(command, stdin, max_output)
+        except ValueError:  # stdin that cannot travel in a here-document: nothing was sent
+            self._idle.append(runner)
+            return None
+        except TimeoutError:
+            self.commands_executed += 1
+            raise CommandTimeout(f"{argv[0]} did not finish within {timeout}s on {self.host}") from None
+        except RunnerBroken as exc:
+            if conn.is_closed():
+                self._drop(conn)
+                raise ConnectError(f"connection to {self.host} lost: {exc}") from None
+            raise ConnectError(f"{argv[0]} on {self.host}: {exc}") from None
+        self.commands_executed += 1
+        if not runner.broken:
+            self._idle.append(runner)
+        return CommandResult(status, out, err, (time.monotonic() - start) * 1000, truncated)
+
     async def close(self) -> None:
+        for runner in self._runners:
+            runner.close()
+        self._runners.clear()
+        self._idle.clear()
         self._closed = True
         conn, self._conn = self._conn, None
         if conn is not None:

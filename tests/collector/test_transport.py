@@ -159,3 +159,28 @@ async def test_local_timeout_stops_children_too() -> None:
     t = LocalTransport()
     with pytest.raises(CommandTimeout):
         await t.run(["sh", "-c", "sleep 30 & sleep 30; wait"], timeout=0.5)
+
+
+async def test_short_commands_share_one_long_lived_shell(ssh) -> None:
+    """Sequential commands reuse one runner channel: no session (fork, login shell) per command."""
+    for i in range(5):
+        r = await ssh.run(["sh", "-c", f"echo out{i}; echo err{i} >&2; exit {i}"], timeout=10)
+        assert (r.exit_status, r.stdout, r.stderr) == (i, f"out{i}\n".encode(), f"err{i}\n".encode())
+    no_newline = await ssh.run(["printf", "%s", "tail"], timeout=10)
+    assert no_newline.stdout == b"tail"
+    assert ssh.runners_usable and len(ssh._runners) == 1 and ssh.connections_created == 1
+
+
+async def test_stdin_through_the_shell_and_without_it(ssh) -> None:
+    here = await ssh.run(["cat"], timeout=10, stdin=b"line one\nline two\n")
+    assert here.stdout == b"line one\nline two\n" and len(ssh._runners) == 1
+    raw = await ssh.run(["od", "-An", "-c"], timeout=10, stdin=b"a\0b")  # a NUL byte: an exec channel
+    assert b"\\0" in raw.stdout and len(ssh._runners) == 1
+
+
+async def test_a_killed_runner_is_replaced(ssh) -> None:
+    with pytest.raises(CommandTimeout):
+        await ssh.run(["sleep", "30"], timeout=0.5)
+    r = await ssh.run(["echo", "again"], timeout=10)
+    assert r.stdout == b"again\n" and ssh.connections_created == 1
+    assert len([x for x in ssh._runners if not x.broken]) == 1

@@ -46,7 +46,7 @@ def settings(nats_url, tmp_path, ssh_server, root) -> WatcherSettings:
     known_hosts = tmp_path / "known_hosts"
     shutil.copy(ssh_server.known_hosts, known_hosts)
     return WatcherSettings(
-        nats_url=nats_url, subject_prefix=f"t{uuid.uuid4().hex[:10]}", data_dir=tmp_path, instance="test",
+        nats_url=nats_url, subject_prefix=f"t{uuid.uuid4().hex[:10]}", data_dir=tmp_path / "data", instance="test",
         ssh_client_keys=[ssh_server.client_key], ssh_known_hosts=known_hosts,
         watcher_root_prefix=str(root), watcher_poll_interval_s=1.0,
     )

@@ -36,7 +36,7 @@ def settings(nats_url, database_url, tmp_path, ssh_server, root) -> WatcherSetti
     """With a database, for the writer."""
     return WatcherSettings(
         nats_url=nats_url, database_url=database_url, subject_prefix=f"t{uuid.uuid4().hex[:10]}",
-        data_dir=tmp_path, instance="test", writer_batch_wait_s=0.2, watcher_root_prefix=str(root),
+        data_dir=tmp_path / "data", instance="test", writer_batch_wait_s=0.2, watcher_root_prefix=str(root),
         ssh_client_keys=[ssh_server.client_key], ssh_known_hosts=ssh_server.known_hosts,
     )
 
