@@ -38,13 +38,14 @@ from nats.js.kv import KeyValue
 
 from services.collector import policy
 from services.collector.membership import Membership
+from services.collector.requests import Requests
 from services.collector.registry import DATA_TYPES
 from services.collector.runner import SERVICE, collect, freshness_s
 from services.collector.settings import CollectorSettings, collector_settings
 from shared import events
 from shared.bootstrap import ensure
 from shared.devices import DeviceRegistry
-from shared.events import Audited, Collected, DeviceChanged, DeviceSpec, RefreshRequested, Trigger
+from shared.events import Collected, DeviceChanged, DeviceSpec, Trigger
 from shared.names import Names
 from shared.nats_conn import connect, drain
 from shared.perf import Perf, publish_loop, serve_metrics
@@ -101,7 +102,7 @@ class _Device:
     key_refusals_seen: int = 0
 
 
-class Collector:
+class Collector(Requests):
     """Per-device poll loops and transports, kept in step with the device registry."""
 
     def __init__(
@@ -196,28 +197,6 @@ class Collector:
             return self._devices[device_id]
         found = self._by_name.get(name) if name else None
         return self._devices.get(found) if found is not None else None
-
-    def _refusal_of(self, device_id: uuid.UUID | None, name: str | None) -> policy.RefusedSetting | None:
-        hit = self._refused.get(device_id) if device_id is not None else None
-        if hit is None and name:
-            hit = next((r for r in self._refused.values() if r[0].name == name), None)
-        return hit[1] if hit is not None else None
-
-    async def _publish_refused(self, spec: DeviceSpec, refused: policy.RefusedSetting) -> None:
-        """The audit event of a refused device (by its owner only, so once per change)."""
-        self.stats.devices_refused += 1
-        log.error("SECURITY: device %s refused, nothing runs for it: %s", spec.name, refused)
-        if not self.membership.owns(spec.id):
-            return
-        ev = events.new_event(
-            Audited, device_id=spec.id, device=spec.name, service=SERVICE, instance=self.settings.instance,
-            trigger="api", status="error", action="device_refused", error=str(refused),
-            detail={"field": refused.field, "value": getattr(spec, refused.field, None)},
-        )
-        try:
-            await publish_event(self.js, self.names.audit(SERVICE), ev)
-        except Exception as exc:
-            log.error("publishing the refusal of device %s failed: %s", spec.name, exc)
 
     def _members_changed(self, members: frozenset[str]) -> None:
         for dev in self._devices.values():
@@ -403,84 +382,6 @@ class Collector:
                 await self.kv.put(Names.cache_key(device, data_type), events.encode(ev))
             except Exception as exc:
                 log.warning("cache write for %s.%s failed: %s", device, data_type, exc)
-
-    async def _check_host_key(self, dev: _Device) -> None:
-        """Publish a security event for each connect refused because the host key changed."""
-        refusals = getattr(dev.transport, "host_key_refusals", 0)
-        if refusals <= dev.key_refusals_seen:
-            return
-        dev.key_refusals_seen = refusals
-        self.stats.host_key_alerts += 1
-        spec = dev.spec
-        ev = events.new_event(
-            Audited, device_id=spec.id, device=spec.name, service=SERVICE, instance=self.settings.instance,
-            trigger="poll", status="error", action="host_key_changed",
-            error=f"the host key of {spec.address}:{spec.port} changed: connection refused",
-            detail={"address": spec.address, "port": spec.port, "known_hosts": str(self.settings.known_hosts_path),
-                    "presented_fingerprint": getattr(dev.transport, "presented_fingerprint", None)},
-        )
-        log.error("SECURITY: host key of device %s (%s:%d) changed; refusing to connect",
-                  spec.name, spec.address, spec.port)
-        try:
-            await publish_event(self.js, self.names.audit(SERVICE), ev)
-        except Exception as exc:
-            log.error("publishing the host key alert failed: %s", exc)
-
-    # ------------------------------------------------------------ refresh requests
-
-    async def on_refresh(self, msg) -> None:
-        """Core NATS callback: handle each request in its own task so one slow device
-        does not hold up the others."""
-        task = asyncio.create_task(self._refresh(msg))
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
-
-    async def _refresh(self, msg) -> None:
-        try:
-            req = events.decode(msg.data)
-        except Exception as exc:
-            log.warning("undecodable refresh request on %s: %s", msg.subject, exc)
-            return
-        if not isinstance(req, RefreshRequested):
-            log.warning("unexpected %s event on %s", type(req).__name__, msg.subject)
-            return
-        tokens = msg.subject.split(".")
-        name = req.device or (tokens[-2] if len(tokens) >= 4 else None)
-        dev = self._find(req.device_id, name)
-        reason = None
-        if req.data_type not in DATA_TYPES:
-            reason = f"unknown data type {req.data_type!r}; known: {', '.join(sorted(DATA_TYPES))}"
-        elif dev is None and (refused := self._refusal_of(req.device_id, name)) is not None:
-            reason = f"device {name!r} is refused: {refused}"
-        elif dev is None:
-            reason = f"device {name!r} is not registered or is disabled"
-        if reason is not None or dev is None:
-            await self._refuse(req, reason or "", msg)
-            return
-        self.stats.refreshes += 1
-        ev = await self.collect_and_publish(
-            dev, req.data_type, trigger="refresh", operation_id=req.operation_id, force_refresh=True
-        )
-        if msg.reply:
-            try:
-                await msg.respond(events.encode(ev))
-            except Exception as exc:
-                log.debug("refresh reply failed: %s", exc)
-
-    async def _refuse(self, req: RefreshRequested, reason: str, msg) -> None:
-        self.stats.refused += 1
-        log.warning("refresh refused: %s", reason)
-        ev = events.new_event(
-            Audited, operation_id=req.operation_id, device_id=req.device_id, device=req.device,
-            service=SERVICE, instance=self.settings.instance, trigger="refresh", status="error",
-            error=reason, action="refresh_refused", data_type=req.data_type, force_refresh=True,
-        )
-        try:
-            await publish_event(self.js, self.names.audit(SERVICE), ev)
-            if msg.reply:
-                await msg.respond(events.encode(ev))
-        except Exception as exc:
-            log.warning("publishing refusal failed: %s", exc)
 
     # ------------------------------------------------------------ shutdown
 

@@ -9,8 +9,11 @@ accepts a changed one and never offers the SSH password to a key only trusted on
 Output beyond ``max_output`` bytes (per stream) is not read: the command is stopped, the
 result is marked ``truncated`` and its exit status is unknown (``None``).
 
-Modules: ``base`` (results, errors), ``known_hosts``, ``ssh``, ``local``, ``protected`` (the
-service's secrets on its own host), ``pool`` (one transport per device per process), ``stream``.
+Over SSH, short commands run one after another on a long-lived ``sh -s`` session of the device's
+connection (``runner``), so a poll or a refresh opens no session per command.
+
+Modules: ``base`` (results, errors), ``known_hosts``, ``ssh``, ``runner``, ``local``, ``protected``
+(the service's secrets on its own host), ``pool`` (one transport per device per process), ``stream``.
 """
 
 from shared.transport.base import (

@@ -112,7 +112,8 @@ async def test_fresh_cache_schedules_the_first_poll_later(ssh_settings, ssh_serv
 
 async def test_poll_after_a_refresh_is_skipped_with_an_event(ssh_settings, ssh_server, nc, js) -> None:
     names = Names(ssh_settings.subject_prefix)
-    settings = only(ssh_settings, "system_metrics", collector_interval_overrides={"system_metrics": 4},
+    # polls start one interval apart: the interval leaves room for a refresh on a busy machine
+    settings = only(ssh_settings, "system_metrics", collector_interval_overrides={"system_metrics": 8},
                     collector_first_poll_within_s=0.1, collector_jitter_fraction=0.0)
     stop, stats = asyncio.Event(), CollectorStats()
     task = asyncio.create_task(run(settings, stop, stats=stats))
