@@ -55,8 +55,8 @@ RANGE_DAYS = 30
 FILL_ONE = """
 INSERT INTO system_metrics (time, device_id, event_id, cpu_usage, cpu_count, memory_usage, memory_total_bytes,
     memory_used_bytes, memory_available_bytes, load_1, load_5, load_15, uptime_seconds)
-SELECT t, $1::uuid, gen_random_uuid(), 50 + 40 * sin(extract(epoch FROM t) / 3600), 4, 60 + 20 * cos(extract(epoch FROM t) / 7200),
-       8000000000, 4800000000, 3200000000, 1.5 + sin(extract(epoch FROM t) / 900), 1.2, 1.0,
+SELECT t, $1::uuid, gen_random_uuid(), 50 + 40 * sin(extract(epoch FROM t) / 3600), 4,
+       60 + 20 * cos(extract(epoch FROM t) / 7200), 8000000000, 4800000000, 3200000000, 1.5 + sin(extract(epoch FROM t) / 900), 1.2, 1.0,
        extract(epoch FROM t - $2::timestamptz)
 FROM generate_series($2::timestamptz, $3::timestamptz - interval '1 microsecond', interval '5 minutes') AS t
 ON CONFLICT DO NOTHING
@@ -181,7 +181,8 @@ async def bench(args: argparse.Namespace, work: Path) -> None:
                 c = results["cached_read"]
                 print(f"  cached read / health: {c.rps / h.rps:.2f} (at least {CACHED_VS_HEALTH_MIN});"
                       f" cached read p99 {c.p99_ms:.2f} ms (below {CACHED_P99_MAX_MS:g} ms);"
-                      f" metrics {results['cached_metrics'].rps / h.rps:.2f}, range {results['range_read'].rps / h.rps:.2f},"
+                      f" metrics {results['cached_metrics'].rps / h.rps:.2f},"
+                      f" range {results['range_read'].rps / h.rps:.2f},"
                       f" device list {results['device_list'].rps / h.rps:.2f}")
                 cond = (f"wrk 1 thread, {args.connections} connections, {args.seconds:g}s each, same app and run; "
                         f"uvicorn 1 worker; load generator on the same machine")
