@@ -1,5 +1,14 @@
-"""The watcher service: one ``DeviceWatcher`` per enabled device of the registry, each publishing
-``ConfigChanged`` events on ``<prefix>.config.<device>.<config_type>``. NATS only, no database."""
+"""The watcher service: one ``DeviceWatcher`` per enabled device of the registry that this
+instance owns, each publishing ``ConfigChanged`` events on ``<prefix>.config.<device>.<config_type>``.
+NATS only, no database.
+
+Sharing. Instances heartbeat into the watch-state bucket (keys ``_watchers.<member>``,
+``shared.membership``); each device is watched by the live instance with the highest rendezvous
+hash, so N instances are not N times the SSH load. When an instance dies, its devices move to
+the others, whose first scan compares with the hashes last published (kept in the same bucket):
+a change made meanwhile is published once, and a change published but not yet recorded is
+published again under the same event id, which JetStream de-duplicates.
+"""
 
 from __future__ import annotations
 
@@ -13,10 +22,11 @@ from nats.js.kv import KeyValue
 
 from services.watcher.device import DeviceWatcher
 from services.watcher.settings import WatcherSettings, watcher_settings
-from services.watcher.state import WatchState
+from services.watcher.state import MEMBERS_PREFIX, WatchState
 from shared.bootstrap import ensure
 from shared.devices import DeviceRegistry
 from shared.events import DeviceChanged, DeviceSpec
+from shared.membership import Membership
 from shared.names import Names
 from shared.nats_conn import connect, drain
 from shared.perf import Perf, publish_loop, serve_metrics
@@ -37,12 +47,20 @@ class _Running:
 class Watcher:
     """Device watchers kept in step with the device registry."""
 
-    def __init__(self, settings: WatcherSettings, js: JetStreamContext, kv: KeyValue) -> None:
+    def __init__(self, settings: WatcherSettings, js: JetStreamContext, kv: KeyValue,
+                 membership: Membership | None = None) -> None:
         self.settings = settings
         self.js = js
         self.kv = kv
-        self.devices: dict[uuid.UUID, _Running] = {}
+        self.specs: dict[uuid.UUID, DeviceSpec] = {}  # every enabled device of the registry
+        self.devices: dict[uuid.UUID, _Running] = {}  # those this instance watches
         self.perf = Perf(SERVICE)
+        self.membership = membership or Membership(None, settings.instance, settings.watcher_heartbeat_s,
+                                                   settings.watcher_member_timeout_s, label=SERVICE)
+        self.membership.on_change(self._members_changed)
+        self._lock = asyncio.Lock()
+        self._rebalancing: asyncio.Task | None = None
+        self._again = False
 
     async def sample(self) -> None:
         """Bring the SSH counters of every device's transport into the perf counters."""
@@ -54,12 +72,24 @@ class Watcher:
 
     async def on_device_changed(self, ev: DeviceChanged) -> None:
         spec = ev.spec
+        async with self._lock:
+            if ev.action == "removed" or not spec.enabled:
+                self.specs.pop(spec.id, None)
+                if spec.id in self.devices:
+                    await self._stop(spec.id)
+                    log.info("device %s %s: no longer watched", spec.name, ev.action if ev.action == "removed"
+                             else "disabled")
+                return
+            self.specs[spec.id] = spec
+            await self._apply(spec)
+
+    async def _apply(self, spec: DeviceSpec) -> None:
+        """Watch ``spec`` if this instance owns it (again, if it changed); stop watching it otherwise."""
         current = self.devices.get(spec.id)
-        if ev.action == "removed" or not spec.enabled:
+        if not self.membership.owns(spec.id):
             if current is not None:
                 await self._stop(spec.id)
-                log.info("device %s %s: no longer watched", spec.name, ev.action if ev.action == "removed"
-                         else "disabled")
+                log.info("device %s: now watched by another instance", spec.name)
             return
         if current is not None:
             if current.spec == spec:
@@ -69,6 +99,19 @@ class Watcher:
         task = asyncio.create_task(watcher.run(), name=f"watch-{spec.name}")
         self.devices[spec.id] = _Running(spec, watcher, task)
 
+    def _members_changed(self, members: frozenset[str]) -> None:
+        self._again = True
+        if self._rebalancing is None or self._rebalancing.done():
+            self._rebalancing = asyncio.create_task(self.rebalance(), name="watch-rebalance")
+
+    async def rebalance(self) -> None:
+        """Start and stop device watchers after the member set changed (until it stops changing)."""
+        while self._again:
+            self._again = False
+            async with self._lock:
+                for spec in list(self.specs.values()):
+                    await self._apply(spec)
+
     async def _stop(self, device_id: uuid.UUID) -> None:
         running = self.devices.pop(device_id, None)
         if running is None:
@@ -77,6 +120,9 @@ class Watcher:
         await asyncio.gather(running.task, return_exceptions=True)
 
     async def close(self) -> None:
+        if self._rebalancing is not None:
+            self._rebalancing.cancel()
+            await asyncio.gather(self._rebalancing, return_exceptions=True)
         for device_id in list(self.devices):
             await self._stop(device_id)
 
@@ -88,21 +134,33 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
     nc = await connect(ws, SERVICE)
     watcher: Watcher | None = None
     registry: DeviceRegistry | None = None
+    membership: Membership | None = None
+    heartbeat: asyncio.Task | None = None
+    beat_stop = asyncio.Event()
     try:
         js = nc.jetstream()
         await ensure(js, ws)
         kv = await js.key_value(names.watch_state_bucket)
-        watcher = Watcher(ws, js, kv)
+        membership = Membership(kv, ws.instance, ws.watcher_heartbeat_s, ws.watcher_member_timeout_s,
+                                prefix=MEMBERS_PREFIX, label=SERVICE, beats_per_interval=4, forget_dead=True)
+        await membership.beat()  # know the others before the first watch
+        heartbeat = asyncio.create_task(membership.run(beat_stop))
+        watcher = Watcher(ws, js, kv, membership)
         registry = DeviceRegistry(js, names)
         registry.on_change(watcher.on_device_changed)
         await registry.start()
-        log.info("watcher running: %d devices", len(watcher.devices))
+        log.info("watcher %s running: %d of %d devices", membership.me, len(watcher.devices), len(watcher.specs))
         serve_metrics(watcher.perf, ws)
         await publish_loop(js, ws, watcher.perf, stop, watcher.sample)
     finally:
+        beat_stop.set()
+        if heartbeat is not None:
+            await asyncio.gather(heartbeat, return_exceptions=True)
         if registry is not None:
             await registry.stop()
         if watcher is not None:
             await watcher.close()
+        if membership is not None:
+            await membership.leave()
         await drain(nc)
         log.info("watcher stopped")

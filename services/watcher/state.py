@@ -1,6 +1,7 @@
 """The watcher's memory in the KV bucket ``Names.watch_state_bucket``: per device and file the
 last published hash and metadata (key ``<device>.f.<sha256 of the path>``, since paths are not
-valid keys), and per device its status (key ``<device>._status``: watch mode, errors, counts)."""
+valid keys), per device its status (key ``<device>._status``: watch mode, errors, counts), and
+the instances' heartbeats (keys ``_watchers.<member>``; device names cannot start with ``_``)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ log = logging.getLogger(__name__)
 _encode = msgspec.json.Encoder().encode
 _decode_known = msgspec.json.Decoder(Known).decode
 LOAD_TIMEOUT_S = 60
+MEMBERS_PREFIX = "_watchers."
 
 
 def file_key(device: str, path: str) -> str:
