@@ -1,5 +1,6 @@
-"""Real servers for the tests: nats-server with JetStream, PostgreSQL and an SSH server,
-each started on a free loopback port (or taken from INFRAWATCH_TEST_DATABASE_URL)."""
+"""Real servers for the tests: nats-server with JetStream, PostgreSQL, TimescaleDB (tests/timescale.py)
+and an SSH server, each started on a free loopback port when first needed (or taken from
+INFRAWATCH_TEST_DATABASE_URL / INFRAWATCH_TEST_TIMESCALEDB_URL)."""
 
 from __future__ import annotations
 
