@@ -80,7 +80,7 @@ class DeviceWatcher:
         self.js = js
         self.names = Names(settings.subject_prefix)
         self.state = state
-        self.transport = transport_pool().acquire(spec, settings)  # shared with a collector in this process
+        self.transport: Any = None  # from the process's pool (shared with a collector) while running
         self.wspec = watch_spec(spec.watch_paths, settings.watcher_root_prefix, settings.watcher_ignore_regex)
         self.rules = compile_rules(settings.watcher_redact_patterns)
         self.known: dict[str, Known] = {}
@@ -96,12 +96,16 @@ class DeviceWatcher:
     # ------------------------------------------------------------ main loop
 
     async def run(self) -> None:
-        self.known = await self.state.load(self.spec.id)
-        log.info("%s: %d files known from the watch state", self.spec.name, len(self.known))
         backoff = 1.0
+        loaded = False
+        self.transport = transport_pool().acquire(self.spec, self.settings)
         try:
             while True:
                 try:
+                    if not loaded:
+                        self.known = await self.state.load(self.spec.id)
+                        loaded = True
+                        log.info("%s: %d files known from the watch state", self.spec.name, len(self.known))
                     await self._detect()
                     if self.mode == "poll":
                         await self._poll()

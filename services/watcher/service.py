@@ -35,6 +35,7 @@ from shared.settings import Settings
 log = logging.getLogger(__name__)
 
 SERVICE = "watcher"
+STOP_WAIT_S = 10.0
 
 
 @dataclass
@@ -88,8 +89,8 @@ class Watcher:
         current = self.devices.get(spec.id)
         if not self.membership.owns(spec.id):
             if current is not None:
-                await self._stop(spec.id)
                 log.info("device %s: now watched by another instance", spec.name)
+                await self._stop(spec.id)
             return
         if current is not None:
             if current.spec == spec:
@@ -117,7 +118,9 @@ class Watcher:
         if running is None:
             return
         running.task.cancel()
-        await asyncio.gather(running.task, return_exceptions=True)
+        done, _ = await asyncio.wait({running.task}, timeout=STOP_WAIT_S)
+        if not done:  # it ends in the background; the next owner does not wait for it
+            log.warning("device %s: its watch did not stop within %.0fs", running.spec.name, STOP_WAIT_S)
 
     async def close(self) -> None:
         if self._rebalancing is not None:
@@ -143,7 +146,9 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
         kv = await js.key_value(names.watch_state_bucket)
         membership = Membership(kv, ws.instance, ws.watcher_heartbeat_s, ws.watcher_member_timeout_s,
                                 prefix=MEMBERS_PREFIX, label=SERVICE, beats_per_interval=4, forget_dead=True)
-        await membership.beat()  # know the others before the first watch
+        await membership.beat()  # know the others before the first watch: a second look lets the
+        await asyncio.sleep(ws.watcher_heartbeat_s / 4)  # instances starting at the same time see each other
+        await membership.beat()
         heartbeat = asyncio.create_task(membership.run(beat_stop))
         watcher = Watcher(ws, js, kv, membership)
         registry = DeviceRegistry(js, names)
