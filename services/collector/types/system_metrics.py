@@ -63,6 +63,7 @@ ARGV = ["sh", "-c", SCRIPT]
 # own 0.5 s; older, it is an average over too long a time (the script then samples 0.5 s itself).
 PREVIOUS_SAMPLE_AGE_S = (0.5, 900.0)
 KEPT_SAMPLES = 8
+SAMPLE_SPACING_S = 0.25
 TIMEOUT_S = 30.0
 RETRIES = 1
 INTERVAL_S = 300
@@ -317,6 +318,8 @@ def remember(memory: dict, stdout: str) -> None:
         return
     now = time.monotonic()
     kept = [(at, s) for at, s in memory.get("stat", []) if now - at <= PREVIOUS_SAMPLE_AGE_S[1]]
+    if len(kept) >= 2 and now - kept[-2][0] < SAMPLE_SPACING_S:
+        kept.pop()  # runs in quick succession keep one sample per spacing, not only the last few
     kept.append((now, "\n".join(line for _, line in samples[-1]).encode() + b"\n"))
     memory["stat"] = kept[-KEPT_SAMPLES:]
 
