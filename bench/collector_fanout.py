@@ -3,7 +3,8 @@
 For each fleet size in ``--hosts``: starts a nats-server and `infrawatch simulate` children
 serving a share of the hosts each (their CPU is not counted as the collector's), which register
 the hosts as devices. Runs the collector as its own process (`infrawatch collector`, containers
-only), waits one interval while the first polls spread over it, then measures ``--cycles``
+only), waits one interval while the first polls spread over it and then until every host is
+connected (at most six intervals more), then measures ``--cycles``
 intervals: polls/s (limit: hosts / interval), the collector's CPU % of one core and CPU ms per
 poll, its peak RSS and the SSH connections it opened (limit: one per host). With several sizes
 it prints the curve: each size's poll rate against the ideal (goal >= 0.95, below one core) and
@@ -79,7 +80,9 @@ async def bench(args, hosts: int) -> dict:
                 print(f"{hosts} hosts on {sim.processes} simulator processes, containers every "
                       f"{args.interval:g}s; warming up for one interval...", flush=True)
                 await asyncio.sleep(args.interval)
-                check_alive(procs, tmp)
+                warm = await connected(port, hosts, args.interval * 6, procs, tmp)
+                print(f"  {warm['connected']:.0f} of {hosts} connections after {warm['seconds']:.0f} s of warm-up",
+                      flush=True)
                 spy = profile(args, collector.pid, hosts)
                 n0, cpu0, t0, sim0 = polls["n"], cpu_seconds(collector.pid), time.monotonic(), sim.cpu_seconds()
                 peak = 0.0
@@ -125,6 +128,23 @@ async def bench(args, hosts: int) -> dict:
     record(f"collector_fanout_connections_opened{suffix}", created, "connections", hosts,
            cond + f"; over the whole run; {reused:.0f} reused, {opened} open at the end")
     return {"hosts": hosts, "rate": rate, "ideal": ideal, "cpu": cpu, "per_poll_ms": per_poll_ms, "cond": cond}
+
+
+async def connected(port: int, hosts: int, limit_s: float, procs, tmp) -> dict:
+    """Wait (at most ``limit_s``) until the collector has a connection to every host: the
+    measured intervals are the steady state, not the first connects of the fleet."""
+    start = time.monotonic()
+    created = 0.0
+    while time.monotonic() - start < limit_s:
+        check_alive(procs, tmp)
+        try:
+            created = scrape(port).get("infrawatch_ssh_connections_created_total", 0)
+        except OSError:
+            created = 0.0
+        if created >= hosts:
+            break
+        await asyncio.sleep(PERF_INTERVAL_S)
+    return {"connected": created, "seconds": time.monotonic() - start}
 
 
 def profile(args, pid: int, hosts: int):
