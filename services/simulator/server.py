@@ -168,10 +168,13 @@ class Simulator:
         answers = self._answers
 
         async def handle(process: asyncssh.SSHServerProcess) -> None:
-            host.commands += 1
             command = process.command or ""
             bad = host.misbehave
             try:
+                if command == RUNNER_COMMAND:  # counts the commands sent on it, not itself
+                    await _runner(process, host, state, answers)
+                    return
+                host.commands += 1
                 if bad is not None and bad.kind == "slow":
                     await asyncio.sleep(bad.value)
                 if bad is not None and bad.kind == "hang":
@@ -184,9 +187,6 @@ class Simulator:
                     return
                 if bad is not None and bad.kind == "huge":
                     await _huge(process, int(bad.value * 2**20))
-                    return
-                if command == RUNNER_COMMAND:
-                    await _runner(process, host, state, answers)
                     return
                 answer = answers.find(command)
                 if answer is None:
@@ -233,9 +233,10 @@ async def _runner(process: asyncssh.SSHServerProcess, host: SimHost, state: Host
         buf += chunk
         while (m := REQUEST_RE.match(buf)) is not None:
             buf = buf[m.end():]
-            host.commands += 1
             command = m["command"].decode("utf-8", "replace")
-            bad = host.misbehave if command != "echo ready" else None
+            handshake = command == "echo ready"  # the client's check of the runner, not a command
+            host.commands += 0 if handshake else 1
+            bad = None if handshake else host.misbehave
             if bad is not None and bad.kind == "slow":
                 await asyncio.sleep(bad.value)
             if bad is not None and bad.kind == "hang":

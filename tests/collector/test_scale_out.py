@@ -30,7 +30,7 @@ WAIT_S = 60  # bounds waits on a loaded machine; not a performance assertion
 
 async def test_three_collectors_share_60_hosts_and_no_host_is_polled_twice(nats_url, tmp_path) -> None:
     """Once the instances know each other, every host is polled in every cycle by exactly one of
-    them, never twice within an interval, and each instance polls some of the hosts."""
+    them, about one interval apart, and each instance polls some of the hosts."""
     prefix = f"t{uuid.uuid4().hex[:10]}"
     names = Names(prefix)
     hosts = {f"host-{i}" for i in range(HOSTS)}
@@ -103,7 +103,9 @@ async def test_three_collectors_share_60_hosts_and_no_host_is_polled_twice(nats_
     assert set(shares) == set(INSTANCES) and sum(shares.values()) == HOSTS, shares
     gaps = {device: min((b[0] - a[0]).total_seconds() for a, b in zip(sorted(p), sorted(p)[1:]))
             for device, p in per_host.items()}
-    assert all(g >= INTERVAL_S for g in gaps.values()), {d: g for d, g in gaps.items() if g < INTERVAL_S}
+    # Polls start one interval apart (jitter centred on zero) and an event's time is its collection's
+    # end, so a gap is about one interval; a second poller would make one near zero.
+    assert all(g >= INTERVAL_S / 2 for g in gaps.values()), {d: g for d, g in gaps.items() if g < INTERVAL_S / 2}
 
     # Every command a host received is in an event, but for a poll cut short by the stop.
     reported = Counter()
