@@ -17,12 +17,14 @@ from typing import Any
 from nats.js import JetStreamContext
 
 from services.watcher import remote
+from services.watcher import streams as watch_streams
 from services.watcher.changes import Context, Item, Known, Seen, decide, known_after
 from services.watcher.debounce import Batch
 from services.watcher.paths import WatchPlan, watch_spec
 from services.watcher.redact import compile_rules
 from services.watcher.settings import WatcherSettings
 from services.watcher.state import WatchState
+from services.watcher.streams import StreamEnded, WatchUnavailable
 from shared import events
 from shared.config_events import ConfigChanged
 from shared.envelope import Trigger
@@ -31,7 +33,7 @@ from shared.names import Names
 from shared.payloads.config import WatchMode
 from shared.perf import Perf
 from shared.publish import publish_event
-from shared.transport import TransportError, open_stream, transport_pool
+from shared.transport import TransportError, transport_pool
 
 log = logging.getLogger(__name__)
 
@@ -55,14 +57,6 @@ def _sendable(path: str) -> bool:
 
 
 _SKIPPED: set[str] = set()
-
-
-class StreamEnded(Exception):
-    """The watch stream ended (connection lost, directory gone): reconnect and rescan."""
-
-
-class WatchUnavailable(Exception):
-    """The watch program cannot run on this device: fall back to the next mode."""
 
 
 class RemoteError(Exception):
@@ -177,8 +171,8 @@ class DeviceWatcher:
             log.info("%s: %s watching %d directories (%d recursively)", self.spec.name, self.mode,
                      self.watched_dirs, len(plan.recursive))
             for s in streams:
-                tasks.append(asyncio.create_task(self._read(s, queue)))
-                tasks.append(asyncio.create_task(self._drain_stderr(s)))
+                tasks.append(asyncio.create_task(watch_streams.read(s, queue, self.spec.name)))
+                tasks.append(asyncio.create_task(watch_streams.drain_stderr(s, self.spec.name)))
             # watches are in place: whatever changed before (or while we were away) is found now
             listing = await self._rescan("scan")
             if self.wspec.plan(listing.dirs) != plan:
@@ -199,56 +193,7 @@ class DeviceWatcher:
         argv = remote.watch_argv(self.mode or "", program, recursive, dirs, python=self.python,
                                  file_regex=self.wspec.file_regex, ignore=s.watcher_ignore_regex or None,
                                  limit=s.watcher_content_limit)
-        cmd = await open_stream(self.transport, argv)
-        err = b""
-        try:
-            async with asyncio.timeout(s.watcher_established_timeout_s):
-                while remote.ESTABLISHED not in err:
-                    chunk = await cmd.stderr.read(4096)
-                    if not chunk:
-                        status = await cmd.wait()
-                        text = err.decode(errors="replace").strip()[-500:]
-                        if "No such file or directory" in text:
-                            raise StreamEnded(f"a watched directory vanished: {text}")
-                        raise WatchUnavailable(f"{program} exited with status {status}: {text}")
-                    err += chunk
-        except TimeoutError:
-            await cmd.terminate()
-            raise WatchUnavailable(f"{program} set up no watches within {s.watcher_established_timeout_s}s") from None
-        except BaseException:
-            await cmd.terminate()
-            raise
-        return cmd
-
-    async def _read(self, cmd, queue: asyncio.Queue) -> None:
-        parts: list[bytes] = []
-        try:
-            while True:
-                chunk = await cmd.stdout.read(65536)
-                if not chunk:
-                    break
-                parts.append(chunk)
-                if b"\0" not in chunk:  # inside a file's content: parse once it is complete
-                    continue
-                items, rest = remote.parse_stream(b"".join(parts))
-                parts = [rest] if rest else []
-                if items:
-                    queue.put_nowait(("events", items, time.time()))
-        except remote.StreamError as exc:
-            self.last_error = str(exc)
-            log.warning("%s: %s", self.spec.name, exc)
-        except Exception as exc:  # a dropped channel
-            log.debug("%s: watch stream read failed: %s", self.spec.name, exc)
-        queue.put_nowait(("ended", [], time.time()))
-
-    async def _drain_stderr(self, cmd) -> None:
-        while True:
-            chunk = await cmd.stderr.read(4096)
-            if not chunk:
-                return
-            for line in chunk.decode(errors="replace").splitlines():
-                if line.strip():
-                    log.warning("%s: %s", self.spec.name, line.strip()[:300])
+        return await watch_streams.start(self.transport, argv, program, s.watcher_established_timeout_s)
 
     async def _loop(self, queue: asyncio.Queue, plan: WatchPlan) -> bool:
         loop = asyncio.get_running_loop()
@@ -263,6 +208,7 @@ class DeviceWatcher:
             except TimeoutError:
                 kind, items, at = None, [], 0.0
             if kind == "ended":
+                self.last_error = items[0] if items else self.last_error
                 raise StreamEnded("the watch stream ended")
             now = loop.time()
             for item in items:
