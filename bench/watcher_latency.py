@@ -161,6 +161,10 @@ async def bench(work: Path, count: int, mode: str, transport: str) -> dict[str, 
             record(f"watcher_{label}_change_to_{key}_p99_ms", p99, "ms", limit, cond)
         print(f"  {label:5s} detection_latency_ms p50 {pct(out['reported'], 50):6.1f} ms   "
               f"p99 {pct(out['reported'], 99):6.1f} ms")
+        for n, kind in enumerate(KINDS):
+            ev_ms, row_ms = out["event"][n::len(KINDS)], out["row"][n::len(KINDS)]
+            print(f"  {label:5s} {kind:8s} event p50 {pct(ev_ms, 50):6.1f} p99 {pct(ev_ms, 99):6.1f} ms   "
+                  f"row p50 {pct(row_ms, 50):6.1f} p99 {pct(row_ms, 99):6.1f} ms")
         stop.set()
         await asyncio.gather(*tasks)
         await nc.close()
