@@ -4,7 +4,7 @@ For each fleet size in ``--hosts``: starts a nats-server and `infrawatch simulat
 serving a share of the hosts each (their CPU is not counted as the collector's), which register
 the hosts as devices. Runs the collector as its own process (`infrawatch collector`, containers
 only), waits one interval while the first polls spread over it and then until every host is
-connected (at most six intervals more), then measures ``--cycles``
+connected (at most six intervals more) and one interval after that, then measures ``--cycles``
 intervals: polls/s (limit: hosts / interval), the collector's CPU % of one core and CPU ms per
 poll, its peak RSS and the SSH connections it opened (limit: one per host). With several sizes
 it prints the curve: each size's poll rate against the ideal (goal >= 0.95, below one core) and
@@ -81,8 +81,9 @@ async def bench(args, hosts: int) -> dict:
                       f"{args.interval:g}s; warming up for one interval...", flush=True)
                 await asyncio.sleep(args.interval)
                 warm = await connected(port, hosts, args.interval * 6, procs, tmp)
-                print(f"  {warm['connected']:.0f} of {hosts} connections after {warm['seconds']:.0f} s of warm-up",
-                      flush=True)
+                print(f"  {warm['connected']:.0f} of {hosts} connections after {warm['seconds']:.0f} s of warm-up; "
+                      "one more interval for the polls delayed by the connects to catch up", flush=True)
+                await asyncio.sleep(args.interval)
                 spy = profile(args, collector.pid, hosts)
                 n0, cpu0, t0, sim0 = polls["n"], cpu_seconds(collector.pid), time.monotonic(), sim.cpu_seconds()
                 peak = 0.0
