@@ -17,6 +17,9 @@ SCHEMA_VERSION = 1
 Trigger = Literal["poll", "api", "refresh", "watch", "scan"]
 Status = Literal["success", "partial", "error", "unsupported"]
 UtcDatetime = Annotated[datetime, msgspec.Meta(tz=True)]
+# A name that is part of a table's key (an instance, a container id, a drive, an interface, a
+# pool): bounded, because an index entry is (a B-tree entry holds about 2.7 KB).
+KeyName = Annotated[str, msgspec.Meta(max_length=255)]
 
 
 class Event(msgspec.Struct, kw_only=True, tag_field="kind"):
@@ -28,8 +31,8 @@ class Event(msgspec.Struct, kw_only=True, tag_field="kind"):
     device_id: uuid.UUID | None = None
     device: str | None = None
     occurred_at: UtcDatetime
-    service: str
-    instance: str
+    service: KeyName
+    instance: KeyName
     trigger: Trigger
     status: Status = "success"
     duration_ms: float = 0.0

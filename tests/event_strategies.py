@@ -4,7 +4,8 @@ unicode and 1 MiB strings, NUL characters, deep lists.
 
 "Valid" is what the contract admits: what ``shared.events.decode`` accepts, with integers in the
 signed 64-bit range, finite floats of at most 1e15 in magnitude (a duration of 30,000 years in
-ms), and device names that follow the subject-token rule.
+ms), strings within their declared bounds (key names), and device names that follow the
+subject-token rule.
 """
 
 from __future__ import annotations
@@ -70,6 +71,9 @@ def of_type(t: msgspec.inspect.Type, field: str = "") -> st.SearchStrategy[Any]:
         case T.StrType():
             if field == "name_of_device":
                 return st.from_regex(DEVICE_NAME)
+            if t.max_length is not None:  # a key name: up to its bound, in 4-byte characters too
+                return st.one_of(_texts.filter(lambda v: len(v) <= t.max_length),
+                                 st.just("🙂" * t.max_length), st.text(max_size=t.max_length))
             if field in ("content", "error"):
                 return st.one_of(_texts, _big_text)
             return _texts

@@ -7,6 +7,8 @@ from typing import Literal
 
 import msgspec
 
+from shared.envelope import KeyName
+
 
 class Port(msgspec.Struct, kw_only=True):
     container_port: str  # "80" or a range "8000-8002"
@@ -16,7 +18,7 @@ class Port(msgspec.Struct, kw_only=True):
 
 
 class Container(msgspec.Struct, kw_only=True):
-    id: str
+    id: KeyName
     name: str
     image: str
     status: str  # as the runtime prints it: "Up 3 weeks (healthy)"

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import msgspec
 
+from shared.envelope import KeyName
+
 
 class Attribute(msgspec.Struct, kw_only=True):
     """One SMART attribute (ATA table), health-log item (NVMe) or counter (SCSI)."""
@@ -19,7 +21,7 @@ class Attribute(msgspec.Struct, kw_only=True):
 
 
 class Drive(msgspec.Struct, kw_only=True):
-    name: str  # /dev/sda
+    name: KeyName  # /dev/sda
     protocol: str | None = None  # ATA, NVMe, SCSI
     model: str | None = None
     serial: str | None = None

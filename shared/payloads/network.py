@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import msgspec
 
+from shared.envelope import KeyName
+
 
 class Address(msgspec.Struct, kw_only=True):
     family: str  # "inet" or "inet6"
@@ -14,7 +16,7 @@ class Address(msgspec.Struct, kw_only=True):
 
 
 class Interface(msgspec.Struct, kw_only=True):
-    name: str
+    name: KeyName
     index: int | None = None
     state: str | None = None  # operstate: UP, DOWN, UNKNOWN, LOWERLAYERDOWN...
     mtu: int | None = None

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import msgspec
 
+from shared.envelope import KeyName
+
 
 class Vdev(msgspec.Struct, kw_only=True):
     name: str
@@ -17,7 +19,7 @@ class Vdev(msgspec.Struct, kw_only=True):
 
 
 class Pool(msgspec.Struct, kw_only=True):
-    name: str
+    name: KeyName
     health: str  # ONLINE, DEGRADED, FAULTED, OFFLINE, UNAVAIL, REMOVED, SUSPENDED
     size_bytes: int | None = None
     allocated_bytes: int | None = None
