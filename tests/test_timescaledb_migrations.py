@@ -110,8 +110,6 @@ async def test_downgrade_to_base_over_compressed_chunks_removes_every_hypertable
     assert set(counts) == MODEL_TABLES and all(n == 0 for n in counts.values())
 
 
-@pytest.mark.xfail(strict=True, reason="the downgrades drop compressed hypertables without CASCADE, which leaves "
-                                       "their compress_hyper_*_chunk tables behind")
 async def test_downgrade_to_base_over_compressed_chunks_leaves_no_chunk_table_behind(timescaledb, database_url):
     await _downgrade_to_base_over_compressed_chunks(database_url)
     tables = await fetch(database_url, "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "

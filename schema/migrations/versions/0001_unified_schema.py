@@ -276,9 +276,11 @@ def downgrade() -> None:
         op.execute(f"DROP MATERIALIZED VIEW {HOURLY_VIEW}")  # also removes its refresh policy
     else:
         op.execute(f"DROP VIEW IF EXISTS {HOURLY_VIEW}")
-    # Dropping a hypertable removes its chunks and its compression and retention jobs.
-    for table in ("api_keys", *reversed(TIME_SERIES_TABLES)):
-        op.drop_table(table)
+    # Dropping a hypertable removes its chunks and its compression and retention jobs; CASCADE
+    # also removes the tables of its compressed chunks, which TimescaleDB otherwise leaves behind.
+    op.drop_table("api_keys")
+    for table in reversed(TIME_SERIES_TABLES):
+        op.execute(f"DROP TABLE {table} CASCADE")
     op.drop_index("uq_devices_live_name", table_name="devices")
     op.drop_table("devices")
     # The timescaledb extension itself stays: it may predate this schema or serve others.

@@ -152,6 +152,7 @@ def _timescaledb_upgrade(base) -> None:
 
 
 def downgrade() -> None:
-    # Dropping a hypertable removes its chunks and its compression and retention jobs.
+    # Dropping a hypertable removes its chunks and its compression and retention jobs (CASCADE:
+    # and the tables of its compressed chunks).
     for table in reversed(TABLES):
-        op.drop_table(table)
+        op.execute(f"DROP TABLE {table} CASCADE")

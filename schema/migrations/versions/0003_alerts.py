@@ -116,10 +116,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    # Dropping a hypertable removes its chunks and its compression job.
-    op.drop_index("ix_alert_notifications_alert", table_name="alert_notifications")
-    op.drop_table("alert_notifications")
-    op.drop_index("ix_alert_events_rule_time", table_name="alert_events")
-    op.drop_index("ix_alert_events_device_time", table_name="alert_events")
-    op.drop_table("alert_events")
+    # Dropping a hypertable removes its chunks and its compression job (CASCADE: and the tables
+    # of its compressed chunks).
+    op.execute("DROP TABLE alert_notifications CASCADE")
+    op.execute("DROP TABLE alert_events CASCADE")
     op.drop_table("alert_rules")
