@@ -5,6 +5,7 @@ the writer's own sink. The database refuses none of them."""
 from __future__ import annotations
 
 import asyncio
+import os
 
 import asyncpg
 import pytest
@@ -20,7 +21,7 @@ from tests.factories import device_event
 import msgspec
 
 KINDS = [t.cls for t in msgspec.inspect.type_info(AnyEvent).types]
-EXAMPLES = 40
+EXAMPLES = int(os.environ.get("INFRAWATCH_FIDELITY_EXAMPLES", "40"))
 
 
 @pytest.fixture
