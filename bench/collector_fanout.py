@@ -53,6 +53,7 @@ async def bench(args, hosts: int) -> dict:
             names = Names("bench")
             nc = await nats.connect(nats_srv.url)
             polls = {"n": 0, "errors": 0, "skipped": 0}
+            ended: list[float] = []
 
             async def on_event(msg) -> None:
                 ev = events.decode(msg.data)
@@ -60,6 +61,7 @@ async def bench(args, hosts: int) -> dict:
                     polls["skipped"] += 1
                     return
                 polls["n"] += 1
+                ended.append(ev.occurred_at.timestamp())  # counted by when it happened, not when it arrived
                 if ev.status != "success":
                     polls["errors"] += 1
                     if polls["errors"] <= 3:
@@ -85,25 +87,28 @@ async def bench(args, hosts: int) -> dict:
                       "one more interval for the polls delayed by the connects to catch up", flush=True)
                 await asyncio.sleep(args.interval)
                 spy = profile(args, collector.pid, hosts)
-                n0, cpu0, t0, sim0 = polls["n"], cpu_seconds(collector.pid), time.monotonic(), sim.cpu_seconds()
+                w0, cpu0, t0, sim0 = time.time(), cpu_seconds(collector.pid), time.monotonic(), sim.cpu_seconds()
                 peak = 0.0
                 end = t0 + args.interval * args.cycles
                 while time.monotonic() < end:
                     await asyncio.sleep(1)
                     peak = max(peak, rss_mib(collector.pid))
                 check_alive(procs, tmp)
-                n1, cpu1, t1, sim1 = polls["n"], cpu_seconds(collector.pid), time.monotonic(), sim.cpu_seconds()
+                w1, cpu1, t1, sim1 = time.time(), cpu_seconds(collector.pid), time.monotonic(), sim.cpu_seconds()
                 opened = open_connections(collector.pid, sim.base_port, hosts)
                 if spy is not None:
                     spy.wait()
                 await asyncio.sleep(PERF_INTERVAL_S + 0.5)  # counters reach /metrics every perf interval
+                drained = time.monotonic() + 60  # events of the window still on their way to this process
+                while not (ended and max(ended[-100:]) >= w1) and time.monotonic() < drained:
+                    await asyncio.sleep(0.5)
                 m = scrape(port)
             finally:
                 stop_procs([collector])
                 await nc.close()
 
     elapsed = t1 - t0
-    polled = n1 - n0
+    polled = sum(1 for x in ended if w0 <= x < w1)
     rate = polled / elapsed
     ideal = hosts / args.interval
     cpu = (cpu1 - cpu0) / elapsed * 100
