@@ -93,6 +93,7 @@ async def bench(work: Path, count: int, mode: str, transport: str) -> dict[str, 
         settings = WatcherSettings(
             nats_url=nats.url, database_url=pg.url, subject_prefix="bench", data_dir=work / "data", instance="bench",
             writer_batch_wait_s=0.5, watcher_root_prefix=str(root), watcher_poll_interval_s=1.0, metrics_port=-1,
+            watcher_local_devices=["bench"],
             **ssh, **overrides,
         )
         names = Names(settings.subject_prefix)

@@ -108,14 +108,15 @@ async def test_collector_and_watcher_publish_perf_and_serve_metrics(settings, js
     from shared.events import DeviceSpec
 
     names = Names(settings.subject_prefix)
-    (tmp_path / "etc" / "systemd" / "system").mkdir(parents=True)
-    (tmp_path / "etc" / "systemd" / "system" / "app.service").write_text("[Service]\nExecStart=/bin/true\n")
+    root = tmp_path / "root"  # the watched tree, apart from the data directory the transport protects
+    (root / "etc" / "systemd" / "system").mkdir(parents=True)
+    (root / "etc" / "systemd" / "system" / "app.service").write_text("[Service]\nExecStart=/bin/true\n")
     await devices.register(js, names, DeviceSpec(id=uuid.uuid4(), name="here", transport="local"), "test", "t")
     ports = {"collector": free_port(), "watcher": free_port()}
-    base = settings.model_dump() | {"perf_interval_s": 1.0}
+    base = settings.model_dump() | {"perf_interval_s": 1.0, "data_dir": tmp_path / "data"}
     collector = CollectorSettings(**{**base, "metrics_port": ports["collector"]},
-                                  collector_data_types=["system_metrics"])
-    watcher = WatcherSettings(**{**base, "metrics_port": ports["watcher"]}, watcher_root_prefix=str(tmp_path),
+                                  collector_data_types=["system_metrics"], collector_local_devices=["here"])
+    watcher = WatcherSettings(**{**base, "metrics_port": ports["watcher"]}, watcher_root_prefix=str(root), watcher_local_devices=["here"],
                               watcher_mode="poll")
     stop = asyncio.Event()
     tasks = [asyncio.create_task(run_collector(collector, stop)), asyncio.create_task(run_watcher(watcher, stop)),

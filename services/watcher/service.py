@@ -81,6 +81,14 @@ class Watcher:
                     log.info("device %s %s: no longer watched", spec.name, ev.action if ev.action == "removed"
                              else "disabled")
                 return
+            if spec.transport == "local" and spec.name not in self.settings.watcher_local_devices:
+                # A device setting must not make the watcher read this host's files.
+                log.warning("device %s refused: transport 'local' reads the watcher's own host, only for %r "
+                            "(INFRAWATCH_WATCHER_LOCAL_DEVICES)", spec.name, self.settings.watcher_local_devices)
+                self.specs.pop(spec.id, None)
+                if spec.id in self.devices:
+                    await self._stop(spec.id)
+                return
             self.specs[spec.id] = spec
             await self._apply(spec)
 

@@ -13,6 +13,8 @@ class WatcherSettings(Settings):
     """Settings of the watcher service; every field is ``INFRAWATCH_WATCHER_<NAME>``."""
 
     watcher_root_prefix: str = ""  # prepended to the default globs (not to a device's own globs)
+    # Device names that may use ``transport: local`` (read files of this host); default: the one `up` registers.
+    watcher_local_devices: list[str] = ["local"]
     watcher_mode: Literal["auto", "inotifywait", "python", "poll"] = "auto"
     watcher_inotifywait: str = "inotifywait"  # command on the device
     watcher_python: str = "python3"  # command on the device, for the inotify loop and the scanner

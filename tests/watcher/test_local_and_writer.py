@@ -20,7 +20,7 @@ from tests.util import fetch, fetchval, wait_until
 async def test_local_device_is_watched_without_ssh(watching, root) -> None:
     spec = DeviceSpec(id=uuid.uuid4(), name="here", transport="local", watch_paths={"app": [f"{root}/srv/*.ini"]})
     (root / "srv").mkdir()
-    w = await watching("inotifywait", spec=spec)
+    w = await watching("inotifywait", spec=spec, watcher_local_devices=["here"])
     ini = root / "srv" / "app.ini"
     ini.write_text("[db]\npassword = hunter2\nhost = db\n")
     ev = (await w.wait_for(1))[0]
@@ -107,7 +107,8 @@ async def test_the_watch_mode_of_a_device_is_readable_through_the_api(settings, 
     (tmp_path / "etc" / "nginx").mkdir(parents=True)
     (tmp_path / "etc" / "nginx" / "nginx.conf").write_text("events {}\n")
     await devices.register(js, names, DeviceSpec(id=uuid.uuid4(), name="box", transport="local"), "test", "t")
-    ws = WatcherSettings(**{**settings.model_dump(), "watcher_root_prefix": str(tmp_path), "watcher_mode": "poll"})
+    ws = WatcherSettings(**{**settings.model_dump(), "watcher_root_prefix": str(tmp_path), "watcher_mode": "poll",
+                            "watcher_local_devices": ["box"]})
     stop = asyncio.Event()
     task = asyncio.create_task(run_watcher(ws, stop))
     key, _ = await create_api_key(settings.database_url, "viewer", "t")
@@ -122,6 +123,45 @@ async def test_the_watch_mode_of_a_device_is_readable_through_the_api(settings, 
 
             body = await wait_until(status, timeout=60, what="the watcher's status through the API")
             assert body["watch_mode"] == "poll" and body["device"] == "box"
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 60)
+
+
+async def test_a_device_setting_cannot_make_the_watcher_read_its_own_host(settings, js, tmp_path) -> None:
+    """``transport: local`` only for the names the watcher allows: another device naming it is
+    refused, so its globs never read this host's files into snapshots."""
+    from services.watcher.service import run as run_watcher
+    from shared import devices
+    from shared.names import Names
+
+    names = Names(settings.subject_prefix)
+    (tmp_path / "etc" / "nginx").mkdir(parents=True)
+    (tmp_path / "etc" / "nginx" / "nginx.conf").write_text("events {}\n")
+    secret = tmp_path / "host-secret.conf"
+    secret.write_text("token = abc\n")
+    globs = {"stolen": [str(secret)]}
+    await devices.register(js, names, DeviceSpec(id=uuid.uuid4(), name="intruder", transport="local",
+                                                 watch_paths=globs), "test", "t")
+    await devices.register(js, names, DeviceSpec(id=uuid.uuid4(), name="box", transport="local"), "test", "t")
+    ws = WatcherSettings(**{**settings.model_dump(), "watcher_root_prefix": str(tmp_path), "watcher_mode": "poll",
+                            "watcher_local_devices": ["box"]})
+    stop = asyncio.Event()
+    task = asyncio.create_task(run_watcher(ws, stop))
+    try:
+        sub = await js.subscribe(names.all("config"), ordered_consumer=True)
+        seen: list = []
+
+        async def box_baselined():
+            try:
+                while True:
+                    seen.append(events.decode((await sub.next_msg(timeout=0.5)).data))
+            except Exception:
+                pass
+            return any(e.device == "box" for e in seen)
+
+        await wait_until(box_baselined, timeout=60, what="the allowed local device's baseline")
+        assert not [e for e in seen if e.device == "intruder"], "a refused device's files were read"
     finally:
         stop.set()
         await asyncio.wait_for(task, 60)
