@@ -37,7 +37,7 @@ WAIT_S = 120  # bounds waits on a shared 2-core machine; not a performance asser
 def _tool(name: str) -> str:
     path = shutil.which(name)
     if path is None:
-        pytest.skip(f"needs `{name}` (util-linux) on PATH to mount a small tmpfs")
+        pytest.skip(reason=f"needs `{name}` (util-linux) on PATH to mount a small tmpfs")
     return path
 
 
@@ -48,7 +48,7 @@ def small_disk() -> Path:
     Mounted outside pytest's temporary root: every pytest run resets that root to mode 0700, and
     PostgreSQL follows the tablespace's absolute path through it."""
     if os.geteuid() != 0:
-        pytest.skip("needs root: mounting a tmpfs (mount -t tmpfs) requires CAP_SYS_ADMIN")
+        pytest.skip(reason="needs root: mounting a tmpfs (mount -t tmpfs) requires CAP_SYS_ADMIN")
     mount, umount = _tool("mount"), _tool("umount")
     user = pg_os_user()
     assert user is not None
@@ -58,7 +58,7 @@ def small_disk() -> Path:
                           "tmpfs", str(path)], capture_output=True, text=True, check=False)
     if res.returncode != 0:
         path.rmdir()
-        pytest.skip(f"mount -t tmpfs is not permitted here: {res.stderr.strip() or res.returncode}")
+        pytest.skip(reason=f"mount -t tmpfs is not permitted here: {res.stderr.strip() or res.returncode}")
     yield path
     if subprocess.run([umount, str(path)], capture_output=True, check=False).returncode != 0:
         subprocess.run([umount, "--lazy", str(path)], check=True)

@@ -35,12 +35,12 @@ def small_inotify_queue():
     returned function once the watcher's instances exist, so other programs are spared (the value
     is read at inotify_init). Restored in teardown in any case."""
     if not QUEUE.exists():
-        pytest.skip(f"{QUEUE} does not exist: no inotify on this kernel")
+        pytest.skip(reason=f"{QUEUE} does not exist: no inotify on this kernel")
     original = QUEUE.read_text().strip()
     try:
         QUEUE.write_text(str(SMALL_QUEUE))
     except OSError as exc:
-        pytest.skip(f"cannot lower the inotify queue (needs root and a writable {QUEUE}): {exc}")
+        pytest.skip(reason=f"cannot lower the inotify queue (needs root and a writable {QUEUE}): {exc}")
 
     def restore() -> None:
         QUEUE.write_text(original)
