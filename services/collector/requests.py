@@ -37,6 +37,7 @@ class Requests:
         ev = events.new_event(
             Audited, device_id=spec.id, device=spec.name, service=SERVICE, instance=self.settings.instance,
             trigger="api", status="error", action="device_refused", error=str(refused),
+            data_type="*",  # every data type of the device: also what makes the writer keep an audit row
             detail={"field": refused.field, "value": getattr(spec, refused.field, None)},
         )
         try:

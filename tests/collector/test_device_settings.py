@@ -21,6 +21,7 @@ from services.simulator import Simulator
 from shared import devices, events
 from shared.bootstrap import ensure
 from shared.events import Audited, DeviceChanged, DeviceSpec, RefreshRequested
+from services.writer.projection import COLUMNS, rows
 from shared.names import Names
 from shared.publish import publish_event
 from shared.transport import (
@@ -99,6 +100,8 @@ async def test_sudo_outside_the_allowlist_is_refused_with_an_audit_event_and_run
 
     ev = await refusal(audit, "evilsudo")
     assert ev.status == "error" and ev.detail["field"] == "sudo" and "not in the collector's allowed" in ev.error
+    (row,) = rows(ev)["data_collection_audit"]  # the writer keeps it as an audit row
+    assert dict(zip(COLUMNS["data_collection_audit"], row))["collection_method"] == "device_refused"
     answer = await refresh(nc, names, spec, "drive_health")
     assert isinstance(answer, Audited) and answer.action == "refresh_refused" and "refused" in answer.error
     assert stats.counters()["commands_executed"] == 0 and stats.devices_refused == 1
