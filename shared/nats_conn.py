@@ -25,7 +25,12 @@ async def connect(settings: Settings, name: str, wait: bool = True) -> Client:
     async def on_error(exc: Exception) -> None:
         log.warning("nats error: %s", exc)
 
+    conn: list[Client] = []
+
     async def on_disconnect() -> None:
+        if conn and (conn[0].is_closed or conn[0].is_draining):  # our own close or drain: no fault
+            log.debug("nats connection closed")
+            return
         log.warning("nats disconnected")
 
     async def on_reconnect() -> None:
@@ -55,7 +60,9 @@ async def connect(settings: Settings, name: str, wait: bool = True) -> Client:
         if settings.nats_tls_hostname:
             opts["tls_hostname"] = settings.nats_tls_hostname
     log.info("connecting to nats at %s", redact_url(settings.nats_url))
-    return await nats.connect(**opts)
+    nc = await nats.connect(**opts)
+    conn.append(nc)
+    return nc
 
 
 def tls_context(settings: Settings) -> ssl.SSLContext | None:
