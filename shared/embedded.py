@@ -20,6 +20,7 @@ import pwd
 import re
 import shutil
 import socket
+import signal
 import subprocess
 import sys
 import time
@@ -74,10 +75,11 @@ def _tail(path: Path, n: int = 30) -> str:
         return "(no log)"
 
 
-def _stop(proc: subprocess.Popen | None, sig_timeout: float = 15) -> None:
+def stop_process(proc: subprocess.Popen | None, sig_timeout: float = 15, sig: int = signal.SIGTERM) -> None:
+    """Stop a server with ``sig`` (PostgreSQL: SIGINT, its fast shutdown), killing it past the timeout."""
     if proc is None or proc.poll() is not None:
         return
-    proc.terminate()
+    proc.send_signal(sig)
     try:
         proc.wait(sig_timeout)
     except subprocess.TimeoutExpired:
@@ -170,7 +172,7 @@ class NatsServer:
         return self
 
     def stop(self) -> None:
-        _stop(self.proc)
+        stop_process(self.proc)
 
     def kill(self) -> None:
         if self.proc and self.proc.poll() is None:
@@ -361,13 +363,7 @@ class PostgresServer:
             subprocess.run([*psql, f'CREATE DATABASE "{self.database}"'], check=True, capture_output=True, env=env)
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(2)  # SIGINT: fast shutdown
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc, 20, signal.SIGINT)
 
 
 def _sql_literal(value: str) -> str:

@@ -9,7 +9,7 @@ import secrets
 import subprocess
 from pathlib import Path
 
-from shared.embedded import _stop, free_port, nats_server_binary, wait_for_port
+from shared.embedded import stop_process, free_port, nats_server_binary, wait_for_port
 
 DEPLOY_NATS = Path(__file__).resolve().parent.parent / "deploy" / "nats"
 USERS = ("system", "admin", "collector", "watcher", "writer", "api", "alerts")
@@ -55,7 +55,7 @@ class NatsNode:
             self.proc.wait()
 
     def stop(self) -> None:
-        _stop(self.proc)
+        stop_process(self.proc)
 
     def log(self) -> str:
         return self.log_file.read_text(errors="replace") if self.log_file.exists() else ""

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import asyncssh
 
-from shared.embedded import _stop, free_port, wait_for_port
+from shared.embedded import stop_process, free_port, wait_for_port
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +83,7 @@ def start_openssh(workdir: Path, sshd: str) -> SshServer:
     known = workdir / "known_hosts"
     host_pub = Path(str(host_key) + ".pub").read_text()
     _write_known_hosts(known, port, host_pub)
-    return SshServer("openssh", "127.0.0.1", port, user, client_key, known, host_pub, lambda: _stop(proc))
+    return SshServer("openssh", "127.0.0.1", port, user, client_key, known, host_pub, lambda: stop_process(proc))
 
 
 class _ShellServer(asyncssh.SSHServer):

@@ -11,11 +11,12 @@ import logging
 import os
 import re
 import secrets
+import signal
 import subprocess
 import time
 from pathlib import Path
 
-from shared.embedded import ServerError, free_port, pg_os_user, wait_for_port
+from shared.embedded import ServerError, free_port, pg_os_user, stop_process, wait_for_port
 
 log = logging.getLogger("tests")
 
@@ -156,11 +157,4 @@ class TimescaleServer:
             time.sleep(0.1)
 
     def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(2)  # SIGINT: fast shutdown
-        try:
-            self.proc.wait(20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        stop_process(self.proc, 20, signal.SIGINT)
