@@ -19,7 +19,6 @@ import uuid
 
 import httpx
 import msgspec
-import nats.errors
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError, NotFoundError
@@ -32,6 +31,7 @@ from services.alerts.settings import AlertSettings, alert_settings
 from shared import events
 from shared.alert_events import AlertChanged, AlertRule, NotificationAttempted
 from shared.bootstrap import ensure
+from shared.fetch import batches, unsubscribe
 from shared.names import MSG_ID, Names
 from shared.nats_conn import connect, drain
 from shared.perf import Perf, publish_loop, serve_metrics
@@ -130,25 +130,10 @@ class Evaluator:
     async def consume(self, psub, handle, stop: asyncio.Event) -> None:
         """Fetch batches and hand them to ``handle`` until ``stop``."""
         try:
-            while not stop.is_set():
-                try:
-                    msgs = await psub.fetch(self.settings.alerts_batch_size, timeout=self.settings.alerts_batch_wait_s)
-                except (nats.errors.TimeoutError, asyncio.TimeoutError):
-                    continue  # nothing arrived within the batch wait
-                except (nats.errors.ConnectionClosedError, nats.errors.ConnectionDrainingError):
-                    break
-                except Exception as exc:  # NATS briefly away: the client reconnects
-                    if stop.is_set():
-                        break
-                    log.warning("fetch failed: %s: %s", type(exc).__name__, exc)
-                    await asyncio.sleep(1)
-                    continue
+            async for msgs in batches(psub, self.settings.alerts_batch_size, self.settings.alerts_batch_wait_s, stop):
                 await handle(msgs)
         finally:
-            try:
-                await psub.unsubscribe()
-            except Exception as exc:
-                log.debug("unsubscribe: %s", exc)
+            await unsubscribe(psub)
 
     async def evaluate_batch(self, msgs: list) -> None:
         """Evaluate messages in stream order; each is acked once its alerts are published."""

@@ -8,7 +8,6 @@ import logging
 
 import asyncpg
 import msgspec
-import nats.errors
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
@@ -16,6 +15,7 @@ from services.writer import sink
 from services.writer.projection import ProjectionError, Rows, merge, rows
 from shared import events
 from shared.bootstrap import ensure
+from shared.fetch import batches, unsubscribe
 from shared.names import DLQ_REASON, DLQ_STREAM_SEQ, DLQ_SUBJECT, MSG_ID, Names
 from shared.nats_conn import connect, drain
 from shared.perf import Perf, publish_loop, serve_metrics
@@ -29,15 +29,6 @@ PROJECTED = (("device", "stream_devices"), ("collected", "stream_collected"), ("
 LAG_EVERY_S = 5.0
 WRITES_IN_FLIGHT = 2  # batches being written per stream while the next one is prepared
 IDLE_COMMIT = {"config"}  # kinds committed as soon as an event arrives on an idle stream
-TOP_UP_S = 0.005  # how long an idle stream's fetch looks for messages already there
-
-
-async def _available(psub, n: int) -> list:
-    """Up to ``n`` messages the stream already holds, without waiting for more."""
-    try:
-        return await psub.fetch(n, timeout=TOP_UP_S)
-    except (nats.errors.TimeoutError, asyncio.TimeoutError):
-        return []
 
 
 class Writer:
@@ -66,37 +57,15 @@ class Writer:
         try:
             await self._loop(kind, stream, psub, stop)
         finally:
-            try:
-                await psub.unsubscribe()  # a pull subscription left to drain() never finishes draining
-            except Exception as exc:
-                log.debug("unsubscribe %s: %s", stream, exc)
+            await unsubscribe(psub, stream)
 
     async def _loop(self, kind: str, stream: str, psub, stop: asyncio.Event) -> None:
         """Fetch, decode and project the next batch while up to WRITES_IN_FLIGHT earlier ones are
         being written: Python's work and the database's overlap. Each batch is acked after its commit."""
         writing: set[asyncio.Task] = set()
-        size = self.settings.writer_batch_size
-        idle = kind in IDLE_COMMIT
         try:
-            while not stop.is_set():
-                try:
-                    # An idle stream's fetch returns at its first message (a batch of one) plus
-                    # whatever is already there, instead of waiting out the batch window for more.
-                    msgs = await psub.fetch(1 if idle else size, timeout=self.settings.writer_batch_wait_s)
-                    if idle and size > 1:
-                        msgs += await _available(psub, size - 1)
-                except (nats.errors.TimeoutError, asyncio.TimeoutError):
-                    idle = kind in IDLE_COMMIT
-                    continue  # nothing arrived within the batch wait
-                except (nats.errors.ConnectionClosedError, nats.errors.ConnectionDrainingError):
-                    break
-                except Exception as exc:  # NATS briefly away: the client reconnects
-                    if stop.is_set():
-                        break
-                    log.warning("fetch from %s failed: %s: %s", stream, type(exc).__name__, exc)
-                    await asyncio.sleep(1)
-                    continue
-                idle = kind in IDLE_COMMIT and len(msgs) < size
+            async for msgs in batches(psub, self.settings.writer_batch_size, self.settings.writer_batch_wait_s,
+                                      stop, eager=kind in IDLE_COMMIT, label=stream):
                 if len(writing) >= WRITES_IN_FLIGHT:
                     _, writing = await asyncio.wait(writing, return_when=asyncio.FIRST_COMPLETED)
                 writing.add(asyncio.create_task(self.handle(kind, msgs)))

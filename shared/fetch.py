@@ -1,0 +1,62 @@
+"""Batches from a JetStream pull subscription, for every service that consumes one until stopped."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+
+import nats.errors
+
+log = logging.getLogger(__name__)
+
+TOP_UP_S = 0.005  # how long an eager fetch looks for messages already there
+RETRY_S = 1.0  # pause after a failed fetch while the client reconnects
+_EMPTY = (nats.errors.TimeoutError, asyncio.TimeoutError)
+_CLOSED = (nats.errors.ConnectionClosedError, nats.errors.ConnectionDrainingError)
+
+
+async def _available(psub, n: int) -> list:
+    """Up to ``n`` messages the stream already holds, without waiting for more."""
+    try:
+        return await psub.fetch(n, timeout=TOP_UP_S)
+    except _EMPTY:
+        return []
+
+
+async def batches(psub, size: int, wait: float, stop: asyncio.Event, *, eager: bool = False,
+                  label: str = "") -> AsyncIterator[list]:
+    """Yield non-empty batches of up to ``size`` messages until ``stop`` is set or the connection closes.
+
+    A fetch waits up to ``wait`` seconds for a full batch; one that finds nothing is retried, one
+    that fails while NATS is briefly away is retried after a pause. With ``eager``, a stream that
+    was idle (its last fetch came back short or empty) yields at its first message plus whatever is
+    already there, instead of waiting out the batch window for more.
+    """
+    idle = eager
+    while not stop.is_set():
+        try:
+            msgs = await psub.fetch(1 if idle else size, timeout=wait)
+            if idle and size > 1:
+                msgs += await _available(psub, size - 1)
+        except _EMPTY:
+            idle = eager
+            continue
+        except _CLOSED:
+            return
+        except Exception as exc:
+            if stop.is_set():
+                return
+            log.warning("fetch%s failed: %s: %s", f" from {label}" if label else "", type(exc).__name__, exc)
+            await asyncio.sleep(RETRY_S)
+            continue
+        idle = eager and len(msgs) < size
+        yield msgs
+
+
+async def unsubscribe(psub, label: str = "") -> None:
+    """Drop a pull subscription (one left to the connection's drain never finishes draining)."""
+    try:
+        await psub.unsubscribe()
+    except Exception as exc:
+        log.debug("unsubscribe %s: %s", label, exc)
