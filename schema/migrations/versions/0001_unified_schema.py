@@ -11,11 +11,10 @@ import logging
 from collections.abc import Sequence
 
 import sqlalchemy as sa
-from alembic import context, op
-from sqlalchemy.dialects import postgresql
+from alembic import op
 
-from schema.models import TIME_SERIES_TABLES
-from shared.settings import Settings
+from schema.migrations import ddl
+from schema.migrations.ddl import JSONB, TZ, UUID
 
 revision: str = "0001"
 down_revision: str | Sequence[str] | None = None
@@ -24,13 +23,12 @@ depends_on: str | Sequence[str] | None = None
 
 log = logging.getLogger("schema.migrations")
 
-UUID = postgresql.UUID(as_uuid=True)
-JSONB = postgresql.JSONB()
-TZ = sa.DateTime(timezone=True)
-
+TIME_SERIES_TABLES = (
+    "system_metrics", "container_snapshots", "drive_health", "data_collection_audit",
+    "configuration_snapshots", "configuration_change_events", "service_performance_metrics",
+)
 HOURLY_VIEW = "system_metrics_hourly"
 SEGMENT_BY = {"service_performance_metrics": "service_name"}  # default: device_id
-COMPRESS_AFTER = "7 days"
 # Days to keep; None = never purged. The metrics tables follow INFRAWATCH_METRICS_RETENTION_DAYS.
 RETENTION_DAYS: dict[str, int | None] = {
     "configuration_snapshots": None,
@@ -75,11 +73,9 @@ def upgrade() -> None:
     op.create_index("uq_devices_live_name", "devices", ["name"], unique=True,
                     postgresql_where=sa.text("deleted_at IS NULL"))
 
-    op.create_table(
+    ddl.series_table(
         "system_metrics",
-        sa.Column("time", TZ, nullable=False),
-        sa.Column("device_id", UUID, nullable=False),
-        sa.Column("event_id", UUID, nullable=False),
+        [],
         sa.Column("cpu_usage", sa.Float(), nullable=True, comment="percent"),
         sa.Column("cpu_count", sa.Integer(), nullable=True),
         sa.Column("cpu_iowait", sa.Float(), nullable=True),
@@ -96,16 +92,11 @@ def upgrade() -> None:
         sa.Column("disk_usage", JSONB, nullable=True),
         sa.Column("disk_io", JSONB, nullable=True),
         sa.Column("network_traffic", JSONB, nullable=True),
-        sa.PrimaryKeyConstraint("time", "device_id", name=op.f("pk_system_metrics")),
     )
-    op.create_index("ix_system_metrics_device_time", "system_metrics", ["device_id", sa.text("time DESC")])
 
-    op.create_table(
+    ddl.series_table(
         "container_snapshots",
-        sa.Column("time", TZ, nullable=False),
-        sa.Column("device_id", UUID, nullable=False),
-        sa.Column("container_id", sa.String(length=255), nullable=False),
-        sa.Column("event_id", UUID, nullable=False),
+        [sa.Column("container_id", sa.String(length=255), nullable=False)],
         sa.Column("name", sa.String(length=255), nullable=True),
         sa.Column("image", sa.String(length=512), nullable=True),
         sa.Column("status", sa.String(length=255), nullable=True),
@@ -120,17 +111,11 @@ def upgrade() -> None:
         sa.Column("block_io", JSONB, nullable=True),
         sa.Column("created", TZ, nullable=True),
         sa.Column("removed", sa.Boolean(), nullable=False),
-        sa.PrimaryKeyConstraint("time", "device_id", "container_id", name=op.f("pk_container_snapshots")),
     )
-    op.create_index("ix_container_snapshots_device_time", "container_snapshots",
-                    ["device_id", sa.text("time DESC")])
 
-    op.create_table(
+    ddl.series_table(
         "drive_health",
-        sa.Column("time", TZ, nullable=False),
-        sa.Column("device_id", UUID, nullable=False),
-        sa.Column("drive_name", sa.String(length=255), nullable=False),
-        sa.Column("event_id", UUID, nullable=False),
+        [sa.Column("drive_name", sa.String(length=255), nullable=False)],
         sa.Column("model", sa.String(length=255), nullable=True),
         sa.Column("serial_number", sa.String(length=255), nullable=True),
         sa.Column("firmware", sa.String(length=64), nullable=True),
@@ -140,14 +125,10 @@ def upgrade() -> None:
         sa.Column("power_on_hours", sa.Integer(), nullable=True),
         sa.Column("is_healthy", sa.Boolean(), nullable=True),
         sa.Column("smartctl_exit_status", sa.Integer(), nullable=True),
-        sa.PrimaryKeyConstraint("time", "device_id", "drive_name", name=op.f("pk_drive_health")),
     )
-    op.create_index("ix_drive_health_device_time", "drive_health", ["device_id", sa.text("time DESC")])
 
-    op.create_table(
+    ddl.event_table(
         "data_collection_audit",
-        sa.Column("time", TZ, nullable=False),
-        sa.Column("event_id", UUID, nullable=False),
         sa.Column("device_id", UUID, nullable=True),
         sa.Column("operation_id", UUID, nullable=False),
         sa.Column("data_type", sa.String(length=50), nullable=False),
@@ -165,9 +146,8 @@ def upgrade() -> None:
         sa.Column("records_created", sa.Integer(), nullable=False),
         sa.Column("records_updated", sa.Integer(), nullable=False),
         sa.Column("freshness_threshold", sa.Integer(), nullable=True),
-        sa.PrimaryKeyConstraint("time", "event_id", name=op.f("pk_data_collection_audit")),
     )
-    op.create_index("ix_audit_device_time", "data_collection_audit", ["device_id", sa.text("time DESC")])
+    ddl.device_time_index("data_collection_audit", "ix_audit_device_time")
     op.create_index("ix_audit_operation", "data_collection_audit", ["operation_id"])
 
     op.create_table(
@@ -217,8 +197,7 @@ def upgrade() -> None:
         sa.Column("notifications_sent", JSONB, nullable=True),
         sa.PrimaryKeyConstraint("id", "time", name=op.f("pk_configuration_change_events")),
     )
-    op.create_index("ix_config_changes_device_time", "configuration_change_events",
-                    ["device_id", sa.text("time DESC")])
+    ddl.device_time_index("configuration_change_events", "ix_config_changes_device_time")
     op.create_index("ix_config_changes_snapshot", "configuration_change_events", ["snapshot_id"])
 
     op.create_table(
@@ -261,74 +240,25 @@ def upgrade() -> None:
         sa.UniqueConstraint("prefix", name=op.f("uq_api_keys_prefix")),
     )
 
-    if _timescaledb_available():
-        _timescaledb_upgrade()
+    timescaledb = ddl.timescaledb_available()
+    if timescaledb:
+        days = ddl.metrics_retention_days()
+        ddl.hypertables(TIME_SERIES_TABLES, {**RETENTION_DAYS, **dict.fromkeys(METRICS_TABLES, days)}, SEGMENT_BY)
     else:
         log.warning(
             "TimescaleDB is absent: skipping hypertables, compression, retention policies and the "
             "continuous aggregate %s (a plain view is created instead); the tables work as plain "
             "PostgreSQL tables", HOURLY_VIEW)
-        op.execute(f"CREATE VIEW {HOURLY_VIEW} AS SELECT date_trunc('hour', time) AS bucket,{_HOURLY_COLUMNS}")
+    ddl.hourly_view(HOURLY_VIEW, _HOURLY_COLUMNS, continuous=timescaledb)
 
 
 def downgrade() -> None:
-    if _is_continuous_aggregate(HOURLY_VIEW):
+    if ddl.is_continuous_aggregate(HOURLY_VIEW):
         op.execute(f"DROP MATERIALIZED VIEW {HOURLY_VIEW}")  # also removes its refresh policy
     else:
         op.execute(f"DROP VIEW IF EXISTS {HOURLY_VIEW}")
-    # Dropping a hypertable removes its chunks and its compression and retention jobs; CASCADE
-    # also removes the tables of its compressed chunks, which TimescaleDB otherwise leaves behind.
     op.drop_table("api_keys")
-    for table in reversed(TIME_SERIES_TABLES):
-        op.execute(f"DROP TABLE {table} CASCADE")
+    ddl.drop_tables(TIME_SERIES_TABLES)
     op.drop_index("uq_devices_live_name", table_name="devices")
     op.drop_table("devices")
     # The timescaledb extension itself stays: it may predate this schema or serve others.
-
-
-def _timescaledb_available() -> bool:
-    if context.is_offline_mode():
-        log.warning("offline mode cannot detect TimescaleDB: rendering the plain PostgreSQL schema")
-        return False
-    query = sa.text("SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'")
-    return op.get_bind().execute(query).scalar() is not None
-
-
-def _is_continuous_aggregate(name: str) -> bool:
-    if context.is_offline_mode():
-        return False
-    bind = op.get_bind()
-    if bind.execute(sa.text("SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'")).scalar() is None:
-        return False
-    query = sa.text(
-        "SELECT 1 FROM timescaledb_information.continuous_aggregates "
-        "WHERE view_schema = current_schema() AND view_name = :name")
-    return bind.execute(query, {"name": name}).scalar() is not None
-
-
-def _timescaledb_upgrade() -> None:
-    metrics_days = Settings().metrics_retention_days
-    retention = {**RETENTION_DAYS, **dict.fromkeys(METRICS_TABLES, metrics_days)}
-    op.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
-    for table in TIME_SERIES_TABLES:
-        op.execute(f"SELECT create_hypertable('{table}', 'time', migrate_data => true, if_not_exists => true)")
-        op.execute(
-            f"ALTER TABLE {table} SET (timescaledb.compress, "
-            f"timescaledb.compress_segmentby = '{SEGMENT_BY.get(table, 'device_id')}', "
-            "timescaledb.compress_orderby = 'time DESC')")
-        op.execute(f"SELECT add_compression_policy('{table}', INTERVAL '{COMPRESS_AFTER}', if_not_exists => true)")
-        days = retention[table]
-        if days is not None and days > 0:  # 0 or less keeps the rows forever
-            op.execute(f"SELECT add_retention_policy('{table}', INTERVAL '{int(days)} days', if_not_exists => true)")
-    # A continuous aggregate cannot be created inside a transaction block.
-    with op.get_context().autocommit_block():
-        op.execute(
-            f"CREATE MATERIALIZED VIEW {HOURLY_VIEW} "
-            "WITH (timescaledb.continuous, timescaledb.materialized_only = false) AS "
-            f"SELECT time_bucket(INTERVAL '1 hour', time) AS bucket,{_HOURLY_COLUMNS} WITH NO DATA")
-    # Refresh no further back than the raw rows are kept, or the refresh would empty old buckets.
-    start_days = min(3, metrics_days) if metrics_days > 0 else 3
-    op.execute(
-        f"SELECT add_continuous_aggregate_policy('{HOURLY_VIEW}', "
-        f"start_offset => INTERVAL '{start_days} days', end_offset => INTERVAL '1 hour', "
-        "schedule_interval => INTERVAL '1 hour', if_not_exists => true)")

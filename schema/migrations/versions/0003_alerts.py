@@ -11,16 +11,14 @@ Create Date: 2025-01-03 00:00:00
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 from collections.abc import Sequence
-from pathlib import Path
 
 import sqlalchemy as sa
 from alembic import op
-from sqlalchemy.dialects import postgresql
 
-from schema.models import ALERT_TIME_SERIES_TABLES
+from schema.migrations import ddl
+from schema.migrations.ddl import TZ, UUID
 
 revision: str = "0003"
 down_revision: str | Sequence[str] | None = "0002"
@@ -29,18 +27,7 @@ depends_on: str | Sequence[str] | None = None
 
 log = logging.getLogger("schema.migrations")
 
-UUID = postgresql.UUID(as_uuid=True)
-TZ = sa.DateTime(timezone=True)
-
-
-def _unified():
-    """The 0001 revision module, for its TimescaleDB helpers and settings."""
-    spec = importlib.util.spec_from_file_location("_infrawatch_rev_0001",
-                                                  Path(__file__).with_name("0001_unified_schema.py"))
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+ALERT_TIME_SERIES_TABLES = ("alert_events", "alert_notifications")
 
 
 def upgrade() -> None:
@@ -64,10 +51,8 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_alert_rules")),
         sa.UniqueConstraint("name", name=op.f("uq_alert_rules_name")),
     )
-    op.create_table(
+    ddl.event_table(
         "alert_events",
-        sa.Column("time", TZ, nullable=False),
-        sa.Column("event_id", UUID, nullable=False),
         sa.Column("rule_id", UUID, nullable=False),
         sa.Column("rule_name", sa.String(length=63), nullable=False),
         sa.Column("device_id", UUID, nullable=False),
@@ -80,14 +65,11 @@ def upgrade() -> None:
         sa.Column("refire", sa.Boolean(), nullable=False),
         sa.Column("detail", sa.Text(), nullable=True),
         sa.Column("message", sa.Text(), nullable=True),
-        sa.PrimaryKeyConstraint("time", "event_id", name=op.f("pk_alert_events")),
     )
-    op.create_index("ix_alert_events_device_time", "alert_events", ["device_id", sa.text("time DESC")])
+    ddl.device_time_index("alert_events")
     op.create_index("ix_alert_events_rule_time", "alert_events", ["rule_id", sa.text("time DESC")])
-    op.create_table(
+    ddl.event_table(
         "alert_notifications",
-        sa.Column("time", TZ, nullable=False),
-        sa.Column("event_id", UUID, nullable=False),
         sa.Column("alert_event_id", UUID, nullable=False),
         sa.Column("rule_id", UUID, nullable=False),
         sa.Column("device_id", UUID, nullable=False),
@@ -97,27 +79,15 @@ def upgrade() -> None:
         sa.Column("status", sa.String(length=16), nullable=False, comment="delivered or failed"),
         sa.Column("http_status", sa.Integer(), nullable=True),
         sa.Column("last_error", sa.Text(), nullable=True),
-        sa.PrimaryKeyConstraint("time", "event_id", name=op.f("pk_alert_notifications")),
     )
     op.create_index("ix_alert_notifications_alert", "alert_notifications", ["alert_event_id"])
 
-    unified = _unified()
-    if unified._timescaledb_available():
-        op.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
-        for table in ALERT_TIME_SERIES_TABLES:
-            op.execute(f"SELECT create_hypertable('{table}', 'time', migrate_data => true, if_not_exists => true)")
-            op.execute(
-                f"ALTER TABLE {table} SET (timescaledb.compress, timescaledb.compress_segmentby = 'device_id', "
-                "timescaledb.compress_orderby = 'time DESC')")
-            op.execute(f"SELECT add_compression_policy('{table}', INTERVAL '{unified.COMPRESS_AFTER}', "
-                       "if_not_exists => true)")
+    if ddl.timescaledb_available():
+        ddl.hypertables(ALERT_TIME_SERIES_TABLES)
     else:
         log.info("alert_events and alert_notifications are plain tables (no TimescaleDB)")
 
 
 def downgrade() -> None:
-    # Dropping a hypertable removes its chunks and its compression job (CASCADE: and the tables
-    # of its compressed chunks).
-    op.execute("DROP TABLE alert_notifications CASCADE")
-    op.execute("DROP TABLE alert_events CASCADE")
+    ddl.drop_tables(ALERT_TIME_SERIES_TABLES)
     op.drop_table("alert_rules")

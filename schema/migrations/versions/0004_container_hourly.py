@@ -10,10 +10,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-import sqlalchemy as sa
-from alembic import context, op
+from alembic import op
 
-from shared.settings import Settings
+from schema.migrations import ddl
 
 revision: str = "0004"
 down_revision: str | Sequence[str] | None = "0003"
@@ -30,33 +29,15 @@ COLUMNS = (
 )
 
 
-def _timescaledb() -> bool:
-    if context.is_offline_mode():
-        return False
-    query = sa.text("SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'")
-    return op.get_bind().execute(query).scalar() is not None
-
-
 def upgrade() -> None:
-    if not _timescaledb():
+    continuous = ddl.timescaledb_installed()
+    if not continuous:
         log.info("%s is a plain view (no TimescaleDB)", VIEW)
-        op.execute(f"CREATE VIEW {VIEW} AS SELECT date_trunc('hour', time) AS bucket,{COLUMNS}")
-        return
-    with op.get_context().autocommit_block():  # not allowed inside a transaction block
-        op.execute(
-            f"CREATE MATERIALIZED VIEW {VIEW} "
-            "WITH (timescaledb.continuous, timescaledb.materialized_only = false) AS "
-            f"SELECT time_bucket(INTERVAL '1 hour', time) AS bucket,{COLUMNS} WITH NO DATA")
-    days = Settings().metrics_retention_days
-    start_days = min(3, days) if days > 0 else 3
-    op.execute(
-        f"SELECT add_continuous_aggregate_policy('{VIEW}', start_offset => INTERVAL '{start_days} days', "
-        "end_offset => INTERVAL '1 hour', schedule_interval => INTERVAL '1 hour', if_not_exists => true)")
+    ddl.hourly_view(VIEW, COLUMNS, continuous)
 
 
 def downgrade() -> None:
-    if _timescaledb() and op.get_bind().execute(sa.text(
-            "SELECT 1 FROM timescaledb_information.continuous_aggregates WHERE view_name = :v"), {"v": VIEW}).scalar():
+    if ddl.is_continuous_aggregate(VIEW):
         with op.get_context().autocommit_block():
             op.execute(f"DROP MATERIALIZED VIEW IF EXISTS {VIEW}")
     else:

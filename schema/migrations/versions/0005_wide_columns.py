@@ -22,7 +22,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import sqlalchemy as sa
-from alembic import context, op
+from alembic import op
+
+from schema.migrations import ddl
 
 revision: str = "0005"
 down_revision: str | Sequence[str] | None = "0004"
@@ -92,15 +94,11 @@ def _load(name: str):
     return module
 
 
-def _scalar(sql: str, **params: object) -> object:
-    return op.get_bind().execute(sa.text(sql), params).scalar()
-
-
 def _compression(table: str) -> tuple[str, str] | None:
     """(segmentby, orderby) of a hypertable with compression enabled, else None."""
-    if context.is_offline_mode() or not _scalar("SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'"):
+    if not ddl.timescaledb_installed():
         return None
-    if not _scalar("SELECT compression_enabled FROM timescaledb_information.hypertables "
+    if not ddl.scalar("SELECT compression_enabled FROM timescaledb_information.hypertables "
                    "WHERE hypertable_name = :t", t=table):
         return None
     rows = op.get_bind().execute(sa.text(
@@ -113,7 +111,7 @@ def _retype(table: str, columns: dict[str, str], to_wide: bool) -> None:
     settings = _compression(table)
     after = None
     if settings is not None:
-        after = _scalar("SELECT config->>'compress_after' FROM timescaledb_information.jobs "
+        after = ddl.scalar("SELECT config->>'compress_after' FROM timescaledb_information.jobs "
                         "WHERE proc_name = 'policy_compression' AND hypertable_name = :t", t=table)
         op.execute(f"SELECT remove_compression_policy('{table}', if_exists => true)")
         op.execute(f"SELECT decompress_chunk(c, true) FROM show_chunks('{table}') c")
@@ -121,14 +119,11 @@ def _retype(table: str, columns: dict[str, str], to_wide: bool) -> None:
     changes = ", ".join(f"ALTER COLUMN {col} TYPE {_wide(old) if to_wide else old}" for col, old in columns.items())
     op.execute(f"ALTER TABLE {table} {changes}")
     if settings is not None:
-        segmentby, orderby = settings
-        op.execute(f"ALTER TABLE {table} SET (timescaledb.compress, timescaledb.compress_segmentby = '{segmentby}', "
-                   f"timescaledb.compress_orderby = '{orderby}')")
+        ddl.enable_compression(table, *settings)
         if after:
             # Not at once: a compression job started when _migrate's autocommit block commits deadlocks
             # with the index changes after it.
-            op.execute(f"SELECT add_compression_policy('{table}', INTERVAL '{after}', if_not_exists => true, "
-                       "initial_start => now() + INTERVAL '1 hour')")
+            ddl.compression_policy(table, after, initial_start="now() + INTERVAL '1 hour'")
 
 
 def _migrate(to_wide: bool) -> None:
@@ -140,7 +135,7 @@ def _migrate(to_wide: bool) -> None:
     snaps = "configuration_snapshots"
     if to_wide:
         op.drop_index("ix_config_snapshots_device_path_time", table_name=snaps)
-        op.create_index("ix_config_snapshots_device_time", snaps, ["device_id", sa.text("time DESC")])
+        ddl.device_time_index(snaps, "ix_config_snapshots_device_time")
         op.create_index("ix_config_snapshots_path", snaps, ["file_path"], postgresql_using="hash")
     else:
         op.drop_index("ix_config_snapshots_path", table_name=snaps)
