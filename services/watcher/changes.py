@@ -11,8 +11,9 @@ from typing import Any
 
 import msgspec
 
+from services.watcher.configtypes import config_type as declared
+from services.watcher.configtypes.base import ParseError
 from services.watcher.impact import Side, assess
-from services.watcher.parsers import PARSERS, ParseError
 from services.watcher.redact import DEFAULT_RULES, Rule, redact
 from services.watcher.remote import FileStat
 from shared.config_events import ConfigChanged
@@ -108,7 +109,7 @@ def read_content(config_type: str, path: str, data: bytes | None, ctx: Context) 
         return Content(binary=True)
     out = Content()
     out.text, out.redactions = redact(text, ctx.rules, config_type, path) if ctx.redact else (text, [])
-    parser = PARSERS.get(config_type)
+    parser = declared(config_type).parse
     if parser is not None:
         out.parsed, out.parse_error = _parse(parser, out.text, path)
         if out.parse_error is not None and out.text != text and _parse(parser, text, path)[1] is None:

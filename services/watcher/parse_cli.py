@@ -11,7 +11,7 @@ from pathlib import Path
 import msgspec
 
 from services.watcher.changes import Context, Item, Seen, diff
-from services.watcher.parsers import PARSERS
+from services.watcher.configtypes import CONFIG_TYPES
 from services.watcher.remote import FileStat
 from shared.events import DeviceSpec
 
@@ -42,8 +42,9 @@ def parse_config_files(config_type: str, files: list[Path]) -> int:
     Returns 0 when every file parsed, 1 when one did not (or could not be read). A config type
     without a parser is allowed: its files have no parsed data.
     """
-    if config_type not in PARSERS:
-        print(f"note: {config_type!r} has no parser (known: {', '.join(sorted(PARSERS))}); "
+    parsed = sorted(t.name for t in CONFIG_TYPES.values() if t.parse is not None)
+    if config_type not in parsed:
+        print(f"note: {config_type!r} has no parser (known: {', '.join(parsed)}); "
               "content and impact only", file=sys.stderr)
     rc = 0
     for path in files:

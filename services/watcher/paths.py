@@ -1,6 +1,6 @@
-"""Which files a device's watcher looks at: default globs per config type, the device's own
-globs, glob matching (as regular expressions that both Python and GNU find accept), and the
-directories to put inotify watches on."""
+"""Which files a device's watcher looks at: the default globs of every config type (from
+``services.watcher.configtypes``), the device's own globs, glob matching (as regular expressions
+that both Python and GNU find accept), and the directories to put inotify watches on."""
 
 from __future__ import annotations
 
@@ -8,14 +8,9 @@ import posixpath
 import re
 from dataclasses import dataclass, field
 
-COMPOSE_NAMES = ("docker-compose.yml", "docker-compose.yaml", "compose.yml", "compose.yaml")
-UNIT_SUFFIXES = ("service", "socket", "timer", "mount", "target", "path")
+from services.watcher.configtypes import CONFIG_TYPES
 
-DEFAULT_GLOBS: dict[str, list[str]] = {
-    "proxy_configs": ["/config/nginx/proxy-confs/*.conf", "/config/nginx/site-confs/*.conf", "/etc/nginx/**"],
-    "docker_compose": [f"{d}/{n}" for d in ("", "/compose/*", "/opt/*") for n in COMPOSE_NAMES],
-    "systemd_units": [f"/etc/systemd/system/*.{s}" for s in UNIT_SUFFIXES],
-}
+DEFAULT_GLOBS: dict[str, list[str]] = {t.name: list(t.globs) for t in CONFIG_TYPES.values() if t.globs}
 UNLIMITED_DEPTH = 64
 _WILD = re.compile(r"[*?\[]")
 

@@ -1,8 +1,10 @@
 """Hiding secret values in stored content: pure, on by default, configurable.
 
-Where a format has a parser, the original text is parsed first and values are hidden by their
-place in it (YAML keys and compose ``environment`` entries, nginx directives, unit
-``Environment=``); other files get line-bounded, linear-time patterns (``redaction/text.py``).
+Where a file's config type has a ``redact`` hook (``services/watcher/configtypes/``), the
+original text is read by its structure and values are hidden by their place in it (YAML keys and
+compose ``environment`` entries, nginx directives, unit ``Environment=``; any ``.yml``/``.yaml``
+file of a user-defined type); other files, and files that do not parse, get line-bounded,
+linear-time patterns (``redaction/text.py``).
 Only a value's characters are replaced, by ``<redacted>``: line count, keys, indentation and
 quoting stay, so the redacted text parses to the same keys, services and directives. The hash
 of a file is always that of its original bytes; only the stored text and the diff are redacted.
@@ -17,11 +19,9 @@ import logging
 import re
 from dataclasses import dataclass
 
-import yaml
-
-from services.watcher.redaction import nginx_conf, unit, yaml_doc
+from services.watcher.configtypes import config_type as declared
 from services.watcher.redaction.common import MASK, Span, apply, merge
-from services.watcher.redaction.text import has_secrets, lower, pem, scan
+from services.watcher.redaction.text import has_secrets, lower, scan
 from shared.payloads.config import Redaction
 
 __all__ = ["DEFAULT_RULES", "MASK", "Rule", "compile_rules", "redact"]
@@ -60,17 +60,10 @@ def _custom(text: str, rules: tuple[Rule, ...]) -> list[Span]:
 
 
 def _structure(text: str, low: str, config_type: str | None, path: str) -> list[Span] | None:
-    """Spans found through the file's structure, or None when it has none (or does not parse)."""
-    if config_type == "proxy_configs":
-        return nginx_conf.spans(text, low) + pem(text, 0, len(text))
-    if config_type == "systemd_units":
-        return unit.spans(text, low) + pem(text, 0, len(text))
-    if config_type == "docker_compose" or path.endswith((".yml", ".yaml")):
-        try:
-            return yaml_doc.spans(text, low)
-        except (yaml.YAMLError, RecursionError):
-            return None  # a broken file is redacted by the patterns
-    return None
+    """Spans found through the file's structure (its config type's ``redact``), or None when it
+    has none (or does not parse)."""
+    hook = declared(config_type).redact
+    return hook(text, low, path) if hook is not None else None
 
 
 def redact(text: str, rules: tuple[Rule, ...] = DEFAULT_RULES, config_type: str | None = None,

@@ -11,8 +11,9 @@ import re
 import pytest
 import yaml
 
-from services.watcher.parsers import docker_compose, nginx, systemd_unit
-from services.watcher.parsers.errors import ParseError
+from services.watcher.configtypes import docker_compose, systemd_units
+from services.watcher.configtypes import proxy_configs as nginx
+from services.watcher.configtypes.base import ParseError
 from tests.corpus_tests.common import files, rel, run
 
 # ---------------------------------------------------------------- nginx
@@ -170,7 +171,7 @@ def _unit_keys(text: str, section: str, key: str) -> list[str]:
 
 @pytest.fixture(scope="module")
 def systemd_tally():
-    items = [(rel(p), lambda p=p: systemd_unit.parse(p.read_text(encoding="utf-8"), p.name)) for p in UNITS]
+    items = [(rel(p), lambda p=p: systemd_units.parse(p.read_text(encoding="utf-8"), p.name)) for p in UNITS]
     return run("systemd", items, (ParseError,))
 
 

@@ -7,10 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from services.watcher.parsers import PARSERS, ParseError
+from services.watcher import configtypes
+from services.watcher.configtypes import CONFIG_TYPES
+from services.watcher.configtypes.base import ParseError
 
 TESTDATA = Path(__file__).parent / "testdata"
 SAMPLES = sorted(p for p in TESTDATA.glob("*/*") if p.suffix != ".json")
+PARSERS = {t.name: t.parse for t in CONFIG_TYPES.values() if t.parse is not None}
 
 
 @pytest.mark.parametrize("sample", SAMPLES, ids=lambda p: f"{p.parent.name}/{p.name}")
@@ -28,6 +31,11 @@ def test_sample_parses_to_its_expected_json(sample: Path) -> None:
 def test_every_config_type_has_samples() -> None:
     assert {p.parent.name for p in SAMPLES} == set(PARSERS)
     assert all(any(p.name.startswith("broken") for p in SAMPLES if p.parent.name == t) for t in PARSERS)
+
+
+def test_every_config_type_module_is_registered_under_its_name() -> None:
+    modules = {p.stem for p in Path(configtypes.__file__).parent.glob("*.py")} - {"__init__", "base", "user_defined"}
+    assert set(CONFIG_TYPES) == modules and all(t.globs for t in CONFIG_TYPES.values())
 
 
 def test_swag_variables_resolve_to_the_container() -> None:

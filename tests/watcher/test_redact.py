@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from services.watcher.parsers import docker_compose, nginx, systemd_unit
+from services.watcher.configtypes import docker_compose, systemd_units
+from services.watcher.configtypes import proxy_configs as nginx
 from services.watcher.redact import MASK, compile_rules, redact
 
 
@@ -84,7 +85,7 @@ def test_unit_keeps_what_it_runs_and_hides_environment_values() -> None:
     assert 'Environment=DB_PASSWORD=<redacted> LANG=C "API_KEY=<redacted>"\n' in out
     assert "API_TOKEN_FILE=/run/secrets/tok" in out and "SetCredential=db:<redacted>" in out
     assert "LoadCredential=tls.key" in out
-    a, b = systemd_unit.parse(text, "x.service"), systemd_unit.parse(out, "x.service")
+    a, b = systemd_units.parse(text, "x.service"), systemd_units.parse(out, "x.service")
     assert a["environment_keys"] == b["environment_keys"] and a["sections"].keys() == b["sections"].keys()
     assert [(r.line, r.name) for r in found] == [(4, "db-password"), (5, "DB_PASSWORD"), (5, "API_KEY"), (7, "db")]
 

@@ -24,7 +24,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from services.watcher.changes import Context, Item, Seen, decide, diff, known_after
-from services.watcher.parsers import PARSERS, docker_compose, nginx, systemd_unit
+from services.watcher.configtypes import CONFIG_TYPES, docker_compose, systemd_units
+from services.watcher.configtypes import proxy_configs as nginx
 from services.watcher.redact import _structure, redact
 from services.watcher.redaction.text import lower
 from services.watcher.remote import FileStat
@@ -79,14 +80,14 @@ def shape(config_type: str, text: str, path: str):
         services = {name: {k: s[k] for k in ("environment", "networks", "depends_on", "ports", "volumes")}
                     for name, s in parsed["services"].items()}
         return services, parsed["networks"], parsed["volumes"], parsed["secrets"]
-    parsed = systemd_unit.parse(text, path)
+    parsed = systemd_units.parse(text, path)
     return ({sec: sorted(keys) for sec, keys in parsed["sections"].items()}, parsed["environment_keys"],
             len(parsed["exec_start"]))
 
 
 def _parses(config_type: str, text: str, path: str) -> bool:
     try:
-        PARSERS[config_type](text, path)
+        CONFIG_TYPES[config_type].parse(text, path)
         return True
     except Exception:
         return False

@@ -102,3 +102,11 @@ def spans(text: str, low: str) -> list[Span]:
             _walk(body, body_low, doc, out, seen)
     return [s._replace(start=s.start + bom, end=s.end + bom, at=s.at + bom if s.at >= 0 else -1)
             for s in out] if bom else out
+
+
+def document(text: str, low: str, path: str = "") -> list[Span] | None:
+    """``spans``, or None when the text does not parse (the line patterns then redact it)."""
+    try:
+        return spans(text, low)
+    except (yaml.YAMLError, RecursionError):
+        return None

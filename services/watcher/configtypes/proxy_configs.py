@@ -1,6 +1,6 @@
-"""nginx configuration (nginx.conf, SWAG proxy-confs and site-confs) via crossplane.
+"""``proxy_configs``: nginx configuration (nginx.conf, SWAG proxy-confs and site-confs).
 
-A file is parsed on its own (includes are listed, not followed) and without context checks,
+Parsed via crossplane. A file is parsed on its own (includes are listed, not followed) and without context checks,
 so a SWAG snippet that holds only ``location`` blocks parses too. ``set $upstream_app ...``
 variables are substituted into ``proxy_pass`` so that SWAG confs name their containers.
 """
@@ -14,7 +14,11 @@ from typing import Any
 
 import crossplane
 
-from services.watcher.parsers.errors import ParseError
+from services.watcher.configtypes.base import ConfigType, Effects, ParseError, Risk
+from services.watcher.redaction import nginx_conf
+from services.watcher.redaction.common import Span
+from services.watcher.redaction.text import pem
+from shared.payloads.config import ChangeType, DiffSummary
 
 _VAR = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?")
 
@@ -115,3 +119,38 @@ def parse(text: str, path: str = "nginx.conf") -> dict[str, Any]:
         "upstream_hosts": sorted(hosts - set(upstreams)),
         "includes": sorted({" ".join(d["args"]) for d in _walk(tree) if d["directive"] == "include"}),
     }
+
+
+def redact(text: str, low: str, path: str) -> list[Span]:
+    return nginx_conf.spans(text, low) + pem(text, 0, len(text))
+
+
+def rules(change: ChangeType, old: dict, new: dict, s: DiffSummary, risk: Risk, fx: Effects, path: str) -> None:
+    """Served names and upstreams are affected; nginx reloads; removed blocks, listen/TLS and
+    proxying changes raise the risk."""
+    both = [old, new]
+    fx.affected = sorted({n for p in both for n in p.get("server_names", [])}
+                         | {h for p in both for h in p.get("upstream_hosts", [])})
+    fx.dependencies = sorted({h for p in both for h in p.get("upstream_hosts", [])})
+    fx.reload = ["nginx"]
+    fx.actions = ["nginx -t", "nginx -s reload"]
+    keys = s.added + s.removed + s.changed if change == "MODIFY" else []
+    if change == "DELETE":
+        risk.at_least("HIGH", "nginx: config deleted, its sites stop being served")
+    if [k for k in s.removed if k.startswith(("servers.", "locations."))]:
+        risk.at_least("HIGH", "nginx: a server or location was removed")
+    if [k for k in keys if k.endswith((".listen", ".ssl")) or k == "listen"]:
+        risk.at_least("HIGH", "nginx: listen or TLS settings changed")
+    if [k for k in keys if "proxy_pass" in k or "upstream" in k or k.startswith("locations")]:
+        risk.at_least("MEDIUM", "nginx: proxy_pass, upstream or locations changed")
+    if change == "CREATE":
+        risk.at_least("MEDIUM", "nginx: new config, served after the next reload")
+
+
+TYPE = ConfigType(
+    name="proxy_configs",
+    globs=("/config/nginx/proxy-confs/*.conf", "/config/nginx/site-confs/*.conf", "/etc/nginx/**"),
+    parse=parse,
+    redact=redact,
+    rules=rules,
+)

@@ -1,4 +1,4 @@
-"""docker compose files: services, images, ports, volumes, networks, environment KEYS (never
+"""``docker_compose``: docker compose files. Parsed: services, images, ports, volumes, networks, environment KEYS (never
 values), depends_on. Both the short (string) and long (mapping) syntaxes are normalised, and the
 legacy version-1 format (services at the top level, no ``services:`` key) is read too."""
 
@@ -8,7 +8,11 @@ from typing import Any
 
 import yaml
 
-from services.watcher.parsers.errors import ParseError
+from services.watcher.configtypes.base import ConfigType, Effects, ParseError, Risk
+from services.watcher.redaction import yaml_doc
+from shared.payloads.config import ChangeType, DiffSummary
+
+NAMES = ("docker-compose.yml", "docker-compose.yaml", "compose.yml", "compose.yaml")
 
 
 def _load(text: str) -> Any:
@@ -115,3 +119,56 @@ def parse(text: str, path: str = "docker-compose.yml") -> dict[str, Any]:
         "volumes": _names(top.get("volumes")),
         "secrets": _names(top.get("secrets")),
     }
+
+
+def _service_of(key: str) -> str | None:
+    """``web`` of ``services.web.image`` (or of ``services.[my.app].image``)."""
+    if not key.startswith("services."):
+        return None
+    rest = key[len("services."):]
+    if rest.startswith("["):
+        return rest[1:rest.index("]")] if "]" in rest else None
+    return rest.split(".", 1)[0] or None
+
+
+def rules(change: ChangeType, old: dict, new: dict, s: DiffSummary, risk: Risk, fx: Effects, path: str) -> None:
+    """The changed services (all of them for a new or deleted file) restart with ``up -d``;
+    removed services, images, ports and privileged or host-network services raise the risk."""
+    keys = s.added + s.removed + s.changed
+    changed = sorted({n for k in keys if (n := _service_of(k))})
+    keys = keys if change == "MODIFY" else []
+    old_svcs, new_svcs = old.get("services", {}), new.get("services", {})
+    affected = sorted(set(old_svcs) | set(new_svcs)) if change in ("CREATE", "DELETE") else changed
+    fx.affected = affected
+    svcs = {**old_svcs, **new_svcs}
+    fx.dependencies = sorted({d for n in affected for d in (svcs.get(n) or {}).get("depends_on", [])})
+    removed = sorted(set(old_svcs) - set(new_svcs))
+    if affected and change != "MOVE":
+        fx.restart = affected
+        flags = " --remove-orphans" if removed else ""
+        fx.actions = [f"docker compose -f {path} up -d{flags} " + " ".join(affected)]
+    if change == "DELETE":
+        risk.at_least("HIGH", "compose: file deleted, its services are no longer managed")
+    elif removed:
+        risk.at_least("HIGH", "compose: a service was removed (" + ", ".join(removed) + ")")
+    if [k for k in keys if k.endswith(".image") and _service_of(k) in old_svcs and _service_of(k) in new_svcs]:
+        risk.at_least("HIGH", "compose: an image changed")
+    if [k for k in keys if k.endswith(".ports") and _service_of(k) in old_svcs and _service_of(k) in new_svcs]:
+        risk.at_least("HIGH", "compose: published ports changed")
+    risky = [n for n in changed if (new_svcs.get(n) or {}).get("privileged")
+             or (new_svcs.get(n) or {}).get("network_mode") == "host"]
+    if risky:
+        risk.at_least("HIGH", "compose: privileged or host-network service changed (" + ", ".join(risky) + ")")
+    if change == "CREATE":
+        risk.at_least("MEDIUM", "compose: new file, its services start on the next 'up'")
+    if changed:
+        risk.at_least("MEDIUM", "compose: service definition changed (" + ", ".join(changed) + ")")
+
+
+TYPE = ConfigType(
+    name="docker_compose",
+    globs=tuple(f"{d}/{n}" for d in ("", "/compose/*", "/opt/*") for n in NAMES),
+    parse=parse,
+    redact=yaml_doc.document,
+    rules=rules,
+)
