@@ -7,6 +7,9 @@ the parser (a quote-aware scan for nginx, plain YAML for compose, a line scan fo
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -14,7 +17,23 @@ import yaml
 from services.watcher.configtypes import docker_compose, systemd_units
 from services.watcher.configtypes import proxy_configs as nginx
 from services.watcher.configtypes.base import ParseError
-from tests.corpus_tests.common import files, rel, run
+from tests.corpus_tests.common import Tally, files, rel, run
+
+
+def _tally(kind: str, paths: list[Path], parse: Callable[[str, str], Any], errors: str = "strict") -> Tally:
+    """Every file through ``parse(text, name)``; only a ParseError may refuse one."""
+    items = [(rel(p), lambda p=p: parse(p.read_text(encoding="utf-8", errors=errors), p.name)) for p in paths]
+    return run(kind, items, (ParseError,))
+
+
+def _mismatches(tally: Tally, paths: list[Path], check: Callable[[Path, Any], Any]) -> dict[str, Any]:
+    """What ``check(path, parsed)`` found wrong (anything but None) in each parsed file, by corpus path."""
+    wrong = {}
+    for p in paths:
+        parsed = tally.parsed.get(rel(p))
+        if parsed is not None and (found := check(p, parsed)) is not None:
+            wrong[rel(p)] = found
+    return wrong
 
 # ---------------------------------------------------------------- nginx
 
@@ -49,9 +68,8 @@ NGINX = files("nginx")
 
 
 @pytest.fixture(scope="module")
-def nginx_tally():
-    items = [(rel(p), lambda p=p: nginx.parse(p.read_text(encoding="utf-8", errors="replace"), p.name)) for p in NGINX]
-    return run("nginx", items, (ParseError,))
+def nginx_tally() -> Tally:
+    return _tally("nginx", NGINX, nginx.parse, errors="replace")
 
 
 def test_nginx_corpus_parses(nginx_tally) -> None:
@@ -60,36 +78,36 @@ def test_nginx_corpus_parses(nginx_tally) -> None:
 
 
 def test_nginx_server_names_and_includes_match_the_source(nginx_tally) -> None:
-    wrong = {}
-    for p in NGINX:
-        parsed = nginx_tally.parsed.get(rel(p))
-        if parsed is None:
-            continue
+    def check(p: Path, parsed: dict):
         code = _nginx_code(p.read_text(encoding="utf-8", errors="replace"))
         names = sorted({a for args in _directive_args(code, "server_name") for a in args})
         includes = sorted({" ".join(args) for args in _directive_args(code, "include")})
         if (parsed["server_names"], parsed["includes"]) != (names, includes):
-            wrong[rel(p)] = ((parsed["server_names"], names), (parsed["includes"], includes))
+            return (parsed["server_names"], names), (parsed["includes"], includes)
+        return None
+
+    wrong = _mismatches(nginx_tally, NGINX, check)
     assert not wrong, wrong
     assert sum(bool(r["server_names"]) for r in nginx_tally.parsed.values()) >= 50
 
 
 def test_nginx_proxied_containers_match_the_source(nginx_tally) -> None:
     """SWAG style: `set $upstream_app radarr;` then `proxy_pass http://$upstream_app:7878;` proxies to radarr."""
-    wrong, checked = {}, 0
-    for p in NGINX:
-        parsed = nginx_tally.parsed.get(rel(p))
+    checked = []
+
+    def check(p: Path, parsed: dict):
         code = _nginx_code(p.read_text(encoding="utf-8", errors="replace"))
         sets = {m.group(1): m.group(2) for m in re.finditer(r"(?:^|(?<=[;{}\s]))set\s+\$(\w+)\s+([\w.-]+);", code)}
         hosts = {sets[v] for v in re.findall(r"(?:^|(?<=[;{}\s]))proxy_pass\s+[^;]*://\$(\w+)", code) if v in sets}
         hosts = {h for h in hosts if not h.replace(".", "").isdigit()}
-        if parsed is None or not hosts:
-            continue
-        checked += 1
-        if not hosts <= set(parsed["upstream_hosts"]):
-            wrong[rel(p)] = (parsed["upstream_hosts"], sorted(hosts))
+        if not hosts:
+            return None
+        checked.append(p)
+        return None if hosts <= set(parsed["upstream_hosts"]) else (parsed["upstream_hosts"], sorted(hosts))
+
+    wrong = _mismatches(nginx_tally, NGINX, check)
     assert not wrong, wrong
-    assert checked >= 15
+    assert len(checked) >= 15
 
 
 # ---------------------------------------------------------------- docker compose
@@ -109,9 +127,8 @@ def _compose_services(doc) -> dict:
 
 
 @pytest.fixture(scope="module")
-def compose_tally():
-    items = [(rel(p), lambda p=p: docker_compose.parse(p.read_text(encoding="utf-8"), p.name)) for p in COMPOSE]
-    return run("compose", items, (ParseError,))
+def compose_tally() -> Tally:
+    return _tally("compose", COMPOSE, docker_compose.parse)
 
 
 def test_compose_corpus_parses(compose_tally) -> None:
@@ -121,16 +138,13 @@ def test_compose_corpus_parses(compose_tally) -> None:
 
 
 def test_compose_services_images_and_env_keys_match_the_source(compose_tally) -> None:
-    wrong = {}
-    for p in COMPOSE:
-        parsed = compose_tally.parsed.get(rel(p))
-        if parsed is None:
-            continue
+    def check(p: Path, parsed: dict):
+        problems = {}
         services = _compose_services(yaml.safe_load(p.read_text(encoding="utf-8")))
         expected = {str(k): (v or {}).get("image") for k, v in services.items()}
         got = {k: s["image"] for k, s in parsed["services"].items()}
         if got != expected:
-            wrong[rel(p)] = (got, expected)
+            problems["images"] = (got, expected)
         for name, svc in parsed["services"].items():
             env = (services.get(name) or {}).get("environment") or []
             values = [str(e).split("=", 1)[1] for e in env if isinstance(e, str) and "=" in e and len(e.split("=", 1)[1]) > 3]
@@ -138,7 +152,10 @@ def test_compose_services_images_and_env_keys_match_the_source(compose_tally) ->
                 values = [str(v) for v in env.values() if v is not None and len(str(v)) > 3]
             leaked = [v for v in values if v in svc["environment"]]
             if leaked or any("=" in k for k in svc["environment"]):
-                wrong[f"{rel(p)} {name} environment"] = svc["environment"]
+                problems[f"{name} environment"] = svc["environment"]
+        return problems or None
+
+    wrong = _mismatches(compose_tally, COMPOSE, check)
     assert not wrong, wrong
 
 
@@ -170,9 +187,8 @@ def _unit_keys(text: str, section: str, key: str) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def systemd_tally():
-    items = [(rel(p), lambda p=p: systemd_units.parse(p.read_text(encoding="utf-8"), p.name)) for p in UNITS]
-    return run("systemd", items, (ParseError,))
+def systemd_tally() -> Tally:
+    return _tally("systemd", UNITS, systemd_units.parse)
 
 
 def test_systemd_corpus_parses(systemd_tally) -> None:
@@ -181,15 +197,14 @@ def test_systemd_corpus_parses(systemd_tally) -> None:
 
 
 def test_systemd_exec_start_and_description_match_the_source(systemd_tally) -> None:
-    wrong = {}
-    for p in UNITS:
-        parsed = systemd_tally.parsed.get(rel(p))
-        if parsed is None:
-            continue
+    def check(p: Path, parsed: dict):
         text = p.read_text(encoding="utf-8")
         got = [" ".join(v.split()) for v in parsed["exec_start"]]
         description = (_unit_keys(text, "Unit", "Description") or [None])[-1]
         if got != _unit_keys(text, "Service", "ExecStart") or parsed["description"] != description:
-            wrong[rel(p)] = (got, parsed["description"])
+            return got, parsed["description"]
+        return None
+
+    wrong = _mismatches(systemd_tally, UNITS, check)
     assert not wrong, wrong
     assert sum(bool(r["exec_start"]) for r in systemd_tally.parsed.values()) >= 150
