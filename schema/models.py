@@ -14,25 +14,13 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
-    BigInteger, Boolean, DateTime, Float, Index, Integer, MetaData, Numeric, String, Text, func, text,
+    BigInteger, Boolean, Float, Index, Integer, Numeric, String, Text, func, text,
 )
-from sqlalchemy.dialects.postgresql import JSONB, UUID
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column
 
-NAMING = {
-    "ix": "ix_%(column_0_label)s",
-    "uq": "uq_%(table_name)s_%(column_0_name)s",
-    "ck": "ck_%(table_name)s_%(constraint_name)s",
-    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-    "pk": "pk_%(table_name)s",
-}
-
-TZ = DateTime(timezone=True)
-
-
-class Base(DeclarativeBase):
-    metadata = MetaData(naming_convention=NAMING)
-    type_annotation_map = {dict[str, Any]: JSONB, list[Any]: JSONB, datetime: TZ, uuid.UUID: UUID(as_uuid=True)}
+from schema.base import Base
+from shared.datatypes import REGISTRY
 
 
 class Device(Base):
@@ -57,77 +45,6 @@ class Device(Base):
     __table_args__ = (
         Index("uq_devices_live_name", "name", unique=True, postgresql_where=text("deleted_at IS NULL")),
     )
-
-
-class SystemMetric(Base):
-    __tablename__ = "system_metrics"
-
-    time: Mapped[datetime] = mapped_column(primary_key=True)
-    device_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
-    event_id: Mapped[uuid.UUID]
-    cpu_usage: Mapped[float | None] = mapped_column(Float, comment="percent")
-    cpu_count: Mapped[int | None] = mapped_column(BigInteger)
-    cpu_iowait: Mapped[float | None] = mapped_column(Float)
-    memory_usage: Mapped[float | None] = mapped_column(Float, comment="percent")
-    memory_total_bytes: Mapped[int | None] = mapped_column(BigInteger)
-    memory_used_bytes: Mapped[int | None] = mapped_column(BigInteger)
-    memory_available_bytes: Mapped[int | None] = mapped_column(BigInteger)
-    swap_total_bytes: Mapped[int | None] = mapped_column(BigInteger)
-    swap_used_bytes: Mapped[int | None] = mapped_column(BigInteger)
-    load_1: Mapped[float | None] = mapped_column(Float)
-    load_5: Mapped[float | None] = mapped_column(Float)
-    load_15: Mapped[float | None] = mapped_column(Float)
-    uptime_seconds: Mapped[float | None] = mapped_column(Float)
-    disk_usage: Mapped[list[Any] | None] = mapped_column(JSONB)
-    disk_io: Mapped[list[Any] | None] = mapped_column(JSONB)
-    network_traffic: Mapped[list[Any] | None] = mapped_column(JSONB)
-
-    __table_args__ = (Index("ix_system_metrics_device_time", "device_id", text("time DESC")),)
-
-
-class ContainerSnapshot(Base):
-    __tablename__ = "container_snapshots"
-
-    time: Mapped[datetime] = mapped_column(primary_key=True)
-    device_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
-    container_id: Mapped[str] = mapped_column(Text, primary_key=True)
-    event_id: Mapped[uuid.UUID]
-    name: Mapped[str | None] = mapped_column(Text)
-    image: Mapped[str | None] = mapped_column(Text)
-    status: Mapped[str | None] = mapped_column(Text)
-    state: Mapped[str | None] = mapped_column(Text)
-    health: Mapped[str | None] = mapped_column(Text)
-    restart_count: Mapped[int | None] = mapped_column(BigInteger)
-    cpu_usage: Mapped[float | None] = mapped_column(Float)
-    memory_usage_bytes: Mapped[int | None] = mapped_column(BigInteger)
-    memory_limit_bytes: Mapped[int | None] = mapped_column(BigInteger)
-    ports: Mapped[list[Any] | None] = mapped_column(JSONB)
-    network_io: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
-    block_io: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
-    created: Mapped[datetime | None]
-    removed: Mapped[bool] = mapped_column(Boolean, default=False)
-
-    __table_args__ = (Index("ix_container_snapshots_device_time", "device_id", text("time DESC")),)
-
-
-class DriveHealth(Base):
-    __tablename__ = "drive_health"
-
-    time: Mapped[datetime] = mapped_column(primary_key=True)
-    device_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
-    drive_name: Mapped[str] = mapped_column(Text, primary_key=True)
-    event_id: Mapped[uuid.UUID]
-    model: Mapped[str | None] = mapped_column(Text)
-    serial_number: Mapped[str | None] = mapped_column(Text)
-    firmware: Mapped[str | None] = mapped_column(Text)
-    capacity_bytes: Mapped[int | None] = mapped_column(BigInteger)
-    smart_attributes: Mapped[list[Any] | None] = mapped_column(JSONB)
-    temperature_celsius: Mapped[int | None] = mapped_column(BigInteger)
-    power_on_hours: Mapped[int | None] = mapped_column(BigInteger)
-    is_healthy: Mapped[bool | None]
-    smartctl_exit_status: Mapped[int | None] = mapped_column(BigInteger)
-
-    __table_args__ = (Index("ix_drive_health_device_time", "device_id", text("time DESC")),)
 
 
 class DataCollectionAudit(Base):
@@ -334,109 +251,9 @@ class AlertNotification(Base):
 ALERT_TIME_SERIES_TABLES = ("alert_events", "alert_notifications")
 
 
-# ---------------------------------------------------------------- collector data types (revision 0002)
-
-
-class NetworkInterface(Base):
-    """One row per interface per network collection."""
-
-    __tablename__ = "network_interfaces"
-
-    time: Mapped[datetime] = mapped_column(primary_key=True)
-    device_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
-    interface: Mapped[str] = mapped_column(Text, primary_key=True)
-    event_id: Mapped[uuid.UUID]
-    state: Mapped[str | None] = mapped_column(Text)
-    mtu: Mapped[int | None] = mapped_column(BigInteger)
-    mac: Mapped[str | None] = mapped_column(Text)
-    link_type: Mapped[str | None] = mapped_column(Text)
-    kind: Mapped[str | None] = mapped_column(Text)
-    master: Mapped[str | None] = mapped_column(Text)
-    addresses: Mapped[list[Any] | None] = mapped_column(JSONB)
-    rx_bytes: Mapped[int | None] = mapped_column(BigInteger)
-    rx_packets: Mapped[int | None] = mapped_column(BigInteger)
-    rx_errors: Mapped[int | None] = mapped_column(BigInteger)
-    rx_dropped: Mapped[int | None] = mapped_column(BigInteger)
-    tx_bytes: Mapped[int | None] = mapped_column(BigInteger)
-    tx_packets: Mapped[int | None] = mapped_column(BigInteger)
-    tx_errors: Mapped[int | None] = mapped_column(BigInteger)
-    tx_dropped: Mapped[int | None] = mapped_column(BigInteger)
-
-    __table_args__ = (Index("ix_network_interfaces_device_time", "device_id", text("time DESC")),)
-
-
-class ZfsPool(Base):
-    """One row per pool per zfs collection; the vdev tree as JSONB."""
-
-    __tablename__ = "zfs_pools"
-
-    time: Mapped[datetime] = mapped_column(primary_key=True)
-    device_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
-    pool: Mapped[str] = mapped_column(Text, primary_key=True)
-    event_id: Mapped[uuid.UUID]
-    health: Mapped[str] = mapped_column(Text)
-    size_bytes: Mapped[int | None] = mapped_column(BigInteger)
-    allocated_bytes: Mapped[int | None] = mapped_column(BigInteger)
-    free_bytes: Mapped[int | None] = mapped_column(BigInteger)
-    fragmentation_percent: Mapped[int | None] = mapped_column(BigInteger)
-    capacity_percent: Mapped[int | None] = mapped_column(BigInteger)
-    read_errors: Mapped[int] = mapped_column(BigInteger, default=0)
-    write_errors: Mapped[int] = mapped_column(BigInteger, default=0)
-    checksum_errors: Mapped[int] = mapped_column(BigInteger, default=0)
-    status: Mapped[str | None] = mapped_column(Text)
-    scrub_state: Mapped[str | None] = mapped_column(Text)
-    last_scrub_end: Mapped[str | None] = mapped_column(Text, comment="host local time, ISO 8601")
-    scrub_errors: Mapped[int | None] = mapped_column(BigInteger)
-    errors: Mapped[str | None] = mapped_column(Text)
-    vdevs: Mapped[list[Any] | None] = mapped_column(JSONB)
-    datasets: Mapped[list[Any] | None] = mapped_column(JSONB)
-
-    __table_args__ = (Index("ix_zfs_pools_device_time", "device_id", text("time DESC")),)
-
-
-class SystemdSnapshot(Base):
-    """One row per systemd_services collection: counts, failed and restarted units, every unit as JSONB."""
-
-    __tablename__ = "systemd_snapshots"
-
-    time: Mapped[datetime] = mapped_column(primary_key=True)
-    device_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
-    event_id: Mapped[uuid.UUID]
-    units_total: Mapped[int] = mapped_column(BigInteger, default=0)
-    units_active: Mapped[int] = mapped_column(BigInteger, default=0)
-    units_failed: Mapped[int] = mapped_column(BigInteger, default=0)
-    failed_units: Mapped[list[Any] | None] = mapped_column(JSONB)
-    restarted_units: Mapped[list[Any] | None] = mapped_column(JSONB)
-    units: Mapped[list[Any] | None] = mapped_column(JSONB)
-
-    __table_args__ = (Index("ix_systemd_snapshots_device_time", "device_id", text("time DESC")),)
-
-
-class InventorySnapshot(Base):
-    """One row per inventory collection, with its drift from the previous one."""
-
-    __tablename__ = "inventory_snapshots"
-
-    time: Mapped[datetime] = mapped_column(primary_key=True)
-    device_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
-    event_id: Mapped[uuid.UUID]
-    hostname: Mapped[str | None] = mapped_column(Text)
-    os_name: Mapped[str | None] = mapped_column(Text)
-    os_version: Mapped[str | None] = mapped_column(Text)
-    kernel: Mapped[str | None] = mapped_column(Text)
-    architecture: Mapped[str | None] = mapped_column(Text)
-    cpu_model: Mapped[str | None] = mapped_column(Text)
-    cpu_count: Mapped[int | None] = mapped_column(BigInteger)
-    memory_total_bytes: Mapped[int | None] = mapped_column(BigInteger)
-    package_manager: Mapped[str | None] = mapped_column(Text)
-    packages: Mapped[list[Any] | None] = mapped_column(JSONB)
-    python_packages: Mapped[list[Any] | None] = mapped_column(JSONB)
-    env_vars: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
-    drift: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
-    has_drift: Mapped[bool] = mapped_column(Boolean, default=False)
-
-    __table_args__ = (Index("ix_inventory_snapshots_device_time", "device_id", text("time DESC")),)
-
+# Each collected data type defines its tables in its folder (shared/datatypes/<type>/table.py);
+# importing the registry adds them to Base.metadata.
+DATA_TYPE_TABLES: tuple[str, ...] = tuple(m.__tablename__ for t in REGISTRY.values() for m in t.tables)
 
 COLLECTOR_TABLES = ("network_interfaces", "zfs_pools", "systemd_snapshots", "inventory_snapshots")
 """Time-series tables of revision 0002 (TIME_SERIES_TABLES are those of 0001)."""

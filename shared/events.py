@@ -13,12 +13,12 @@ from typing import Any, Literal, TypeVar, Union
 import msgspec
 
 from shared.alert_events import ALERT_EVENTS
-from shared.collected import COLLECTED_EVENTS, SystemMetricsCollected
+from shared.collected import COLLECTED_EVENTS, COLLECTED_TYPES
 from shared.config_events import CONFIG_EVENTS
 from shared.envelope import SCHEMA_VERSION, Collected, Event, Status, Trigger, UtcDatetime
 
 __all__ = [
-    "SCHEMA_VERSION", "Event", "Collected", "Status", "Trigger", "UtcDatetime", "SystemMetricsCollected",
+    "SCHEMA_VERSION", "Event", "Collected", "Status", "Trigger", "UtcDatetime",
     "DeviceSpec", "DeviceChanged", "Audited", "RefreshRequested", "PerfReported", "AnyEvent", "COLLECTED_TYPES",
     "encode", "decode", "new_event", "utcnow", "tag_of",
 ]
@@ -91,7 +91,6 @@ class PerfReported(Event, kw_only=True, tag="perf"):
 
 OTHER_EVENTS: tuple[type[Event], ...] = (DeviceChanged, Audited, RefreshRequested, PerfReported)
 AnyEvent = Union[COLLECTED_EVENTS + OTHER_EVENTS + CONFIG_EVENTS + ALERT_EVENTS]  # type: ignore[valid-type]
-COLLECTED_TYPES: dict[str, type[Collected]] = {cls.data_type: cls for cls in COLLECTED_EVENTS}
 
 _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder(AnyEvent)

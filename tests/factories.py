@@ -6,10 +6,11 @@ import uuid
 from datetime import datetime, timedelta, timezone
 
 from shared import events
-from shared.events import DeviceChanged, DeviceSpec, SystemMetricsCollected
-from shared.collected import ContainersCollected
-from shared.payloads.containers import Container, Containers, Port
-from shared.payloads.system_metrics import Filesystem, NetCounters, SystemMetrics
+from shared.events import DeviceChanged, DeviceSpec
+from shared.datatypes.containers.payload import Container, Containers, Port
+from shared.datatypes.system_metrics.payload import Filesystem, NetCounters, SystemMetrics
+from shared.collected import COLLECTED_TYPES
+from shared.envelope import Collected
 
 
 def payload(cpu: float = 12.5) -> SystemMetrics:
@@ -25,17 +26,17 @@ def payload(cpu: float = 12.5) -> SystemMetrics:
 
 
 def metrics_event(device_id: uuid.UUID, device: str = "dev1", *, at: datetime | None = None, cpu: float = 12.5,
-                  status: str = "success", **kw) -> SystemMetricsCollected:
+                  status: str = "success", **kw) -> Collected:
     fields = dict(
         device_id=device_id, device=device, service="collector", instance="test", trigger="poll", status=status,
         duration_ms=510.0, ssh_command_count=1, data_size_bytes=4096, occurred_at=at or events.utcnow(),
         payload=payload(cpu) if status != "error" else None, error="boom" if status == "error" else None,
         freshness_threshold_s=300,
     )
-    return events.new_event(SystemMetricsCollected, **{**fields, **kw})
+    return events.new_event(COLLECTED_TYPES["system_metrics"], **{**fields, **kw})
 
 
-def metrics_series(device_id: uuid.UUID, n: int, device: str = "dev1") -> list[SystemMetricsCollected]:
+def metrics_series(device_id: uuid.UUID, n: int, device: str = "dev1") -> list[Collected]:
     start = datetime(2026, 1, 1, tzinfo=timezone.utc)
     return [metrics_event(device_id, device, at=start + timedelta(seconds=i), cpu=float(i % 100)) for i in range(n)]
 
@@ -48,7 +49,7 @@ def device_event(name: str = "dev1", action: str = "registered", spec: DeviceSpe
 
 
 def containers_event(device_id: uuid.UUID, device: str = "dev1", *, at: datetime | None = None, count: int = 20,
-                     **kw) -> ContainersCollected:
+                     **kw) -> Collected:
     """A docker snapshot of ``count`` running containers."""
     containers = [
         Container(id=f"{i:064x}", name=f"app-{i}", image=f"registry.local/app:{i % 3}", status="Up 2 hours",
@@ -61,16 +62,9 @@ def containers_event(device_id: uuid.UUID, device: str = "dev1", *, at: datetime
     fields = dict(device_id=device_id, device=device, service="collector", instance="test", trigger="poll",
                   duration_ms=120.0, ssh_command_count=2, occurred_at=at or events.utcnow(),
                   payload=Containers(runtime="docker", containers=containers), freshness_threshold_s=30)
-    return events.new_event(ContainersCollected, **{**fields, **kw})
+    return events.new_event(COLLECTED_TYPES["containers"], **{**fields, **kw})
 
 
-from shared.collected import (
-    DriveHealthCollected,
-    InventoryCollected,
-    NetworkCollected,
-    SystemdServicesCollected,
-    ZfsCollected,
-)
 
 
 def _collected(cls, device_id: uuid.UUID, device: str, at: datetime | None, payload, **kw):
@@ -80,9 +74,9 @@ def _collected(cls, device_id: uuid.UUID, device: str, at: datetime | None, payl
 
 
 def drive_health_event(device_id: uuid.UUID, device: str = "dev1", *, at: datetime | None = None,
-                       temperature: int = 35, hours: int = 1000, healthy: bool = True, **kw) -> DriveHealthCollected:
+                       temperature: int = 35, hours: int = 1000, healthy: bool = True, **kw) -> Collected:
     """smartctl readings of an ATA /dev/sda and an NVMe /dev/nvme0n1 (2 degrees warmer)."""
-    from shared.payloads.drive_health import Attribute, Drive, DriveHealth
+    from shared.datatypes.drive_health.payload import Attribute, Drive, DriveHealth
 
     drives = [
         Drive(name="/dev/sda", protocol="ATA", model="WDC WD40EFRX", serial="WD-1", firmware="82.00A82",
@@ -94,13 +88,13 @@ def drive_health_event(device_id: uuid.UUID, device: str = "dev1", *, at: dateti
               temperature_celsius=temperature + 2, power_on_hours=hours, healthy=True, smartctl_exit_status=0,
               attributes=[Attribute(name="percentage_used", raw=3)]),
     ]
-    return _collected(DriveHealthCollected, device_id, device, at, DriveHealth(drives=drives), **kw)
+    return _collected(COLLECTED_TYPES["drive_health"], device_id, device, at, DriveHealth(drives=drives), **kw)
 
 
 def network_event(device_id: uuid.UUID, device: str = "dev1", *, at: datetime | None = None, rx: int = 1000,
-                  **kw) -> NetworkCollected:
+                  **kw) -> Collected:
     """Interfaces lo and eth0; eth0 has received ``rx`` bytes."""
-    from shared.payloads.network import Address, Interface, Network
+    from shared.datatypes.network.payload import Address, Interface, Network
 
     interfaces = [
         Interface(name="lo", index=1, state="UNKNOWN", mtu=65536, link_type="loopback",
@@ -111,13 +105,13 @@ def network_event(device_id: uuid.UUID, device: str = "dev1", *, at: datetime | 
                   rx_bytes=rx, rx_packets=rx // 100, rx_errors=0, rx_dropped=0, tx_bytes=rx // 2,
                   tx_packets=rx // 200, tx_errors=0, tx_dropped=0),
     ]
-    return _collected(NetworkCollected, device_id, device, at, Network(interfaces=interfaces), **kw)
+    return _collected(COLLECTED_TYPES["network"], device_id, device, at, Network(interfaces=interfaces), **kw)
 
 
 def zfs_event(device_id: uuid.UUID, device: str = "dev1", *, at: datetime | None = None, health: str = "ONLINE",
-              checksum_errors: int = 0, **kw) -> ZfsCollected:
+              checksum_errors: int = 0, **kw) -> Collected:
     """Pools tank (mirror of two disks) and backup, with datasets."""
-    from shared.payloads.zfs import Dataset, Pool, Vdev, Zfs
+    from shared.datatypes.zfs.payload import Dataset, Pool, Vdev, Zfs
 
     pools = [
         Pool(name="tank", health=health, size_bytes=4 << 40, allocated_bytes=1 << 40, free_bytes=3 << 40,
@@ -130,28 +124,28 @@ def zfs_event(device_id: uuid.UUID, device: str = "dev1", *, at: datetime | None
     datasets = [Dataset(name="tank", used_bytes=1 << 40, available_bytes=3 << 40, referenced_bytes=1 << 20,
                         mountpoint="/tank"),
                 Dataset(name="backup", used_bytes=2 << 40, available_bytes=6 << 40, referenced_bytes=1 << 20)]
-    return _collected(ZfsCollected, device_id, device, at, Zfs(pools=pools, datasets=datasets), **kw)
+    return _collected(COLLECTED_TYPES["zfs"], device_id, device, at, Zfs(pools=pools, datasets=datasets), **kw)
 
 
 def systemd_event(device_id: uuid.UUID, device: str = "dev1", *, at: datetime | None = None,
-                  **kw) -> SystemdServicesCollected:
+                  **kw) -> Collected:
     """nginx running, backup failed."""
-    from shared.payloads.systemd_services import SystemdServices, Unit
+    from shared.datatypes.systemd_services.payload import SystemdServices, Unit
 
     units = [Unit(name="nginx.service", load="loaded", active="active", sub="running", restarts=1, result="success"),
              Unit(name="backup.service", load="loaded", active="failed", sub="failed", result="exit-code")]
-    return _collected(SystemdServicesCollected, device_id, device, at,
+    return _collected(COLLECTED_TYPES["systemd_services"], device_id, device, at,
                       SystemdServices(units=units, failed=["backup.service"], restarted=["nginx.service"], total=2,
                                       active=1), **kw)
 
 
 def inventory_event(device_id: uuid.UUID, device: str = "dev1", *, at: datetime | None = None,
-                    kernel: str = "6.1.0-18-amd64", drift=None, **kw) -> InventoryCollected:
+                    kernel: str = "6.1.0-18-amd64", drift=None, **kw) -> Collected:
     """A Debian host; ``drift`` as the collector computed it (None for a first snapshot)."""
-    from shared.payloads.inventory import Inventory, Package
+    from shared.datatypes.inventory.payload import Inventory, Package
 
     inv = Inventory(hostname=device, kernel=kernel, architecture="x86_64", os_id="debian", os_name="Debian GNU/Linux",
                     os_version="12", cpu_model="Xeon", cpu_count=4, memory_total_bytes=8 << 30,
                     package_manager="dpkg", packages=[Package(name="nginx", version="1.22.1", manager="dpkg")],
                     env={"LANG": "C.UTF-8"}, drift=drift)
-    return _collected(InventoryCollected, device_id, device, at, inv, **kw)
+    return _collected(COLLECTED_TYPES["inventory"], device_id, device, at, inv, **kw)

@@ -6,8 +6,9 @@ import msgspec
 import pytest
 
 from shared import events
-from shared.events import DeviceChanged, DeviceSpec, SystemMetricsCollected
-from shared.payloads.system_metrics import SystemMetrics
+from shared.events import DeviceChanged, DeviceSpec
+from shared.datatypes.system_metrics.payload import SystemMetrics
+from shared.collected import COLLECTED_TYPES
 
 
 def _metrics() -> SystemMetrics:
@@ -17,7 +18,7 @@ def _metrics() -> SystemMetrics:
 
 
 def test_collected_event_round_trips_as_json_with_its_tag():
-    ev = events.new_event(SystemMetricsCollected, device_id=uuid.uuid4(), device="web1", service="collector",
+    ev = events.new_event(COLLECTED_TYPES["system_metrics"], device_id=uuid.uuid4(), device="web1", service="collector",
                           instance="c1", trigger="poll", payload=_metrics())
     data = events.encode(ev)
     assert b'"kind":"collected.system_metrics"' in data
@@ -42,7 +43,7 @@ def test_unknown_fields_are_ignored_so_newer_producers_do_not_break_older_consum
     (lambda r: r.update(status="fine"), "Invalid enum value 'fine'"),
 ])
 def test_invalid_events_raise_with_a_reason(mutate, reason):
-    ev = events.new_event(SystemMetricsCollected, device_id=uuid.uuid4(), device="d", service="collector",
+    ev = events.new_event(COLLECTED_TYPES["system_metrics"], device_id=uuid.uuid4(), device="d", service="collector",
                           instance="c", trigger="poll")
     raw = msgspec.json.decode(events.encode(ev))
     mutate(raw)
@@ -56,5 +57,5 @@ def test_garbage_bytes_raise_decode_error():
 
 
 def test_registry_of_collected_types_maps_data_type_to_event_class():
-    assert events.COLLECTED_TYPES["system_metrics"] is SystemMetricsCollected
-    assert events.tag_of(SystemMetricsCollected) == "collected.system_metrics"
+    assert events.COLLECTED_TYPES["system_metrics"] is COLLECTED_TYPES["system_metrics"]
+    assert events.tag_of(COLLECTED_TYPES["system_metrics"]) == "collected.system_metrics"

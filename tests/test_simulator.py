@@ -10,7 +10,8 @@ import pytest
 
 from services.collector.service import CollectorStats, run
 from services.collector.settings import CollectorSettings
-from services.collector.types import containers, system_metrics
+from shared.datatypes.containers import collect as containers
+from shared.datatypes.system_metrics import collect as system_metrics
 from services.simulator import Simulator
 from shared import events
 from shared.bootstrap import ensure

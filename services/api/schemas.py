@@ -17,7 +17,7 @@ from services.api.limits import COUNT_CAP, max_page
 from shared.devices import DeviceError, validate_address
 from shared.events import DeviceSpec
 from shared.names import DEVICE_NAME_RE
-from shared.payloads.system_metrics import SystemMetrics
+from shared.datatypes.system_metrics.payload import SystemMetrics
 
 T = TypeVar("T")
 

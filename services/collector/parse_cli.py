@@ -8,7 +8,7 @@ from pathlib import Path
 import msgspec
 
 from services.collector.registry import DATA_TYPES
-from services.collector.types.errors import CommandFailed, ParseError, Unsupported
+from shared.datatypes.parsing import CommandFailed, ParseError, Unsupported
 
 
 def payload_json(payload: object) -> str:
@@ -18,7 +18,7 @@ def payload_json(payload: object) -> str:
 
 def parse_files(data_type: str, files: list[Path]) -> int:
     """Print each file's payload as JSON on stdout, warnings and errors on stderr. A
-    multi-command type reads a capture file (format in services.collector.capture).
+    multi-command type reads a capture file (format in shared.datatypes.capture).
 
     Returns 0 when every file parsed, 1 when one failed (parse error or unreadable file),
     2 for an unknown data type.

@@ -22,10 +22,10 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
-from services.collector.capture import Output, batch_argv, read
+from shared.datatypes.capture import Output, batch_argv, read
 from services.collector.policy import RefusedSetting, check_sudo
-from services.collector.registry import DATA_TYPES
-from services.collector.types.errors import CommandFailed, ParseError, Unsupported
+from services.collector.registry import DATA_TYPES, EVENTS
+from shared.datatypes.parsing import CommandFailed, ParseError, Unsupported
 from shared.events import Collected, DeviceSpec, Status, Trigger, new_event
 from shared.settings import Settings
 from shared.transport import DEFAULT_MAX_OUTPUT, CommandResult, CommandTimeout, HostKeyError, Transport, TransportError
@@ -243,7 +243,7 @@ sample). Raises
     if operation_id is not None:
         fields["operation_id"] = operation_id
     return new_event(
-        module.EVENT,
+        EVENTS[data_type],
         device_id=device.id,
         device=device.name,
         service=SERVICE,

@@ -17,24 +17,17 @@ import shlex
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
-from services.collector.capture import Output, batch_argv, read, render
+from shared.datatypes.capture import Output, batch_argv, read, render
 from services.collector.registry import DATA_TYPES
-from services.collector.types import containers, drive_health
+from shared.datatypes import REGISTRY, captures
+from shared.datatypes.containers import collect as containers
+from shared.datatypes.drive_health import collect as drive_health
 
-DATA = Path(__file__).resolve().parent / "data"
+def _sample(name: str) -> str:
+    """The capture a data type is answered from: the one its declaration names, in its testdata."""
+    return (captures(name) / REGISTRY[name].sample).read_text()
 
-# The capture each data type is answered from (under data/).
-SAMPLES = {
-    "system_metrics": "system_metrics/sshd.txt",
-    "containers": "containers/docker-24-compose.txt",
-    "drive_health": "drive_health/home-ata-nvme.txt",
-    "network": "network/debian12-iproute2-6.1.txt",
-    "zfs": "zfs/proxmox-openzfs-2.2.txt",
-    "systemd_services": "systemd_services/debian12-server.txt",
-    "inventory": "inventory/debian12-this-host.txt",
-}
 
 HZ = 100  # USER_HZ: jiffies per second in /proc/stat
 
@@ -203,8 +196,8 @@ Answer = Callable[[HostState], Reply]
 class Answers:
     """Recognises the collector's commands and answers them for one host's state."""
 
-    def __init__(self, data: Path = DATA) -> None:
-        text = {t: (data / p).read_text() for t, p in SAMPLES.items()}
+    def __init__(self) -> None:
+        text = {t: _sample(t) for t in REGISTRY}
         self.exact: dict[str, Answer] = {}
         self.prefix: list[tuple[str, Answer]] = []
 
@@ -216,6 +209,8 @@ class Answers:
             if hasattr(module, "COMMANDS"):
                 captured = render(list(read(text[name]).values()))
                 self.exact[shlex.join(batch_argv(module.COMMANDS))] = lambda st, c=captured: Reply(c.encode())
+            elif hasattr(module, "ARGV") and name != "system_metrics":
+                self.exact[shlex.join(module.ARGV)] = lambda st, t=text[name]: Reply(t.encode())
 
         cont = read(text["containers"])
         self.exact[shlex.join(containers.DOCKER["ps"])] = lambda st: _reply(cont["ps"])

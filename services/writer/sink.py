@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncpg
 
 from services.writer.nul import REFUSED_NUL, without_nul
-from services.writer.projection import COLUMNS, CONFLICT, Rows
+from services.writer.registry import COLUMNS, CONFLICT, Rows
 
 # Bad values in the rows themselves (raised client-side while encoding them).
 DATA_ERRORS = (asyncpg.exceptions.DataError, OverflowError, ValueError)

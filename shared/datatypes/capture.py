@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from services.collector.types.errors import CommandFailed, ParseError, Unsupported
+from shared.datatypes.parsing import CommandFailed, ParseError, Unsupported
 
 MARKER = "@@@ "
 EXIT_NOT_FOUND = 127

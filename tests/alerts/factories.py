@@ -7,14 +7,14 @@ from datetime import datetime, timedelta, timezone
 
 from shared import events
 from shared.alert_events import AlertRule
-from shared.collected import ContainersCollected, DriveHealthCollected, SystemdServicesCollected, ZfsCollected
 from shared.config_events import ConfigChanged
 from shared.payloads.config import Impact
-from shared.payloads.containers import Container, Containers
-from shared.payloads.drive_health import Drive, DriveHealth
-from shared.payloads.systemd_services import SystemdServices, Unit
-from shared.payloads.zfs import Pool, Zfs
+from shared.datatypes.containers.payload import Container, Containers
+from shared.datatypes.drive_health.payload import Drive, DriveHealth
+from shared.datatypes.systemd_services.payload import SystemdServices, Unit
+from shared.datatypes.zfs.payload import Pool, Zfs
 from tests.factories import metrics_event
+from shared.collected import COLLECTED_TYPES
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
 
@@ -42,24 +42,24 @@ def containers(device_id: uuid.UUID, seconds: float, *items: tuple[str, str, str
     """items: (name, state, health, restart_count)."""
     cs = [Container(id=f"id-{n}", name=n, image="img", status=s, state=s, health=h, restart_count=r)
           for n, s, h, r in items]
-    return _collected(ContainersCollected, device_id, seconds, Containers(runtime="docker", containers=cs))
+    return _collected(COLLECTED_TYPES["containers"], device_id, seconds, Containers(runtime="docker", containers=cs))
 
 
 def drives(device_id: uuid.UUID, seconds: float, *items: tuple[str, int | None, bool]):
     """items: (name, temperature, failing)."""
     ds = [Drive(name=n, temperature_celsius=t, failing=f, healthy=not f) for n, t, f in items]
-    return _collected(DriveHealthCollected, device_id, seconds, DriveHealth(drives=ds))
+    return _collected(COLLECTED_TYPES["drive_health"], device_id, seconds, DriveHealth(drives=ds))
 
 
 def units(device_id: uuid.UUID, seconds: float, *failed: str):
     us = [Unit(name=n, load="loaded", active="failed", sub="failed") for n in failed]
     us.append(Unit(name="ok.service", load="loaded", active="active", sub="running"))
-    return _collected(SystemdServicesCollected, device_id, seconds,
+    return _collected(COLLECTED_TYPES["systemd_services"], device_id, seconds,
                       SystemdServices(units=us, failed=list(failed), total=len(us), active=1))
 
 
 def pools(device_id: uuid.UUID, seconds: float, *items: tuple[str, str]):
-    return _collected(ZfsCollected, device_id, seconds, Zfs(pools=[Pool(name=n, health=h) for n, h in items]))
+    return _collected(COLLECTED_TYPES["zfs"], device_id, seconds, Zfs(pools=[Pool(name=n, health=h) for n, h in items]))
 
 
 def config_change(device_id: uuid.UUID, seconds: float, risk: str, config_type: str = "proxy_configs"):

@@ -17,9 +17,9 @@ from services.api.main import create_app
 from services.api.settings import ApiSettings
 from shared import events
 from shared.embedded import free_port
-from shared.events import SystemMetricsCollected
 from shared.names import Names
-from shared.payloads.system_metrics import Filesystem, SystemMetrics
+from shared.datatypes.system_metrics.payload import Filesystem, SystemMetrics
+from shared.collected import COLLECTED_TYPES
 
 REFRESH_TIMEOUT_S = 1.5  # no collector runs in most API tests: a refresh times out after this
 
@@ -50,7 +50,7 @@ async def put_cached(app, js, settings, device: dict, age_s: float = 5.0, payloa
     from datetime import timedelta
 
     ev = events.new_event(
-        SystemMetricsCollected, device_id=uuid.UUID(device["id"]), device=device["name"], service="collector",
+        COLLECTED_TYPES["system_metrics"], device_id=uuid.UUID(device["id"]), device=device["name"], service="collector",
         instance="c1", trigger="poll", payload=payload,
         occurred_at=datetime.now(timezone.utc) - timedelta(seconds=age_s), **fields,
     )

@@ -13,19 +13,14 @@ import httpx
 import pytest
 
 from shared import events
-from shared.collected import (
-    ContainersCollected,
-    DriveHealthCollected,
-    SystemdServicesCollected,
-    ZfsCollected,
-)
 from shared.names import Names
-from shared.payloads.containers import Container, Containers
-from shared.payloads.drive_health import Drive, DriveHealth
-from shared.payloads.systemd_services import SystemdServices, Unit
-from shared.payloads.zfs import Pool, Zfs
+from shared.datatypes.containers.payload import Container, Containers
+from shared.datatypes.drive_health.payload import Drive, DriveHealth
+from shared.datatypes.systemd_services.payload import SystemdServices, Unit
+from shared.datatypes.zfs.payload import Pool, Zfs
 from tests.api.conftest import auth, project
 from tests.factories import drive_health_event
+from shared.collected import COLLECTED_TYPES
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -134,13 +129,13 @@ async def test_dashboard(live, keys, settings, chromium):
             # A live collection arrives over the event stream (read by fetch, the key in a header).
             await expect(page.locator("#live")).to_contain_text("live", timeout=WAIT_MS)
             live_payloads = {
-                "containers": (ContainersCollected, Containers(runtime="docker", containers=[
+                "containers": (COLLECTED_TYPES["containers"], Containers(runtime="docker", containers=[
                     Container(id="abc123", name=CONTAINER, image="nginx:1.27", status="Up 2 minutes", state="running"),
                 ])),
-                "drive_health": (DriveHealthCollected, DriveHealth(drives=[
+                "drive_health": (COLLECTED_TYPES["drive_health"], DriveHealth(drives=[
                     Drive(name="/dev/sda", model="<Disk>", temperature_celsius=38, healthy=True)])),
-                "zfs": (ZfsCollected, Zfs(pools=[Pool(name="tank", health="DEGRADED", capacity_percent=71)])),
-                "systemd_services": (SystemdServicesCollected, SystemdServices(
+                "zfs": (COLLECTED_TYPES["zfs"], Zfs(pools=[Pool(name="tank", health="DEGRADED", capacity_percent=71)])),
+                "systemd_services": (COLLECTED_TYPES["systemd_services"], SystemdServices(
                     units=[Unit(name="nginx.service", load="loaded", active="failed", sub="failed")],
                     failed=["nginx.service"], total=1)),
             }

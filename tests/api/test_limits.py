@@ -12,11 +12,11 @@ from services.api import diffs, limits, schemas
 from services.api.main import create_app
 from services.api.routes.stream import Backlog
 from shared import events
-from shared.events import SystemMetricsCollected
 from shared.names import Names
 from tests.api.conftest import PAYLOAD, auth
 from tests.api.test_audit import _audit
 from tests.api.test_config import _snapshot
+from shared.collected import COLLECTED_TYPES
 
 CONF = "/etc/app.conf"
 
@@ -157,7 +157,7 @@ async def test_a_failed_collection_is_answered_from_a_backing_off_negative_cache
     async def failing_collector(msg) -> None:  # answers every refresh with a failed collection
         req = events.decode(msg.data)
         requests.append(req)
-        ev = events.new_event(SystemMetricsCollected, device_id=req.device_id, device=req.device, service="collector",
+        ev = events.new_event(COLLECTED_TYPES["system_metrics"], device_id=req.device_id, device=req.device, service="collector",
                               instance="c1", trigger="api", operation_id=req.operation_id, status="error",
                               error="ssh: connection refused", payload=PAYLOAD)
         await nc.publish(names.collected(req.device, req.data_type), events.encode(ev))

@@ -9,10 +9,10 @@ import uuid
 import httpx
 
 from shared import events
-from shared.events import SystemMetricsCollected
 from shared.names import Names
 from shared.publish import publish_event
 from tests.api.conftest import PAYLOAD, auth, eventually
+from shared.collected import COLLECTED_TYPES
 
 
 async def _next_event(lines) -> tuple[str, dict]:
@@ -38,9 +38,9 @@ async def test_collected_and_device_events_of_one_device(live, js, settings, key
             assert resp.status_code == 200 and resp.headers["content-type"].startswith("text/event-stream")
             lines = resp.aiter_lines()
             assert await anext(lines) == ": connected"
-            other = events.new_event(SystemMetricsCollected, device_id=uuid.uuid4(), device="web-2",
+            other = events.new_event(COLLECTED_TYPES["system_metrics"], device_id=uuid.uuid4(), device="web-2",
                                      service="collector", instance="c", trigger="poll", payload=PAYLOAD)
-            mine = events.new_event(SystemMetricsCollected, device_id=device_id, device="web-1",
+            mine = events.new_event(COLLECTED_TYPES["system_metrics"], device_id=device_id, device="web-1",
                                     service="collector", instance="c", trigger="poll", payload=PAYLOAD)
             await publish_event(js, names.collected("web-2", "system_metrics"), other)
             await publish_event(js, names.collected("web-1", "system_metrics"), mine)

@@ -16,9 +16,9 @@ import psutil
 
 from shared import events
 from shared.embedded import free_port
-from shared.events import SystemMetricsCollected
 from shared.names import Names
 from tests.api.conftest import PAYLOAD, auth
+from shared.collected import COLLECTED_TYPES
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -58,7 +58,7 @@ async def test_two_workers_serve_cached_reads_from_their_own_mirrors(settings, j
                                   headers=auth(keys["admin"]))
             assert r.status_code == 201, r.text
             ev = events.new_event(
-                SystemMetricsCollected, device_id=uuid.UUID(r.json()["id"]), device="web-1", service="collector",
+                COLLECTED_TYPES["system_metrics"], device_id=uuid.UUID(r.json()["id"]), device="web-1", service="collector",
                 instance="c1", trigger="poll", payload=PAYLOAD, occurred_at=datetime.now(timezone.utc),
             )
             kv = await js.key_value(Names(settings.subject_prefix).cache_bucket)

@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from services.collector.parse_cli import parse_files
+from shared.datatypes import captures
 
-SAMPLES = Path(__file__).parent / "testdata" / "system_metrics"
+SAMPLES = captures("system_metrics")
 
 
 def test_prints_the_payload(capsys) -> None:
@@ -38,13 +39,13 @@ def test_unknown_data_type_exits_2(capsys) -> None:
 
 
 def test_every_type_reads_its_capture_files(capsys) -> None:
-    testdata = SAMPLES.parent
+
     for data_type in ("containers", "drive_health", "network", "zfs", "systemd_services", "inventory"):
-        good = sorted(p for p in (testdata / data_type).glob("*.txt") if p.with_suffix(".json").exists())
+        good = sorted(p for p in captures(data_type).glob("*.txt") if p.with_suffix(".json").exists())
         assert parse_files(data_type, good[:1]) == 0
         assert capsys.readouterr().out == good[0].with_suffix(".json").read_text()
 
 
 def test_unsupported_capture_exits_1_with_the_reason(capsys) -> None:
-    assert parse_files("zfs", [SAMPLES.parent / "zfs" / "no-zfs.txt"]) == 1
+    assert parse_files("zfs", [captures("zfs") / "no-zfs.txt"]) == 1
     assert "unsupported: zpool is not installed" in capsys.readouterr().err

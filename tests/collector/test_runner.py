@@ -10,11 +10,13 @@ import pytest_asyncio
 
 from services.collector import registry
 from services.collector.runner import collect, interpret
-from services.collector.types import system_metrics
+from shared.datatypes.system_metrics import collect as system_metrics
 from shared.embedded import free_port
-from shared.events import DeviceSpec, SystemMetricsCollected
+from shared.events import DeviceSpec
 from shared.transport import CommandResult, LocalTransport, SshTransport
 from tests.collector.conftest import ssh_spec
+from shared.collected import COLLECTED_TYPES
+from shared.datatypes import captures
 
 pytestmark = pytest.mark.ssh
 
@@ -22,7 +24,7 @@ pytestmark = pytest.mark.ssh
 def fake_type(argv: list[str], timeout_s: float = 10, retries: int = 0) -> SimpleNamespace:
     """A data type with its own command and system_metrics' parser."""
     return SimpleNamespace(
-        NAME="probe", EVENT=SystemMetricsCollected, ARGV=argv, TIMEOUT_S=timeout_s, RETRIES=retries,
+        NAME="probe", ARGV=argv, TIMEOUT_S=timeout_s, RETRIES=retries,
         INTERVAL_S=60, FRESHNESS_S=60, parse=system_metrics.parse,
     )
 
@@ -38,7 +40,7 @@ async def test_collect_over_ssh(ssh, ssh_settings) -> None:
     op = uuid.uuid4()
     ev = await collect(ssh, ssh.spec, "system_metrics", trigger="refresh", operation_id=op,
                        settings=ssh_settings, force_refresh=True)
-    assert isinstance(ev, SystemMetricsCollected)
+    assert isinstance(ev, COLLECTED_TYPES["system_metrics"])
     assert ev.status == "success", ev.error
     assert (ev.operation_id, ev.trigger, ev.force_refresh) == (op, "refresh", True)
     assert (ev.device_id, ev.device, ev.service, ev.instance) == (ssh.spec.id, "sshd", "collector", "test")
@@ -57,18 +59,21 @@ async def test_collect_locally(ssh_settings) -> None:
 
 
 async def test_missing_command_is_unsupported(ssh, ssh_settings, monkeypatch) -> None:
+    monkeypatch.setitem(registry.EVENTS, "probe", COLLECTED_TYPES["system_metrics"])
     monkeypatch.setitem(registry.DATA_TYPES, "probe", fake_type(["infrawatch-no-such-command"]))
     ev = await collect(ssh, ssh.spec, "probe", trigger="poll", settings=ssh_settings)
     assert ev.status == "unsupported" and "exit status 127" in ev.error and ev.payload is None
 
 
 async def test_failing_command_is_an_error_with_its_exit_status(ssh, ssh_settings, monkeypatch) -> None:
+    monkeypatch.setitem(registry.EVENTS, "probe", COLLECTED_TYPES["system_metrics"])
     monkeypatch.setitem(registry.DATA_TYPES, "probe", fake_type(["sh", "-c", "echo boom >&2; exit 3"]))
     ev = await collect(ssh, ssh.spec, "probe", trigger="poll", settings=ssh_settings)
     assert ev.status == "error" and ev.error == "command failed with exit status 3: boom"
 
 
 async def test_unparsable_output_is_an_error_with_the_line(ssh, ssh_settings, monkeypatch) -> None:
+    monkeypatch.setitem(registry.EVENTS, "probe", COLLECTED_TYPES["system_metrics"])
     monkeypatch.setitem(registry.DATA_TYPES, "probe", fake_type(["echo", "This account is currently not available."]))
     ev = await collect(ssh, ssh.spec, "probe", trigger="poll", settings=ssh_settings)
     assert ev.status == "error"
@@ -76,6 +81,7 @@ async def test_unparsable_output_is_an_error_with_the_line(ssh, ssh_settings, mo
 
 
 async def test_timeout_is_retried_then_an_error(ssh, ssh_settings, monkeypatch) -> None:
+    monkeypatch.setitem(registry.EVENTS, "probe", COLLECTED_TYPES["system_metrics"])
     monkeypatch.setitem(registry.DATA_TYPES, "probe", fake_type(["sleep", "30"], timeout_s=0.3, retries=1))
     ev = await collect(ssh, ssh.spec, "probe", trigger="poll", settings=ssh_settings)
     assert ev.status == "error" and "did not finish" in ev.error and "attempt 2 of 2" in ev.error
@@ -106,7 +112,7 @@ def test_interpret_truncated_output_is_an_error() -> None:
 def test_interpret_warnings_make_partial() -> None:
     from pathlib import Path
 
-    text = (Path(__file__).parent / "testdata" / "system_metrics" / "df-missing.txt").read_bytes()
+    text = (captures("system_metrics") / "df-missing.txt").read_bytes()
     outcome = interpret(system_metrics, CommandResult(0, text, b"", 1.0, False))
     assert outcome.status == "partial" and outcome.warnings and outcome.payload.filesystems == []
 
@@ -125,7 +131,7 @@ async def test_batch_of_fixed_commands_is_one_channel(ssh, ssh_settings) -> None
 
 
 async def test_killed_batch_is_recorded(ssh, ssh_settings, monkeypatch) -> None:
-    from services.collector.types import network
+    from shared.datatypes.network import collect as network
 
     monkeypatch.setattr(network, "TIMEOUT_S", 0.5)
     monkeypatch.setattr(network, "RETRIES", 0)

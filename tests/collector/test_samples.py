@@ -15,10 +15,10 @@ import msgspec
 import pytest
 
 from services.collector.registry import DATA_TYPES
-from services.collector.types.errors import CommandFailed, ParseError, Unsupported
+from shared.datatypes.parsing import CommandFailed, ParseError, Unsupported
+from shared.datatypes import captures
 
-TESTDATA = Path(__file__).parent / "testdata"
-CASES = [(t, p) for t in DATA_TYPES for p in sorted((TESTDATA / t).glob("*.txt"))]
+CASES = [(t, p) for t in DATA_TYPES for p in sorted(captures(t).glob("*.txt"))]
 FAILURES = {".error": ParseError, ".unsupported": Unsupported, ".failed": CommandFailed}
 
 
@@ -45,7 +45,7 @@ def test_sample(data_type: str, sample: Path) -> None:
 
 @pytest.mark.parametrize("data_type", list(DATA_TYPES))
 def test_every_type_has_good_broken_and_empty_samples(data_type: str) -> None:
-    samples = {p.stem: p for p in (TESTDATA / data_type).glob("*.txt")}
+    samples = {p.stem: p for p in captures(data_type).glob("*.txt")}
     good = [p for p in samples.values() if p.with_suffix(".json").exists()]
     assert len(good) >= 2, f"{data_type}: several hosts or tool versions expected"
     assert "empty" in samples and samples["empty"].with_suffix(".error").exists()

@@ -8,12 +8,13 @@ from pathlib import Path
 import pytest
 
 from services.collector.runner import collect
-from services.collector.types import system_metrics
-from services.collector.types.errors import ParseError, split_sections
+from shared.datatypes.system_metrics import collect as system_metrics
+from shared.datatypes.parsing import ParseError, split_sections
 from shared.transport import SshTransport
 from tests.collector.conftest import ssh_spec
+from shared.datatypes import captures
 
-SAMPLES = Path(__file__).parent / "testdata" / "system_metrics"
+SAMPLES = captures("system_metrics")
 CASES = sorted(SAMPLES.glob("*.txt"))
 
 
@@ -23,7 +24,7 @@ def test_samples_present() -> None:
 
 
 def test_parse_error_carries_the_line() -> None:
-    text = (Path(__file__).parent / "testdata" / "system_metrics" / "corrupt-meminfo.txt").read_text()
+    text = (captures("system_metrics") / "corrupt-meminfo.txt").read_text()
     with pytest.raises(ParseError) as exc:
         system_metrics.parse(text)
     assert exc.value.line == "MemTotal:       lots kB"
@@ -49,19 +50,6 @@ def test_cpu_counter_going_backwards_counts_as_zero() -> None:
     assert fields["cpu_percent"] == 50.0
     assert fields["cpu_iowait_percent"] == 0.0
     assert fields["per_cpu_percent"] == [50.0]
-
-
-def test_registry_modules_have_the_same_attributes() -> None:
-    from services.collector.registry import COMMAND_ATTRIBUTES, DATA_TYPES, REQUIRED_ATTRIBUTES
-    from shared.events import COLLECTED_TYPES
-
-    assert set(DATA_TYPES) == set(COLLECTED_TYPES)
-    for name, module in DATA_TYPES.items():
-        assert module.NAME == name
-        assert all(hasattr(module, attr) for attr in REQUIRED_ATTRIBUTES), name
-        assert sum(hasattr(module, attr) for attr in COMMAND_ATTRIBUTES) == 1, name
-        assert COLLECTED_TYPES[name] is module.EVENT
-        assert module.FRESHNESS_S <= module.INTERVAL_S and module.TIMEOUT_S < module.INTERVAL_S
 
 
 def _stat_sections(stdout: str) -> list[str]:

@@ -8,15 +8,17 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from services.collector import capture
-from services.collector.capture import Output
-from services.collector.types import containers, drive_health, inventory
+from shared.datatypes import capture
+from shared.datatypes.capture import Output
+from shared.datatypes.containers import collect as containers
+from shared.datatypes.drive_health import collect as drive_health
+from shared.datatypes.inventory import collect as inventory
+from shared.datatypes import captures
 
-TESTDATA = Path(__file__).parent / "testdata"
 
 
 def sample(data_type: str, name: str):
-    return (TESTDATA / data_type / f"{name}.txt").read_text()
+    return (captures(data_type) / f"{name}.txt").read_text()
 
 
 def test_inventory_drift_between_two_snapshots() -> None:

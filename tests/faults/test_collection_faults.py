@@ -17,7 +17,8 @@ from nats.js.errors import NotFoundError
 from services.collector.service import CollectorStats
 from services.collector.service import run as run_collector
 from services.collector.settings import CollectorSettings
-from services.collector.types import containers, system_metrics
+from shared.datatypes.containers import collect as containers
+from shared.datatypes.system_metrics import collect as system_metrics
 from services.simulator import Simulator
 from services.writer.service import run as run_writer
 from shared import events

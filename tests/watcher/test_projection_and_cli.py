@@ -9,11 +9,11 @@ from pathlib import Path
 
 import msgspec
 
-import services.writer.projections  # noqa: F401
 from services.watcher.changes import Context, Item, Seen, diff, known_after
 from services.watcher.parse_cli import parse_config_files
 from services.watcher.remote import FileStat
-from services.writer.projection import COLUMNS, rows
+from services.writer.projection import rows
+from services.writer.registry import COLUMNS
 from services.writer.projections.config import row_ids
 from shared import events
 from shared.events import DeviceSpec

@@ -9,16 +9,17 @@ from pathlib import Path
 
 import pytest
 
-import services.writer.projections  # noqa: F401
 from services.collector.registry import DATA_TYPES
-from services.writer.projection import COLUMNS, rows
+from services.writer.projection import rows
+from services.writer.registry import COLUMNS
 from shared import events
 from shared.names import Names
 from shared.publish import publish_event
 from shared.settings import Settings
 from tests.util import fetch, wait_until
+from shared.collected import COLLECTED_TYPES
+from shared.datatypes import captures
 
-TESTDATA = Path(__file__).parent / "testdata"
 SAMPLES = {
     "containers": "docker-24-compose", "drive_health": "sas-and-failing", "network": "debian11-docker-wireguard",
     "zfs": "proxmox-openzfs-2.2", "systemd_services": "debian12-server", "inventory": "rocky9-a-week-later",
@@ -30,16 +31,16 @@ TABLES = {
 
 
 def event(data_type: str, device_id: uuid.UUID, **fields):
-    payload = DATA_TYPES[data_type].parse((TESTDATA / data_type / f"{SAMPLES[data_type]}.txt").read_text()).payload
+    payload = DATA_TYPES[data_type].parse((captures(data_type) / f"{SAMPLES[data_type]}.txt").read_text()).payload
     if data_type == "inventory":
-        before = DATA_TYPES["inventory"].parse((TESTDATA / "inventory" / "rocky9-rpm-proxy.txt").read_text()).payload
+        before = DATA_TYPES["inventory"].parse((captures("inventory") / "rocky9-rpm-proxy.txt").read_text()).payload
         payload = DATA_TYPES["inventory"].with_previous(before, payload)
     if data_type == "containers":
-        gone = DATA_TYPES["containers"].parse((TESTDATA / "containers" / "podman-4.9.txt").read_text()).payload
+        gone = DATA_TYPES["containers"].parse((captures("containers") / "podman-4.9.txt").read_text()).payload
         payload = DATA_TYPES["containers"].with_previous(gone, payload)
     base = dict(device_id=device_id, device="dev1", service="collector", instance="test", trigger="poll",
                 ssh_command_count=2, payload=payload)
-    return events.new_event(DATA_TYPES[data_type].EVENT, **{**base, **fields})
+    return events.new_event(COLLECTED_TYPES[data_type], **{**base, **fields})
 
 
 def as_dicts(out, table: str) -> list[dict]:

@@ -4,8 +4,8 @@ import uuid
 
 import pytest
 
-import services.writer.projections  # noqa: F401
-from services.writer.projection import COLUMNS, ProjectionError, rows
+from services.writer.projection import ProjectionError, rows
+from services.writer.registry import COLUMNS
 from shared.events import DeviceChanged, RefreshRequested
 from shared import events
 from tests.factories import device_event, metrics_event

@@ -7,14 +7,13 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Path, Query, Response, status
 from sqlalchemy import exists, or_, select
 
-from schema.models import ContainerSnapshot
+from shared.datatypes.containers.table import ContainerSnapshot
 from services.api.deps import DeviceDep, ReaderDep, SessionDep, ViewerKey
 from services.api.queries import page_of, window
 from services.api.routes.data import RESPONSES, ForceRefresh, latest_response
 from services.api.schemas import Page
 from services.api.schemas_collected import ContainerRow, HistoryQuery, collected_model
-from shared.collected import ContainersCollected
-from shared.payloads.containers import Containers
+from shared.datatypes.containers.payload import Containers
 
 router = APIRouter(prefix="/devices", tags=["containers"])
 
@@ -25,7 +24,7 @@ SHORT_ID = 12  # docker's short id; a shorter prefix is too ambiguous to match
 async def latest_containers(principal: ViewerKey, spec: DeviceDep, reader: ReaderDep,
                             force_refresh: ForceRefresh = False) -> Response:
     """The latest snapshot: fresh from the cache, else refreshed (as ``/data/containers``)."""
-    return await latest_response(reader, spec, ContainersCollected.data_type, principal, force_refresh)
+    return await latest_response(reader, spec, "containers", principal, force_refresh)
 
 
 @router.get("/{device}/containers/{container}/history",

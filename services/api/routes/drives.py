@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Path, Query, Request, Response, status
 from sqlalchemy import select, text
 
-from schema.models import DriveHealth
+from shared.datatypes.drive_health.table import DriveHealth
 from services.api.deps import DeviceDep, ReaderDep, SessionDep, ViewerKey
 from services.api.queries import page_of, time_buckets, window
 from services.api.routes.data import RESPONSES, ForceRefresh, latest_response
@@ -20,8 +20,7 @@ from services.api.schemas_collected import (
     DriveRow,
     collected_model,
 )
-from shared.collected import DriveHealthCollected
-from shared.payloads.drive_health import DriveHealth as DriveHealthPayload
+from shared.datatypes.drive_health.payload import DriveHealth as DriveHealthPayload
 
 router = APIRouter(prefix="/devices", tags=["drives"])
 
@@ -41,7 +40,7 @@ GROUP BY 1 ORDER BY 1
 async def latest_drives(principal: ViewerKey, spec: DeviceDep, reader: ReaderDep,
                         force_refresh: ForceRefresh = False) -> Response:
     """The latest SMART readings: fresh from the cache, else refreshed (as ``/data/drive_health``)."""
-    return await latest_response(reader, spec, DriveHealthCollected.data_type, principal, force_refresh)
+    return await latest_response(reader, spec, "drive_health", principal, force_refresh)
 
 
 async def _drive_name(session, spec, drive: str) -> str:

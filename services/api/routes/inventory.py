@@ -7,14 +7,13 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 from sqlalchemy import select
 
-from schema.models import InventorySnapshot
+from shared.datatypes.inventory.table import InventorySnapshot
 from services.api.deps import DeviceDep, ReaderDep, SessionDep, ViewerKey
 from services.api.queries import page_of, window
 from services.api.routes.data import RESPONSES, ForceRefresh, latest_response
 from services.api.schemas import Page
 from services.api.schemas_collected import DriftRow, HistoryQuery, collected_model
-from shared.collected import InventoryCollected
-from shared.payloads.inventory import Inventory
+from shared.datatypes.inventory.payload import Inventory
 
 router = APIRouter(prefix="/devices", tags=["inventory"])
 
@@ -23,7 +22,7 @@ router = APIRouter(prefix="/devices", tags=["inventory"])
 async def latest_inventory(principal: ViewerKey, spec: DeviceDep, reader: ReaderDep,
                            force_refresh: ForceRefresh = False) -> Response:
     """The current snapshot: fresh from the cache, else refreshed (as ``/data/inventory``)."""
-    return await latest_response(reader, spec, InventoryCollected.data_type, principal, force_refresh)
+    return await latest_response(reader, spec, "inventory", principal, force_refresh)
 
 
 @router.get("/{device}/inventory/drift", responses={404: {"description": "unknown device"}})

@@ -8,16 +8,16 @@ import msgspec
 from fastapi import APIRouter, Query, Request, Response
 from sqlalchemy import select
 
-from schema.models import SystemMetric
+from shared.datatypes.system_metrics.table import SystemMetric
 from services.api.deps import DeviceDep, ReaderDep, ViewerKey, require_force
 from services.api.queries import fetch_rows, page_of, time_buckets
 from services.api.reads import Reading
 from services.api.schemas import MetricBucket, MetricBuckets, MetricsQuery, Page, SystemMetricRow, SystemMetricsLatest
-from shared.events import DeviceSpec, SystemMetricsCollected
+from shared.events import DeviceSpec
 
 router = APIRouter(prefix="/devices", tags=["metrics"])
 
-DATA_TYPE = SystemMetricsCollected.data_type
+DATA_TYPE = "system_metrics"
 
 _AGGREGATE = """
 SELECT {fn} AS bucket, count(*) AS samples,

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 from sqlalchemy import select
 
-from schema.models import NetworkInterface
+from shared.datatypes.network.table import NetworkInterface
 from services.api.deps import DeviceDep, ReaderDep, SessionDep, ViewerKey
 from services.api.queries import page_of, window
 from services.api.routes.data import RESPONSES, ForceRefresh, latest_response
@@ -17,8 +17,7 @@ from services.api.schemas_collected import (
     NetworkHistoryQuery,
     collected_model,
 )
-from shared.collected import NetworkCollected
-from shared.payloads.network import Network
+from shared.datatypes.network.payload import Network
 
 router = APIRouter(prefix="/devices", tags=["network"])
 
@@ -27,7 +26,7 @@ router = APIRouter(prefix="/devices", tags=["network"])
 async def latest_network(principal: ViewerKey, spec: DeviceDep, reader: ReaderDep,
                          force_refresh: ForceRefresh = False) -> Response:
     """The latest interfaces: fresh from the cache, else refreshed (as ``/data/network``)."""
-    return await latest_response(reader, spec, NetworkCollected.data_type, principal, force_refresh)
+    return await latest_response(reader, spec, "network", principal, force_refresh)
 
 
 @router.get("/{device}/network/history", responses={404: {"description": "unknown device"}})

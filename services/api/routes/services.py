@@ -7,8 +7,7 @@ from fastapi import APIRouter, Response
 from services.api.deps import DeviceDep, ReaderDep, ViewerKey
 from services.api.routes.data import RESPONSES, ForceRefresh, latest_response
 from services.api.schemas_collected import collected_model
-from shared.collected import SystemdServicesCollected
-from shared.payloads.systemd_services import SystemdServices
+from shared.datatypes.systemd_services.payload import SystemdServices
 
 router = APIRouter(prefix="/devices", tags=["services"])
 
@@ -17,4 +16,4 @@ router = APIRouter(prefix="/devices", tags=["services"])
 async def latest_services(principal: ViewerKey, spec: DeviceDep, reader: ReaderDep,
                           force_refresh: ForceRefresh = False) -> Response:
     """The latest units: fresh from the cache, else refreshed (as ``/data/systemd_services``)."""
-    return await latest_response(reader, spec, SystemdServicesCollected.data_type, principal, force_refresh)
+    return await latest_response(reader, spec, "systemd_services", principal, force_refresh)

@@ -7,14 +7,13 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 from sqlalchemy import select
 
-from schema.models import ZfsPool
+from shared.datatypes.zfs.table import ZfsPool
 from services.api.deps import DeviceDep, ReaderDep, SessionDep, ViewerKey
 from services.api.queries import page_of, window
 from services.api.routes.data import RESPONSES, ForceRefresh, latest_response
 from services.api.schemas import Page
 from services.api.schemas_collected import PoolRow, ZfsHistoryQuery, collected_model
-from shared.collected import ZfsCollected
-from shared.payloads.zfs import Zfs
+from shared.datatypes.zfs.payload import Zfs
 
 router = APIRouter(prefix="/devices", tags=["zfs"])
 
@@ -23,7 +22,7 @@ router = APIRouter(prefix="/devices", tags=["zfs"])
 async def latest_zfs(principal: ViewerKey, spec: DeviceDep, reader: ReaderDep,
                      force_refresh: ForceRefresh = False) -> Response:
     """The latest pools and datasets: fresh from the cache, else refreshed (as ``/data/zfs``)."""
-    return await latest_response(reader, spec, ZfsCollected.data_type, principal, force_refresh)
+    return await latest_response(reader, spec, "zfs", principal, force_refresh)
 
 
 @router.get("/{device}/zfs/history", responses={404: {"description": "unknown device"}})

@@ -12,21 +12,14 @@ from __future__ import annotations
 
 import uuid
 
-from services.writer.projection import ProjectionError, Rows, j, projector, table
+from schema.models import ConfigurationChangeEvent, ConfigurationSnapshot
+from services.writer.registry import ProjectionError, TableRows, projector, table
 from shared.config_events import ConfigChanged
 
 ROW_NS = uuid.UUID("0f7e4d52-8b1a-4c3e-9d6f-2a5b7c9e1d40")
 
-table("configuration_snapshots", (
-    "id", "time", "device_id", "event_id", "config_type", "file_path", "content_hash", "file_size_bytes",
-    "raw_content", "content_truncated", "parsed_data", "change_type", "previous_hash", "file_modified_time",
-    "collection_source", "detection_latency_ms", "affected_services", "requires_restart", "risk_level",
-))
-table("configuration_change_events", (
-    "id", "time", "device_id", "snapshot_id", "config_type", "file_path", "change_type", "old_path",
-    "affected_services", "service_dependencies", "requires_restart", "restart_services", "changes_summary",
-    "risk_level", "confidence_score", "processed", "notifications_sent",
-))
+table(ConfigurationSnapshot)
+table(ConfigurationChangeEvent)
 
 
 def row_ids(event_id: uuid.UUID) -> tuple[uuid.UUID, uuid.UUID]:
@@ -35,7 +28,7 @@ def row_ids(event_id: uuid.UUID) -> tuple[uuid.UUID, uuid.UUID]:
 
 
 @projector(ConfigChanged)
-def config_changed(ev: ConfigChanged, seq: int) -> Rows:
+def config_changed(ev: ConfigChanged, seq: int) -> TableRows:
     if ev.device_id is None:
         raise ProjectionError("config event without device_id")
     snapshot_id, change_id = row_ids(ev.event_id)
@@ -71,14 +64,22 @@ def config_changed(ev: ConfigChanged, seq: int) -> Rows:
     restart = imp.requires_restart if imp else False
     latency = None if ev.detection_latency_ms is None else round(ev.detection_latency_ms)
     return {
-        "configuration_snapshots": [(
-            snapshot_id, ev.occurred_at, ev.device_id, ev.event_id, ev.config_type, ev.path, ev.sha256 or "",
-            ev.size, ev.content, ev.content_truncated, j(parsed_data), ev.change_type, ev.previous_sha256,
-            ev.mtime, f"{ev.trigger}:{ev.watch_mode}", latency, j(affected), restart, risk,
-        )],
-        "configuration_change_events": [(
-            change_id, ev.occurred_at, ev.device_id, snapshot_id, ev.config_type, ev.path, ev.change_type,
-            ev.old_path, j(affected), j(imp.dependencies if imp else []), restart,
-            j(imp.restart_services if imp else []), j(summary), risk, imp.confidence if imp else None, False, None,
-        )],
+        "configuration_snapshots": [{
+            "id": snapshot_id, "time": ev.occurred_at, "device_id": ev.device_id, "event_id": ev.event_id,
+            "config_type": ev.config_type, "file_path": ev.path, "content_hash": ev.sha256 or "",
+            "file_size_bytes": ev.size, "raw_content": ev.content, "content_truncated": ev.content_truncated,
+            "parsed_data": parsed_data, "change_type": ev.change_type, "previous_hash": ev.previous_sha256,
+            "file_modified_time": ev.mtime, "collection_source": f"{ev.trigger}:{ev.watch_mode}",
+            "detection_latency_ms": latency, "affected_services": affected, "requires_restart": restart,
+            "risk_level": risk,
+        }],
+        "configuration_change_events": [{
+            "id": change_id, "time": ev.occurred_at, "device_id": ev.device_id, "snapshot_id": snapshot_id,
+            "config_type": ev.config_type, "file_path": ev.path, "change_type": ev.change_type,
+            "old_path": ev.old_path, "affected_services": affected,
+            "service_dependencies": imp.dependencies if imp else [], "requires_restart": restart,
+            "restart_services": imp.restart_services if imp else [], "changes_summary": summary,
+            "risk_level": risk, "confidence_score": imp.confidence if imp else None, "processed": False,
+            "notifications_sent": None,
+        }],
     }

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from services.writer.projection import Rows, j, projector, table
+from schema.models import Device
+from services.writer.registry import TableRows, projector, table
 from shared.events import DeviceChanged
 
 table(
-    "devices",
-    ("id", "name", "address", "port", "username", "transport", "trust_on_first_use", "device_type",
-     "description", "tags", "enabled", "created_at", "updated_at", "deleted_at", "stream_seq"),
+    Device,
     # the newest event (by stream sequence) wins, whatever order a replay applies them in
     "ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, address = EXCLUDED.address, port = EXCLUDED.port, "
     "username = EXCLUDED.username, transport = EXCLUDED.transport, "
@@ -20,10 +19,12 @@ table(
 
 
 @projector(DeviceChanged)
-def device(ev: DeviceChanged, seq: int) -> Rows:
+def device(ev: DeviceChanged, seq: int) -> TableRows:
     s = ev.spec
-    deleted = ev.occurred_at if ev.action == "removed" else None
-    return {"devices": [(
-        s.id, s.name, s.address, s.port, s.username, s.transport, s.trust_on_first_use, s.device_type,
-        s.description, j(s.tags), s.enabled, ev.occurred_at, ev.occurred_at, deleted, seq,
-    )]}
+    return {"devices": [{
+        "id": s.id, "name": s.name, "address": s.address, "port": s.port, "username": s.username,
+        "transport": s.transport, "trust_on_first_use": s.trust_on_first_use, "device_type": s.device_type,
+        "description": s.description, "tags": s.tags, "enabled": s.enabled, "created_at": ev.occurred_at,
+        "updated_at": ev.occurred_at, "deleted_at": ev.occurred_at if ev.action == "removed" else None,
+        "stream_seq": seq,
+    }]}

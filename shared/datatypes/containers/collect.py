@@ -15,13 +15,11 @@ import json
 import re
 from datetime import datetime, timezone
 
-from services.collector.capture import Output, read_nonempty
-from services.collector.types.errors import CommandFailed, ParseError, ParseResult, Unsupported
-from shared.collected import ContainersCollected
-from shared.payloads.containers import Container, Containers, Port, RemovedContainer
+from shared.datatypes.capture import Output, read_nonempty
+from shared.datatypes.parsing import CommandFailed, ParseError, ParseResult, Unsupported
+from shared.datatypes.containers.payload import Container, Containers, Port, RemovedContainer
 
 NAME = "containers"
-EVENT = ContainersCollected
 TIMEOUT_S = 20.0
 RETRIES = 1
 INTERVAL_S = 30

@@ -2,26 +2,50 @@
 
 from __future__ import annotations
 
-from services.writer.projection import Rows, collected, j, table
-from shared.collected import ContainersCollected
+from datetime import datetime
+from typing import Any
 
-table("container_snapshots", (
-    "time", "device_id", "container_id", "event_id", "name", "image", "status", "state", "health", "restart_count",
-    "cpu_usage", "memory_usage_bytes", "memory_limit_bytes", "ports", "network_io", "block_io", "created", "removed",
-))
+from sqlalchemy import BigInteger, Boolean, Float, Text
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column
+
+from schema.base import Base, DeviceSeries
+from shared.datatypes.containers.payload import Containers
+from shared.datatypes.spec import TableRows
 
 
-@collected(ContainersCollected)
-def containers(ev: ContainersCollected) -> Rows:
-    p = ev.payload
-    rows = [(
-        ev.occurred_at, ev.device_id, c.id, ev.event_id, c.name, c.image, c.status, c.state, c.health, c.restart_count,
-        c.cpu_percent, c.memory_bytes, c.memory_limit_bytes, j(c.ports),
-        j({"rx_bytes": c.net_rx_bytes, "tx_bytes": c.net_tx_bytes}),
-        j({"read_bytes": c.block_read_bytes, "write_bytes": c.block_write_bytes}), c.created, False,
-    ) for c in p.containers]
-    rows += [(
-        ev.occurred_at, ev.device_id, r.id, ev.event_id, r.name, r.image, None, "removed", None, None,
-        None, None, None, None, None, None, None, True,
-    ) for r in p.removed]
-    return {"container_snapshots": rows}
+class ContainerSnapshot(DeviceSeries, Base):
+    __tablename__ = "container_snapshots"
+
+    container_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    name: Mapped[str | None] = mapped_column(Text)
+    image: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str | None] = mapped_column(Text)
+    state: Mapped[str | None] = mapped_column(Text)
+    health: Mapped[str | None] = mapped_column(Text)
+    restart_count: Mapped[int | None] = mapped_column(BigInteger)
+    cpu_usage: Mapped[float | None] = mapped_column(Float)
+    memory_usage_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    memory_limit_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    ports: Mapped[list[Any] | None] = mapped_column(JSONB)
+    network_io: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    block_io: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    created: Mapped[datetime | None]
+    removed: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+def rows(p: Containers) -> TableRows:
+    out: list[dict[str, Any]] = [{
+        "container_id": c.id, "name": c.name, "image": c.image, "status": c.status, "state": c.state,
+        "health": c.health, "restart_count": c.restart_count, "cpu_usage": c.cpu_percent,
+        "memory_usage_bytes": c.memory_bytes, "memory_limit_bytes": c.memory_limit_bytes, "ports": c.ports,
+        "network_io": {"rx_bytes": c.net_rx_bytes, "tx_bytes": c.net_tx_bytes},
+        "block_io": {"read_bytes": c.block_read_bytes, "write_bytes": c.block_write_bytes},
+        "created": c.created, "removed": False,
+    } for c in p.containers]
+    out += [{
+        "container_id": r.id, "name": r.name, "image": r.image, "status": None, "state": "removed", "health": None,
+        "restart_count": None, "cpu_usage": None, "memory_usage_bytes": None, "memory_limit_bytes": None,
+        "ports": None, "network_io": None, "block_io": None, "created": None, "removed": True,
+    } for r in p.removed]
+    return {"container_snapshots": out}

@@ -13,13 +13,11 @@ from __future__ import annotations
 import json
 import re
 
-from services.collector.capture import Output, read_nonempty, require, sbin
-from services.collector.types.errors import CommandFailed, ParseError, ParseResult, Unsupported
-from shared.collected import DriveHealthCollected
-from shared.payloads.drive_health import Attribute, Drive, DriveHealth
+from shared.datatypes.capture import Output, read_nonempty, require, sbin
+from shared.datatypes.parsing import CommandFailed, ParseError, ParseResult, Unsupported
+from shared.datatypes.drive_health.payload import Attribute, Drive, DriveHealth
 
 NAME = "drive_health"
-EVENT = DriveHealthCollected
 LSBLK = ["lsblk", "--json", "--nodeps", "--paths", "--bytes", "--output", "NAME,TYPE,SIZE,MODEL,SERIAL,TRAN"]
 TIMEOUT_S = 60.0
 RETRIES = 0  # smartctl wakes sleeping disks; a hung one is not asked twice

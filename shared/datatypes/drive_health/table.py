@@ -2,18 +2,36 @@
 
 from __future__ import annotations
 
-from services.writer.projection import Rows, collected, j, table
-from shared.collected import DriveHealthCollected
+from typing import Any
 
-table("drive_health", (
-    "time", "device_id", "drive_name", "event_id", "model", "serial_number", "firmware", "capacity_bytes",
-    "smart_attributes", "temperature_celsius", "power_on_hours", "is_healthy", "smartctl_exit_status",
-))
+from sqlalchemy import BigInteger, Text
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column
+
+from schema.base import Base, DeviceSeries
+from shared.datatypes.drive_health.payload import DriveHealth as DriveHealthPayload
+from shared.datatypes.spec import TableRows
 
 
-@collected(DriveHealthCollected)
-def drive_health(ev: DriveHealthCollected) -> Rows:
-    return {"drive_health": [(
-        ev.occurred_at, ev.device_id, d.name, ev.event_id, d.model, d.serial, d.firmware, d.capacity_bytes,
-        j(d.attributes), d.temperature_celsius, d.power_on_hours, d.healthy, d.smartctl_exit_status,
-    ) for d in ev.payload.drives]}
+class DriveHealth(DeviceSeries, Base):
+    __tablename__ = "drive_health"
+
+    drive_name: Mapped[str] = mapped_column(Text, primary_key=True)
+    model: Mapped[str | None] = mapped_column(Text)
+    serial_number: Mapped[str | None] = mapped_column(Text)
+    firmware: Mapped[str | None] = mapped_column(Text)
+    capacity_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    smart_attributes: Mapped[list[Any] | None] = mapped_column(JSONB)
+    temperature_celsius: Mapped[int | None] = mapped_column(BigInteger)
+    power_on_hours: Mapped[int | None] = mapped_column(BigInteger)
+    is_healthy: Mapped[bool | None]
+    smartctl_exit_status: Mapped[int | None] = mapped_column(BigInteger)
+
+
+def rows(p: DriveHealthPayload) -> TableRows:
+    return {"drive_health": [{
+        "drive_name": d.name, "model": d.model, "serial_number": d.serial, "firmware": d.firmware,
+        "capacity_bytes": d.capacity_bytes, "smart_attributes": d.attributes,
+        "temperature_celsius": d.temperature_celsius, "power_on_hours": d.power_on_hours, "is_healthy": d.healthy,
+        "smartctl_exit_status": d.smartctl_exit_status,
+    } for d in p.drives]}

@@ -13,13 +13,11 @@ import json
 import re
 import shlex
 
-from services.collector.capture import Output, read_nonempty, require
-from services.collector.types.errors import ParseError, ParseResult
-from shared.collected import InventoryCollected
-from shared.payloads.inventory import Change, Drift, Inventory, Package
+from shared.datatypes.capture import Output, read_nonempty, require
+from shared.datatypes.parsing import ParseError, ParseResult
+from shared.datatypes.inventory.payload import Change, Drift, Inventory, Package
 
 NAME = "inventory"
-EVENT = InventoryCollected
 TIMEOUT_S = 60.0
 RETRIES = 1
 INTERVAL_S = 3600

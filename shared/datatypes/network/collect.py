@@ -10,13 +10,11 @@ from __future__ import annotations
 import json
 import re
 
-from services.collector.capture import Output, read_nonempty, require, sbin
-from services.collector.types.errors import ParseError, ParseResult, Unsupported
-from shared.collected import NetworkCollected
-from shared.payloads.network import Address, Interface, Network
+from shared.datatypes.capture import Output, read_nonempty, require, sbin
+from shared.datatypes.parsing import ParseError, ParseResult, Unsupported
+from shared.datatypes.network.payload import Address, Interface, Network
 
 NAME = "network"
-EVENT = NetworkCollected
 COMMANDS = {
     "addr": sbin(["ip", "-j", "addr", "show"]),
     "link": sbin(["ip", "-d", "-j", "-s", "link", "show"]),

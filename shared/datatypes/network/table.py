@@ -2,19 +2,44 @@
 
 from __future__ import annotations
 
-from services.writer.projection import Rows, collected, j, table
-from shared.collected import NetworkCollected
+from typing import Any
 
-table("network_interfaces", (
-    "time", "device_id", "interface", "event_id", "state", "mtu", "mac", "link_type", "kind", "master", "addresses",
-    "rx_bytes", "rx_packets", "rx_errors", "rx_dropped", "tx_bytes", "tx_packets", "tx_errors", "tx_dropped",
-))
+from sqlalchemy import BigInteger, Text
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column
+
+from schema.base import Base, DeviceSeries
+from shared.datatypes.network.payload import Network
+from shared.datatypes.spec import TableRows
 
 
-@collected(NetworkCollected)
-def network(ev: NetworkCollected) -> Rows:
-    return {"network_interfaces": [(
-        ev.occurred_at, ev.device_id, i.name, ev.event_id, i.state, i.mtu, i.mac, i.link_type, i.kind, i.master,
-        j(i.addresses), i.rx_bytes, i.rx_packets, i.rx_errors, i.rx_dropped, i.tx_bytes, i.tx_packets, i.tx_errors,
-        i.tx_dropped,
-    ) for i in ev.payload.interfaces]}
+class NetworkInterface(DeviceSeries, Base):
+    """One row per interface per network collection."""
+
+    __tablename__ = "network_interfaces"
+
+    interface: Mapped[str] = mapped_column(Text, primary_key=True)
+    state: Mapped[str | None] = mapped_column(Text)
+    mtu: Mapped[int | None] = mapped_column(BigInteger)
+    mac: Mapped[str | None] = mapped_column(Text)
+    link_type: Mapped[str | None] = mapped_column(Text)
+    kind: Mapped[str | None] = mapped_column(Text)
+    master: Mapped[str | None] = mapped_column(Text)
+    addresses: Mapped[list[Any] | None] = mapped_column(JSONB)
+    rx_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    rx_packets: Mapped[int | None] = mapped_column(BigInteger)
+    rx_errors: Mapped[int | None] = mapped_column(BigInteger)
+    rx_dropped: Mapped[int | None] = mapped_column(BigInteger)
+    tx_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    tx_packets: Mapped[int | None] = mapped_column(BigInteger)
+    tx_errors: Mapped[int | None] = mapped_column(BigInteger)
+    tx_dropped: Mapped[int | None] = mapped_column(BigInteger)
+
+
+def rows(p: Network) -> TableRows:
+    return {"network_interfaces": [{
+        "interface": i.name, "state": i.state, "mtu": i.mtu, "mac": i.mac, "link_type": i.link_type, "kind": i.kind,
+        "master": i.master, "addresses": i.addresses, "rx_bytes": i.rx_bytes, "rx_packets": i.rx_packets,
+        "rx_errors": i.rx_errors, "rx_dropped": i.rx_dropped, "tx_bytes": i.tx_bytes, "tx_packets": i.tx_packets,
+        "tx_errors": i.tx_errors, "tx_dropped": i.tx_dropped,
+    } for i in p.interfaces]}

@@ -13,12 +13,10 @@ from __future__ import annotations
 import re
 import time
 
-from services.collector.types.errors import Line, ParseError, ParseResult, split_sections
-from shared.events import SystemMetricsCollected
-from shared.payloads.system_metrics import DiskIO, Filesystem, NetCounters, SystemMetrics
+from shared.datatypes.parsing import Line, ParseError, ParseResult, split_sections
+from shared.datatypes.system_metrics.payload import DiskIO, Filesystem, NetCounters, SystemMetrics
 
 NAME = "system_metrics"
-EVENT = SystemMetricsCollected
 
 # Fixed text, nothing interpolated. Exit 127 when /proc/stat is unreadable marks the data
 # type as unsupported on that host. df runs under `timeout` when available, because a hung

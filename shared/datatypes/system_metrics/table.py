@@ -1,23 +1,45 @@
-"""system_metrics: one row per successful collection."""
+"""system_metrics: one row per successful collection; filesystems, disks and interfaces as JSONB."""
 
 from __future__ import annotations
 
-from services.writer.projection import Rows, collected, j, table
-from shared.collected import SystemMetricsCollected
+from typing import Any
 
-table("system_metrics", (
-    "time", "device_id", "event_id", "cpu_usage", "cpu_count", "cpu_iowait", "memory_usage",
-    "memory_total_bytes", "memory_used_bytes", "memory_available_bytes", "swap_total_bytes", "swap_used_bytes",
-    "load_1", "load_5", "load_15", "uptime_seconds", "disk_usage", "disk_io", "network_traffic",
-))
+from sqlalchemy import BigInteger, Float
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column
+
+from schema.base import Base, DeviceSeries
+from shared.datatypes.spec import TableRows
+from shared.datatypes.system_metrics.payload import SystemMetrics
 
 
-@collected(SystemMetricsCollected)
-def system_metrics(ev: SystemMetricsCollected) -> Rows:
-    p = ev.payload
-    return {"system_metrics": [(
-        ev.occurred_at, ev.device_id, ev.event_id, p.cpu_percent, p.cpu_count, p.cpu_iowait_percent,
-        p.memory_percent, p.memory_total_bytes, p.memory_used_bytes, p.memory_available_bytes, p.swap_total_bytes,
-        p.swap_used_bytes, p.load_1, p.load_5, p.load_15, p.uptime_seconds, j(p.filesystems), j(p.disks),
-        j(p.network),
-    )]}
+class SystemMetric(DeviceSeries, Base):
+    __tablename__ = "system_metrics"
+
+    cpu_usage: Mapped[float | None] = mapped_column(Float, comment="percent")
+    cpu_count: Mapped[int | None] = mapped_column(BigInteger)
+    cpu_iowait: Mapped[float | None] = mapped_column(Float)
+    memory_usage: Mapped[float | None] = mapped_column(Float, comment="percent")
+    memory_total_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    memory_used_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    memory_available_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    swap_total_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    swap_used_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    load_1: Mapped[float | None] = mapped_column(Float)
+    load_5: Mapped[float | None] = mapped_column(Float)
+    load_15: Mapped[float | None] = mapped_column(Float)
+    uptime_seconds: Mapped[float | None] = mapped_column(Float)
+    disk_usage: Mapped[list[Any] | None] = mapped_column(JSONB)
+    disk_io: Mapped[list[Any] | None] = mapped_column(JSONB)
+    network_traffic: Mapped[list[Any] | None] = mapped_column(JSONB)
+
+
+def rows(p: SystemMetrics) -> TableRows:
+    return {"system_metrics": [{
+        "cpu_usage": p.cpu_percent, "cpu_count": p.cpu_count, "cpu_iowait": p.cpu_iowait_percent,
+        "memory_usage": p.memory_percent, "memory_total_bytes": p.memory_total_bytes,
+        "memory_used_bytes": p.memory_used_bytes, "memory_available_bytes": p.memory_available_bytes,
+        "swap_total_bytes": p.swap_total_bytes, "swap_used_bytes": p.swap_used_bytes, "load_1": p.load_1,
+        "load_5": p.load_5, "load_15": p.load_15, "uptime_seconds": p.uptime_seconds, "disk_usage": p.filesystems,
+        "disk_io": p.disks, "network_traffic": p.network,
+    }]}

@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import re
 
-from services.collector.capture import Output, read_nonempty, require
-from services.collector.types.errors import ParseError, ParseResult, Unsupported
-from shared.collected import SystemdServicesCollected
-from shared.payloads.systemd_services import SystemdServices, Unit
+from shared.datatypes.capture import Output, read_nonempty, require
+from shared.datatypes.parsing import ParseError, ParseResult, Unsupported
+from shared.datatypes.systemd_services.payload import SystemdServices, Unit
 
 NAME = "systemd_services"
-EVENT = SystemdServicesCollected
 COMMANDS = {
     "units": ["systemctl", "list-units", "--type=service", "--all", "--no-pager", "--plain", "--no-legend"],
     "show": ["systemctl", "show", "--no-pager", "--property=Id,NRestarts,Result", "*.service"],

@@ -2,19 +2,32 @@
 
 from __future__ import annotations
 
-from services.writer.projection import Rows, collected, j, table
-from shared.collected import SystemdServicesCollected
+from typing import Any
 
-table("systemd_snapshots", (
-    "time", "device_id", "event_id", "units_total", "units_active", "units_failed", "failed_units",
-    "restarted_units", "units",
-))
+from sqlalchemy import BigInteger
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column
+
+from schema.base import Base, DeviceSeries
+from shared.datatypes.spec import TableRows
+from shared.datatypes.systemd_services.payload import SystemdServices
 
 
-@collected(SystemdServicesCollected)
-def systemd_services(ev: SystemdServicesCollected) -> Rows:
-    p = ev.payload
-    return {"systemd_snapshots": [(
-        ev.occurred_at, ev.device_id, ev.event_id, p.total, p.active, len(p.failed), j(p.failed), j(p.restarted),
-        j(p.units),
-    )]}
+class SystemdSnapshot(DeviceSeries, Base):
+    """One row per systemd_services collection: counts, failed and restarted units, every unit as JSONB."""
+
+    __tablename__ = "systemd_snapshots"
+
+    units_total: Mapped[int] = mapped_column(BigInteger, default=0)
+    units_active: Mapped[int] = mapped_column(BigInteger, default=0)
+    units_failed: Mapped[int] = mapped_column(BigInteger, default=0)
+    failed_units: Mapped[list[Any] | None] = mapped_column(JSONB)
+    restarted_units: Mapped[list[Any] | None] = mapped_column(JSONB)
+    units: Mapped[list[Any] | None] = mapped_column(JSONB)
+
+
+def rows(p: SystemdServices) -> TableRows:
+    return {"systemd_snapshots": [{
+        "units_total": p.total, "units_active": p.active, "units_failed": len(p.failed), "failed_units": p.failed,
+        "restarted_units": p.restarted, "units": p.units,
+    }]}

@@ -11,13 +11,11 @@ from __future__ import annotations
 import re
 from datetime import datetime
 
-from services.collector.capture import Output, read_nonempty, require, sbin
-from services.collector.types.errors import ParseError, ParseResult, Unsupported
-from shared.collected import ZfsCollected
-from shared.payloads.zfs import Dataset, Pool, Vdev, Zfs
+from shared.datatypes.capture import Output, read_nonempty, require, sbin
+from shared.datatypes.parsing import ParseError, ParseResult, Unsupported
+from shared.datatypes.zfs.payload import Dataset, Pool, Vdev, Zfs
 
 NAME = "zfs"
-EVENT = ZfsCollected
 LIST_COLUMNS = "name,size,allocated,free,fragmentation,capacity,dedupratio,health"
 COMMANDS = {
     "zpool list": sbin(["zpool", "list", "-Hp", "-o", LIST_COLUMNS]),

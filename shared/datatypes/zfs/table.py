@@ -2,26 +2,50 @@
 
 from __future__ import annotations
 
-from services.writer.projection import Rows, collected, j, table
-from shared.collected import ZfsCollected
+from typing import Any
 
-table("zfs_pools", (
-    "time", "device_id", "pool", "event_id", "health", "size_bytes", "allocated_bytes", "free_bytes",
-    "fragmentation_percent", "capacity_percent", "read_errors", "write_errors", "checksum_errors", "status",
-    "scrub_state", "last_scrub_end", "scrub_errors", "errors", "vdevs", "datasets",
-))
+from sqlalchemy import BigInteger, Text
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column
+
+from schema.base import Base, DeviceSeries
+from shared.datatypes.spec import TableRows
+from shared.datatypes.zfs.payload import Dataset, Zfs
 
 
-@collected(ZfsCollected)
-def zfs(ev: ZfsCollected) -> Rows:
-    p = ev.payload
+class ZfsPool(DeviceSeries, Base):
+    """One row per pool per zfs collection; the vdev tree as JSONB."""
 
-    def datasets(pool: str) -> list:
+    __tablename__ = "zfs_pools"
+
+    pool: Mapped[str] = mapped_column(Text, primary_key=True)
+    health: Mapped[str] = mapped_column(Text)
+    size_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    allocated_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    free_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    fragmentation_percent: Mapped[int | None] = mapped_column(BigInteger)
+    capacity_percent: Mapped[int | None] = mapped_column(BigInteger)
+    read_errors: Mapped[int] = mapped_column(BigInteger, default=0)
+    write_errors: Mapped[int] = mapped_column(BigInteger, default=0)
+    checksum_errors: Mapped[int] = mapped_column(BigInteger, default=0)
+    status: Mapped[str | None] = mapped_column(Text)
+    scrub_state: Mapped[str | None] = mapped_column(Text)
+    last_scrub_end: Mapped[str | None] = mapped_column(Text, comment="host local time, ISO 8601")
+    scrub_errors: Mapped[int | None] = mapped_column(BigInteger)
+    errors: Mapped[str | None] = mapped_column(Text)
+    vdevs: Mapped[list[Any] | None] = mapped_column(JSONB)
+    datasets: Mapped[list[Any] | None] = mapped_column(JSONB)
+
+
+def rows(p: Zfs) -> TableRows:
+    def datasets(pool: str) -> list[Dataset]:
         return [d for d in p.datasets if d.name == pool or d.name.startswith(pool + "/")]
 
-    return {"zfs_pools": [(
-        ev.occurred_at, ev.device_id, pool.name, ev.event_id, pool.health, pool.size_bytes, pool.allocated_bytes,
-        pool.free_bytes, pool.fragmentation_percent, pool.capacity_percent, pool.read_errors, pool.write_errors,
-        pool.checksum_errors, pool.status, pool.scrub_state, pool.last_scrub_end, pool.scrub_errors, pool.errors,
-        j(pool.vdevs), j(datasets(pool.name)),
-    ) for pool in p.pools]}
+    return {"zfs_pools": [{
+        "pool": pool.name, "health": pool.health, "size_bytes": pool.size_bytes,
+        "allocated_bytes": pool.allocated_bytes, "free_bytes": pool.free_bytes,
+        "fragmentation_percent": pool.fragmentation_percent, "capacity_percent": pool.capacity_percent,
+        "read_errors": pool.read_errors, "write_errors": pool.write_errors, "checksum_errors": pool.checksum_errors,
+        "status": pool.status, "scrub_state": pool.scrub_state, "last_scrub_end": pool.last_scrub_end,
+        "scrub_errors": pool.scrub_errors, "errors": pool.errors, "vdevs": pool.vdevs, "datasets": datasets(pool.name),
+    } for pool in p.pools]}
