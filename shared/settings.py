@@ -91,6 +91,11 @@ class Settings(BaseSettings):
             raise ValueError("database_url must be a postgresql:// URL")
         return v
 
+    @classmethod
+    def of(cls, settings: Settings):
+        """``settings`` as this class: its values, plus this class's own fields from the environment."""
+        return settings if isinstance(settings, cls) else cls(**settings.model_dump())
+
     @property
     def asyncpg_dsn(self) -> str:
         """The database URL in the form asyncpg accepts."""

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
@@ -39,19 +38,21 @@ from nats.js.kv import KeyValue
 from services.collector import policy
 from services.collector.membership import Membership
 from services.collector.requests import Requests
-from services.collector.registry import DATA_TYPES
+from services.collector.registry import DATA_TYPES, EVENTS
 from services.collector.runner import SERVICE, collect, freshness_s
+from services.collector.schedule import Device, Polls
 from services.collector.settings import CollectorSettings, collector_settings
 from shared import events
 from shared.bootstrap import ensure
 from shared.devices import DeviceRegistry
 from shared.events import Collected, DeviceChanged, DeviceSpec, Trigger
+from shared.lifecycle import DeviceService
 from shared.names import Names
 from shared.nats_conn import connect, drain
 from shared.perf import Perf, publish_loop, serve_metrics
 from shared.publish import publish_event
 from shared.settings import Settings
-from shared.transport import Transport, TransportPool, transport_pool
+from shared.transport import TransportPool, transport_pool
 
 log = logging.getLogger(__name__)
 
@@ -85,24 +86,7 @@ class CollectorStats:
         return out
 
 
-def _raise_if_cancelled() -> None:
-    """End a poll loop whose cancellation was swallowed: Python 3.11's asyncio.wait_for (used by
-    nats-py) returns its result when a cancellation arrives just as its future completes."""
-    task = asyncio.current_task()
-    if task is not None and task.cancelling():
-        raise asyncio.CancelledError
-
-
-@dataclass
-class _Device:
-    spec: DeviceSpec
-    transport: Transport
-    tasks: list[asyncio.Task] = field(default_factory=list)
-    wake: dict[str, asyncio.Event] = field(default_factory=dict)
-    key_refusals_seen: int = 0
-
-
-class Collector(Requests):
+class Collector(Requests, Polls):
     """Per-device poll loops and transports, kept in step with the device registry."""
 
     def __init__(
@@ -123,7 +107,7 @@ class Collector(Requests):
                                                    s.collector_member_timeout_s)
         self.membership.on_change(self._members_changed)
         self.data_types = [t for t in DATA_TYPES if not s.collector_data_types or t in s.collector_data_types]
-        self._devices: dict[uuid.UUID, _Device] = {}
+        self._devices: dict[uuid.UUID, Device] = {}
         self._by_name: dict[str, uuid.UUID] = {}
         self._refused: dict[uuid.UUID, tuple[DeviceSpec, policy.RefusedSetting]] = {}
         self._background: set[asyncio.Task] = set()
@@ -133,15 +117,6 @@ class Collector(Requests):
         self._memory: dict[tuple[uuid.UUID, str], dict] = {}  # each type's own state per device
         self._polled: dict[tuple[uuid.UUID, str], uuid.UUID] = {}  # event id of this instance's last poll
         self._sending: set[asyncio.Task] = set()
-
-    def interval_s(self, data_type: str) -> float:
-        return float(self.settings.collector_interval_overrides.get(data_type, DATA_TYPES[data_type].INTERVAL_S))
-
-    def _jitter(self, interval_s: float) -> float:
-        """Centred on zero, so the polls of a device keep their mean rate of one per interval."""
-        s = self.settings
-        half = min(interval_s * s.collector_jitter_fraction, s.collector_max_jitter_s) / 2
-        return random.uniform(-half, half)
 
     # ------------------------------------------------------------ devices
 
@@ -169,7 +144,7 @@ class Collector(Requests):
         self._start_device(spec)
 
     def _start_device(self, spec: DeviceSpec) -> None:
-        dev = _Device(spec, self.pool.acquire(spec, self.settings))
+        dev = Device(spec, self.pool.acquire(spec, self.settings))
         for data_type in self.data_types:
             dev.wake[data_type] = asyncio.Event()
             task = asyncio.create_task(self._poll_loop(dev, data_type), name=f"poll-{spec.name}-{data_type}")
@@ -192,66 +167,11 @@ class Collector(Requests):
         await asyncio.gather(*dev.tasks, return_exceptions=True)
         await self.pool.release(dev.transport)
 
-    def _find(self, device_id: uuid.UUID | None, name: str | None) -> _Device | None:
+    def _find(self, device_id: uuid.UUID | None, name: str | None) -> Device | None:
         if device_id is not None and device_id in self._devices:
             return self._devices[device_id]
         found = self._by_name.get(name) if name else None
         return self._devices.get(found) if found is not None else None
-
-    def _members_changed(self, members: frozenset[str]) -> None:
-        for dev in self._devices.values():
-            for event in dev.wake.values():
-                event.set()
-
-    # ------------------------------------------------------------ polls
-
-    async def _sleep(self, dev: _Device, data_type: str, seconds: float) -> None:
-        """Sleep, or less when the member set changes."""
-        _raise_if_cancelled()
-        wake = dev.wake[data_type]
-        try:
-            async with asyncio.timeout(max(seconds, 0)):
-                await wake.wait()
-        except TimeoutError:
-            pass
-        wake.clear()
-
-    async def _poll_loop(self, dev: _Device, data_type: str) -> None:
-        loop = asyncio.get_running_loop()
-        interval = self.interval_s(data_type)
-        due: float | None = None  # loop time of the next poll; None while another instance owns the device
-        await asyncio.sleep(random.uniform(0, self.settings.collector_first_poll_within_s))
-        while True:
-            _raise_if_cancelled()
-            if not self.membership.owns(dev.spec.id):
-                due = None
-                await self._sleep(dev, data_type, interval)
-                continue
-            if due is None:  # this instance's from now on: first poll when the cached value turns stale
-                age = await self._cached_age(dev.spec, data_type)
-                due = loop.time() + (interval - age if age is not None and 0 <= age < interval else 0)
-            if loop.time() < due:
-                await self._sleep(dev, data_type, due - loop.time())
-                continue
-            started = loop.time()
-            try:
-                cached = await self._cached(dev.spec, data_type)  # read once per poll: age and previous payload
-                age = None if cached is None else (events.utcnow() - cached.occurred_at).total_seconds()
-                threshold = min(freshness_s(data_type, self.settings), interval)
-                own = cached is not None and cached.event_id == self._polled.get((dev.spec.id, data_type))
-                if age is not None and age < threshold and not own:  # a refresh or another instance's poll
-                    await self.publish_skip(dev, data_type, age)
-                    delay = threshold - age
-                else:
-                    self.stats.polls += 1
-                    await self.collect_and_publish(dev, data_type, trigger="poll", cached=cached)
-                    delay = interval
-            except Exception:  # keep polling whatever happened
-                log.exception("poll of %s on %s failed", data_type, dev.spec.name)
-                delay = interval
-            # From when this poll began: its duration does not stretch the interval (fixed rate);
-            # a poll that outlasted its interval is followed by the next one at once.
-            due = started + delay + self._jitter(interval)
 
     async def _cached(self, spec: DeviceSpec, data_type: str) -> Collected | None:
         """The cached event for this device (same id) and type, or None."""
@@ -270,11 +190,7 @@ class Collector(Requests):
             return None
         return cached
 
-    async def _cached_age(self, spec: DeviceSpec, data_type: str) -> float | None:
-        cached = await self._cached(spec, data_type)
-        return None if cached is None else (events.utcnow() - cached.occurred_at).total_seconds()
-
-    async def _previous_payload(self, dev: _Device, data_type: str, cached: Any = _UNREAD) -> Any:
+    async def _previous_payload(self, dev: Device, data_type: str, cached: Any = _UNREAD) -> Any:
         """The last successful payload (for removed containers, inventory drift): the cache
         first (another instance may have collected since), else this instance's memory."""
         if not hasattr(DATA_TYPES[data_type], "with_previous"):
@@ -285,12 +201,12 @@ class Collector(Requests):
             return cached.payload
         return self._previous.get((dev.spec.id, data_type))
 
-    async def publish_skip(self, dev: _Device, data_type: str, age_s: float) -> Collected:
+    async def publish_skip(self, dev: Device, data_type: str, age_s: float) -> Collected:
         """The event of a poll that found a fresh cached value."""
         self.stats.skipped_fresh += 1
         self.stats.operations["skipped_fresh"] += 1
         ev = events.new_event(
-            DATA_TYPES[data_type].EVENT, device_id=dev.spec.id, device=dev.spec.name, service=SERVICE,
+            EVENTS[data_type], device_id=dev.spec.id, device=dev.spec.name, service=SERVICE,
             instance=self.settings.instance, trigger="poll", status="success", skipped_fresh=True,
             collection_method=dev.transport.method, freshness_threshold_s=freshness_s(data_type, self.settings),
             warnings=[f"cached value is {age_s:.1f}s old: fresh, nothing collected"],
@@ -299,7 +215,7 @@ class Collector(Requests):
         return ev
 
     async def collect_and_publish(
-        self, dev: _Device, data_type: str, *, trigger: Trigger,
+        self, dev: Device, data_type: str, *, trigger: Trigger,
         operation_id: uuid.UUID | None = None, force_refresh: bool = False, cached: Any = _UNREAD,
     ) -> Collected:
         """Collect, publish the event, cache it when it succeeded (success or partial). An
@@ -336,7 +252,7 @@ class Collector(Requests):
         await self._check_host_key(dev)
         return ev
 
-    async def _join(self, dev: _Device, data_type: str, running: asyncio.Future, trigger: Trigger,
+    async def _join(self, dev: Device, data_type: str, running: asyncio.Future, trigger: Trigger,
                     operation_id: uuid.UUID | None, force_refresh: bool) -> Collected:
         loop = asyncio.get_running_loop()
         start = loop.time()
@@ -358,7 +274,7 @@ class Collector(Requests):
             self.perf.observe_total(f"ssh_{name}", total)
         self.perf.gauge("devices", len(self._devices), "devices this instance polls")
 
-    async def _publish(self, dev: _Device, data_type: str, ev: Collected, *, cache: bool) -> None:
+    async def _publish(self, dev: Device, data_type: str, ev: Collected, *, cache: bool) -> None:
         cached = bool(getattr(ev, "skipped_fresh", False) or getattr(ev, "served_by", None))
         self.perf.operation(ev.status, ev.duration_ms, cached=cached,
                             error_type=f"{data_type}:{ev.status}" if ev.status in ("error", "unsupported") else None)
@@ -408,11 +324,7 @@ async def run(settings: Settings, stop: asyncio.Event, *, stats: CollectorStats 
     settings = collector_settings(settings)
     names = Names(settings.subject_prefix)
     nc = await connect(settings, SERVICE)
-    collector: Collector | None = None
-    registry: DeviceRegistry | None = None
-    membership: Membership | None = None
-    heartbeat: asyncio.Task | None = None
-    beat_stop = asyncio.Event()
+    parts = DeviceService()
     sub = None
     try:
         js = nc.jetstream()
@@ -423,12 +335,14 @@ async def run(settings: Settings, stop: asyncio.Event, *, stats: CollectorStats 
             await ensure(js, settings)  # creates what is missing, the bucket among it
             return await js.key_value(names.collectors_bucket)
 
-        membership = Membership(await js.key_value(names.collectors_bucket), settings.instance,
-                                settings.collector_heartbeat_s, settings.collector_member_timeout_s, reopen)
+        membership = parts.membership = Membership(
+            await js.key_value(names.collectors_bucket), settings.instance, settings.collector_heartbeat_s,
+            settings.collector_member_timeout_s, reopen)
         await membership.beat()  # know the others before the first poll
-        heartbeat = asyncio.create_task(membership.run(beat_stop))
-        collector = Collector(settings, js, kv, stats, pool=pool or transport_pool(), membership=membership)
-        registry = DeviceRegistry(js, names)
+        parts.heartbeat()
+        collector = parts.service = Collector(settings, js, kv, stats, pool=pool or transport_pool(),
+                                              membership=membership)
+        registry = parts.registry = DeviceRegistry(js, names)
         registry.on_change(collector.on_device_changed)
         await registry.start()
         sub = await nc.subscribe(names.all("refresh"), queue=QUEUE_GROUP, cb=collector.on_refresh)
@@ -437,19 +351,11 @@ async def run(settings: Settings, stop: asyncio.Event, *, stats: CollectorStats 
         serve_metrics(collector.perf, settings)
         await publish_loop(js, settings, collector.perf, stop, collector.sample)
     finally:
-        beat_stop.set()
-        if heartbeat is not None:
-            await asyncio.gather(heartbeat, return_exceptions=True)
         if sub is not None:
             try:
                 await sub.unsubscribe()
             except Exception as exc:
                 log.debug("unsubscribe: %s", exc)
-        if registry is not None:
-            await registry.stop()
-        if collector is not None:
-            await collector.close()
-        if membership is not None:
-            await membership.leave()
+        await parts.stop()
         await drain(nc)
         log.info("collector stopped")

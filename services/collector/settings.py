@@ -32,6 +32,4 @@ class CollectorSettings(Settings):
 
 def collector_settings(settings: Settings) -> CollectorSettings:
     """The collector's settings: the given ones, plus the collector fields from the environment."""
-    if isinstance(settings, CollectorSettings):
-        return settings
-    return CollectorSettings(**settings.model_dump())
+    return CollectorSettings.of(settings)

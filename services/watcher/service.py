@@ -26,6 +26,7 @@ from services.watcher.state import MEMBERS_PREFIX, WatchState
 from shared.bootstrap import ensure
 from shared.devices import DeviceRegistry
 from shared.events import DeviceChanged, DeviceSpec
+from shared.lifecycle import DeviceService
 from shared.membership import Membership
 from shared.names import Names
 from shared.nats_conn import connect, drain
@@ -143,37 +144,26 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
     ws = watcher_settings(settings)
     names = Names(ws.subject_prefix)
     nc = await connect(ws, SERVICE)
-    watcher: Watcher | None = None
-    registry: DeviceRegistry | None = None
-    membership: Membership | None = None
-    heartbeat: asyncio.Task | None = None
-    beat_stop = asyncio.Event()
+    parts = DeviceService()
     try:
         js = nc.jetstream()
         await ensure(js, ws)
         kv = await js.key_value(names.watch_state_bucket)
-        membership = Membership(kv, ws.instance, ws.watcher_heartbeat_s, ws.watcher_member_timeout_s,
-                                prefix=MEMBERS_PREFIX, label=SERVICE, beats_per_interval=4, forget_dead=True)
+        membership = parts.membership = Membership(
+            kv, ws.instance, ws.watcher_heartbeat_s, ws.watcher_member_timeout_s, prefix=MEMBERS_PREFIX,
+            label=SERVICE, beats_per_interval=4, forget_dead=True)
         await membership.beat()  # know the others before the first watch: a second look lets the
         await asyncio.sleep(ws.watcher_heartbeat_s / 4)  # instances starting at the same time see each other
         await membership.beat()
-        heartbeat = asyncio.create_task(membership.run(beat_stop))
-        watcher = Watcher(ws, js, kv, membership)
-        registry = DeviceRegistry(js, names)
+        parts.heartbeat()
+        watcher = parts.service = Watcher(ws, js, kv, membership)
+        registry = parts.registry = DeviceRegistry(js, names)
         registry.on_change(watcher.on_device_changed)
         await registry.start()
         log.info("watcher %s running: %d of %d devices", membership.me, len(watcher.devices), len(watcher.specs))
         serve_metrics(watcher.perf, ws)
         await publish_loop(js, ws, watcher.perf, stop, watcher.sample)
     finally:
-        beat_stop.set()
-        if heartbeat is not None:
-            await asyncio.gather(heartbeat, return_exceptions=True)
-        if registry is not None:
-            await registry.stop()
-        if watcher is not None:
-            await watcher.close()
-        if membership is not None:
-            await membership.leave()
+        await parts.stop()
         await drain(nc)
         log.info("watcher stopped")

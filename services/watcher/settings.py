@@ -37,6 +37,4 @@ class WatcherSettings(Settings):
 
 def watcher_settings(settings: Settings) -> WatcherSettings:
     """The watcher's settings: the given ones, plus the watcher fields read from the environment."""
-    if isinstance(settings, WatcherSettings):
-        return settings
-    return WatcherSettings(**settings.model_dump())
+    return WatcherSettings.of(settings)
