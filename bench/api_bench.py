@@ -23,7 +23,6 @@ import json
 import os
 import statistics
 import sys
-import tempfile
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -36,7 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench import wrk  # noqa: E402
-from bench.common import cpu_seconds, pct, record  # noqa: E402
+from bench.common import cpu_seconds, pct, record, run_in_workdir  # noqa: E402
 from schema.migrate import upgrade  # noqa: E402
 from services.api.keys import create_api_key  # noqa: E402
 from services.api.settings import ApiSettings  # noqa: E402
@@ -220,10 +219,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10, help="wrk duration per endpoint")
     parser.add_argument("--connections", "--concurrency", type=int, default=50)
     parser.add_argument("--refreshes", type=int, default=30)
-    args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="infrawatch-bench-") as work:
-        Path(work).chmod(0o755)
-        asyncio.run(bench(args, Path(work)))
+    run_in_workdir(bench, parser.parse_args())
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@ processes, process usage, and bench/results.json with its table."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import platform
@@ -66,6 +67,21 @@ def table(path: Path = RESULTS) -> str:
     for r in rows:
         lines.append(f"{r[0]:<{w[0]}}  {r[1]:>{w[1]}}  {r[2]:<{w[2]}}  {r[3]:>{w[3]}}  {r[4]:>{w[4]}}  {r[5]}")
     return "\n".join(lines)
+
+
+@contextmanager
+def workdir(prefix: str = "infrawatch-bench-"):
+    """A temporary folder that the servers' own users (PostgreSQL's) can enter."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as d:
+        work = Path(d)
+        work.chmod(0o755)
+        yield work
+
+
+def run_in_workdir(bench, args) -> None:
+    """``asyncio.run(bench(args, work))`` with ``work`` a fresh :func:`workdir`."""
+    with workdir() as work:
+        asyncio.run(bench(args, work))
 
 
 @contextmanager

@@ -18,7 +18,6 @@ import argparse
 import asyncio
 import os
 import sys
-import tempfile
 import time
 import uuid
 from datetime import datetime, timedelta, timezone
@@ -32,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench import wrk  # noqa: E402
 from bench.api_bench import hour_floor, range_path, wait_ready  # noqa: E402
-from bench.common import pct, record  # noqa: E402
+from bench.common import pct, record, run_in_workdir  # noqa: E402
 from schema.migrate import upgrade  # noqa: E402
 from services.api.keys import create_api_key  # noqa: E402
 from services.api.queries import _BUCKET_FUNCTIONS, ORIGIN  # noqa: E402
@@ -185,10 +184,7 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=30)
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--connections", type=int, default=10)
-    args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="infrawatch-bench-") as work:
-        Path(work).chmod(0o755)
-        asyncio.run(bench(args, Path(work)))
+    run_in_workdir(bench, parser.parse_args())
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH.parent))
 
 from bench.common import RESULTS, table  # noqa: E402
+from shared.embedded import stop_process  # noqa: E402
 
 # name, script, arguments of a full run, arguments of --quick
 BENCHMARKS: list[tuple[str, str, list[str], list[str]]] = [
@@ -47,12 +48,7 @@ def run_one(script: str, args: list[str], timeout: float) -> int:
         return proc.wait(timeout)
     except subprocess.TimeoutExpired:
         print(f"timed out after {timeout:g}s: interrupting", file=sys.stderr)
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc, 60, signal.SIGINT)
         return -1
     except KeyboardInterrupt:
         proc.wait()

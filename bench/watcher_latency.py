@@ -20,7 +20,6 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -32,7 +31,7 @@ import asyncpg
 import msgspec
 from nats.js.errors import KeyNotFoundError
 
-from bench.common import record
+from bench.common import record, workdir
 from schema.migrate import upgrade
 from services.watcher.service import run as run_watcher
 from services.watcher.settings import WatcherSettings
@@ -185,9 +184,7 @@ def main() -> None:
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
     for transport in ("ssh", "local") if args.transport == "both" else (args.transport,):
-        with tempfile.TemporaryDirectory(prefix="iw-bench-") as d:
-            work = Path(d)
-            work.chmod(0o755)
+        with workdir("iw-bench-") as work:
             asyncio.run(bench(work, args.count, args.mode, transport))
 
 

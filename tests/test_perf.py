@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import urllib.request
 import uuid
 
 from prometheus_client.parser import text_string_to_metric_families
@@ -14,7 +13,7 @@ from shared.names import Names
 from shared.perf import Perf
 from shared.publish import publish_event
 from tests.factories import metrics_series
-from tests.util import fetch, wait_until
+from tests.util import fetch, metric_families, metrics_text, perf_row, wait_until
 
 
 def test_report_summarises_the_window_and_starts_a_new_one():
@@ -56,22 +55,11 @@ async def test_writer_publishes_perf_with_lag_and_serves_metrics(settings, js):
     stop = asyncio.Event()
     task = asyncio.create_task(run(settings, stop))
     try:
-        async def perf_row():
-            rows = await fetch(settings.database_url, "SELECT * FROM service_performance_metrics "
-                                                     "WHERE service_name = 'writer' AND database_writes > 0")
-            return rows[0] if rows else None
-
-        row = await wait_until(perf_row, timeout=60, what="a writer perf row with database writes")
+        row = await perf_row(settings.database_url, "writer", "database_writes")
         assert row["instance"] == "test" and row["operations_total"] >= 1
         msg = await js.get_last_msg(names.stream_perf, names.perf("writer"))
         assert b'"consumer_lag_collected"' in msg.data
-
-        def scrape() -> str:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
-                return r.read().decode()
-
-        text = await asyncio.to_thread(scrape)
-        names_seen = {f.name for f in text_string_to_metric_families(text)}
+        names_seen = set(await metric_families(port))
         assert {"infrawatch_consumer_lag_collected", "infrawatch_operations", "infrawatch_database_writes"} <= names_seen
     finally:
         stop.set()
@@ -80,8 +68,7 @@ async def test_writer_publishes_perf_with_lag_and_serves_metrics(settings, js):
 
 def _scrape(port: int) -> dict[str, float]:
     """Metric family name -> sum of its *_total samples (0 for families without one)."""
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
-        families = list(text_string_to_metric_families(r.read().decode()))
+    families = list(text_string_to_metric_families(metrics_text(port)))
     return {f.name: sum(s.value for s in f.samples if s.name.endswith("_total")) for f in families}
 
 

@@ -20,7 +20,7 @@ import nats
 import pytest
 
 from shared.db_roles import ROLES, role_url
-from shared.embedded import free_port, pg_os_user, postgres_bin_dir
+from shared.embedded import free_port, pg_os_user, postgres_bin_dir, stop_process
 from shared.names import Names
 from tests.util import wait_until
 
@@ -62,13 +62,7 @@ def up(tmp_path_factory):
     creds.setdefault("nats", {})
     creds.setdefault("postgres", {})
     yield {"data": data, "state": state, "creds": creds, "proc": proc, "base": base}
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    stop_process(proc, 60, signal.SIGINT)
     out.close()
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+import urllib.request
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -27,20 +28,43 @@ async def wait_until(check: Callable[[], Awaitable[object]], timeout: float = 15
         await asyncio.sleep(interval)
 
 
-async def fetchval(url: str, sql: str, *args):
+async def _query(url: str, method: str, sql: str, *args):
     conn = await asyncpg.connect(url)
     try:
-        return await conn.fetchval(sql, *args)
+        return await getattr(conn, method)(sql, *args)
     finally:
         await conn.close()
+
+
+async def fetchval(url: str, sql: str, *args):
+    return await _query(url, "fetchval", sql, *args)
 
 
 async def fetch(url: str, sql: str, *args):
-    conn = await asyncpg.connect(url)
-    try:
-        return await conn.fetch(sql, *args)
-    finally:
-        await conn.close()
+    return await _query(url, "fetch", sql, *args)
+
+
+async def perf_row(url: str, service: str, counter: str, timeout: float = 60):
+    """The first performance row of ``service`` whose ``counter`` column is above zero, waited for."""
+    async def row():
+        rows = await fetch(url, f"SELECT * FROM service_performance_metrics WHERE service_name = $1 AND {counter} > 0",
+                           service)
+        return rows[0] if rows else None
+
+    return await wait_until(row, timeout=timeout, what=f"a {service} perf row with {counter}")
+
+
+def metrics_text(port: int) -> str:
+    """What a service serves at http://127.0.0.1:<port>/metrics."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+        return r.read().decode()
+
+
+async def metric_families(port: int) -> dict:
+    """The Prometheus metric families a service serves on ``port``, by name (parsed: valid text)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    return {f.name: f for f in text_string_to_metric_families(await asyncio.to_thread(metrics_text, port))}
 
 
 def service_env(settings) -> dict[str, str]:

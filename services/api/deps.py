@@ -8,7 +8,7 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request, Security, status
+from fastapi import Depends, HTTPException, Query, Request, Security, status
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from nats.aio.client import Client
 from starlette.datastructures import Headers, State
@@ -29,40 +29,12 @@ _bearer = HTTPBearer(auto_error=False, description="Authorization: Bearer <API k
 _api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="the API key")
 
 
-async def _settings(request: Request) -> ApiSettings:
-    return request.app.state.settings
+def _state(attr: str):
+    """A dependency on one attribute of the application's state."""
+    async def get(request: Request):
+        return getattr(request.app.state, attr)
 
-
-async def _names(request: Request) -> Names:
-    return request.app.state.names
-
-
-async def _nc(request: Request) -> Client:
-    return request.app.state.nc
-
-
-async def _js(request: Request) -> JetStreamContext:
-    return request.app.state.js
-
-
-async def _registry(request: Request) -> DeviceRegistry:
-    return request.app.state.registry
-
-
-async def _cache(request: Request) -> CacheMirror:
-    return request.app.state.cache
-
-
-async def _reader(request: Request) -> Reader:
-    return request.app.state.reader
-
-
-async def _auditor(request: Request) -> Auditor:
-    return request.app.state.auditor
-
-
-async def _refresher(request: Request) -> Refresher:
-    return request.app.state.refresher
+    return get
 
 
 async def _session(request: Request) -> AsyncIterator[AsyncSession]:
@@ -71,16 +43,16 @@ async def _session(request: Request) -> AsyncIterator[AsyncSession]:
         yield session
 
 
-SettingsDep = Annotated[ApiSettings, Depends(_settings)]
-NamesDep = Annotated[Names, Depends(_names)]
-NatsDep = Annotated[Client, Depends(_nc)]
-JsDep = Annotated[JetStreamContext, Depends(_js)]
-RegistryDep = Annotated[DeviceRegistry, Depends(_registry)]
-CacheDep = Annotated[CacheMirror, Depends(_cache)]
+SettingsDep = Annotated[ApiSettings, Depends(_state("settings"))]
+NamesDep = Annotated[Names, Depends(_state("names"))]
+NatsDep = Annotated[Client, Depends(_state("nc"))]
+JsDep = Annotated[JetStreamContext, Depends(_state("js"))]
+RegistryDep = Annotated[DeviceRegistry, Depends(_state("registry"))]
+CacheDep = Annotated[CacheMirror, Depends(_state("cache"))]
 SessionDep = Annotated[AsyncSession, Depends(_session)]
-ReaderDep = Annotated[Reader, Depends(_reader)]
-AuditorDep = Annotated[Auditor, Depends(_auditor)]
-RefresherDep = Annotated[Refresher, Depends(_refresher)]
+ReaderDep = Annotated[Reader, Depends(_state("reader"))]
+AuditorDep = Annotated[Auditor, Depends(_state("auditor"))]
+RefresherDep = Annotated[Refresher, Depends(_state("refresher"))]
 
 
 def _presented_key(headers: Headers) -> str | None:
@@ -188,6 +160,19 @@ def device_filter(registry: DeviceRegistry, device: str | None) -> uuid.UUID | N
     if spec is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"device {device!r} not found")
     return spec.id
+
+
+UNKNOWN_DEVICE = {404: {"description": "unknown device"}}  # a route's responses
+
+
+async def _device_filter(
+    registry: RegistryDep,
+    device: Annotated[str | None, Query(max_length=63, description="name or UUID")] = None,
+) -> uuid.UUID | None:
+    return device_filter(registry, device)
+
+
+DeviceFilterDep = Annotated[uuid.UUID | None, Depends(_device_filter)]  # the optional ``device`` query filter
 
 
 def require_force(principal: Principal, force_refresh: bool) -> None:

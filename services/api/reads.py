@@ -41,15 +41,17 @@ class Reading:
         return self.age_seconds < self.threshold_s
 
 
+@dataclass(eq=False)
 class Reader:
     """Fresh cache hit, else one (shared) refresh; every read is audited in the background."""
 
-    def __init__(self, settings: ApiSettings, cache: CacheMirror, refresher: Refresher, auditor: Auditor) -> None:
-        self.settings = settings
-        self.cache = cache
-        self.refresher = refresher
-        self.auditor = auditor
-        refresher.failure_cache_s = settings.api_failed_refresh_cache_s
+    settings: ApiSettings
+    cache: CacheMirror
+    refresher: Refresher
+    auditor: Auditor
+
+    def __post_init__(self) -> None:
+        self.refresher.failure_cache_s = self.settings.api_failed_refresh_cache_s
 
     def _reading(self, ev: Collected, data_type: str, source: Literal["cache", "refresh"]) -> Reading:
         return Reading(ev, source, age_s(ev), self.settings.freshness_s(data_type, ev.freshness_threshold_s))

@@ -175,14 +175,10 @@ class Simulator:
                     await _runner(process, host, state, answers)
                     return
                 host.commands += 1
-                if bad is not None and bad.kind == "slow":
-                    await asyncio.sleep(bad.value)
-                if bad is not None and bad.kind == "hang":
-                    await process.wait_closed()  # until the client gives up
+                if not await _stall(process, bad):
                     return
                 if bad is not None and bad.kind == "garbage":
-                    rng = random.Random()
-                    process.stdout.write(bytes(rng.getrandbits(8) for _ in range(int(bad.value))))
+                    process.stdout.write(_garbage(bad.value))
                     process.exit(0)
                     return
                 if bad is not None and bad.kind == "huge":
@@ -221,6 +217,20 @@ class _Server(asyncssh.SSHServer):
         return False
 
 
+async def _stall(process: asyncssh.SSHServerProcess, bad: Misbehaviour | None) -> bool:
+    """A slow host's delay; False for a hanging one, once the client has given up (no answer)."""
+    if bad is not None and bad.kind == "slow":
+        await asyncio.sleep(bad.value)
+    if bad is not None and bad.kind == "hang":
+        await process.wait_closed()
+        return False
+    return True
+
+
+def _garbage(n: float) -> bytes:
+    return bytes(random.Random().getrandbits(8) for _ in range(int(n)))
+
+
 async def _runner(process: asyncssh.SSHServerProcess, host: SimHost, state: HostState, answers: Answers) -> None:
     """A client's long-lived shell (shared.transport.runner): each request is answered like an
     exec channel's command, then marked on both streams."""
@@ -237,16 +247,13 @@ async def _runner(process: asyncssh.SSHServerProcess, host: SimHost, state: Host
             handshake = command == "echo ready"  # the client's check of the runner, not a command
             host.commands += 0 if handshake else 1
             bad = None if handshake else host.misbehave
-            if bad is not None and bad.kind == "slow":
-                await asyncio.sleep(bad.value)
-            if bad is not None and bad.kind == "hang":
-                await process.wait_closed()  # until the client gives up
+            if not await _stall(process, bad):
                 return
             if bad is not None and bad.kind == "huge":
                 await _huge(process, int(bad.value * 2**20), exit=False)
             answer = answers.find(command)
             if bad is not None and bad.kind == "garbage":
-                reply = Reply(bytes(random.Random().getrandbits(8) for _ in range(int(bad.value))))
+                reply = Reply(_garbage(bad.value))
             elif answer is not None:
                 reply = answer(state)
             elif command == "echo ready":

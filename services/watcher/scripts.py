@@ -13,6 +13,32 @@ kill "$w" 2>/dev/null
 exit "$s"
 """
 
+# Shared by the python3 programs below: a file's owner name, and its digest and bytes read
+# (with its content when it is at most ``limit`` bytes).
+FILES_PY = r"""
+users = {}
+def owner(uid):
+    if uid not in users:
+        try:
+            users[uid] = pwd.getpwuid(uid).pw_name
+        except KeyError:
+            users[uid] = str(uid)
+    return users[uid]
+def content(fd, size, limit):
+    h, n, keep = hashlib.sha256(), 0, ([] if 0 <= size <= limit else None)
+    while True:
+        b = os.read(fd, 1 << 20)
+        if not b:
+            break
+        h.update(b)
+        n += len(b)
+        if keep is not None:
+            keep.append(b)
+            if n > limit:
+                keep = None
+    return h.hexdigest(), n, None if keep is None else b"".join(keep)
+"""
+
 # The python3 watch loop: argv[1] is a JSON request (see watch_argv); the rest is either pairs
 # "-r|-n" DIR (its own ctypes inotify) or an inotifywait command whose output it reads (as its
 # child, stopped with it). After each batch of events it reads every matching file they name and
@@ -25,14 +51,7 @@ ign = re.compile(q["ignore"]) if q["ignore"] else None
 limit = q["limit"]
 out = sys.stdout.buffer
 libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
-users = {}
-def owner(uid):
-    if uid not in users:
-        try:
-            users[uid] = pwd.getpwuid(uid).pw_name
-        except KeyError:
-            users[uid] = str(uid)
-    return users[uid]
+""" + FILES_PY + r"""
 def probe(p):
     try:
         fd = os.open(p, os.O_RDONLY | os.O_NONBLOCK)
@@ -42,20 +61,10 @@ def probe(p):
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             return [b"P", p, b"", b"", b"-"]
-        h, n, keep = hashlib.sha256(), 0, ([] if st.st_size <= limit else None)
-        while True:
-            b = os.read(fd, 1 << 20)
-            if not b:
-                break
-            h.update(b)
-            n += len(b)
-            if keep is not None:
-                keep.append(b)
-                if n > limit:
-                    keep = None
+        digest, n, data = content(fd, st.st_size, limit)
         ns = st.st_mtime_ns
         meta = "%d %d.%09d %s %o" % (n, ns // 10**9, ns % 10**9, owner(st.st_uid), stat.S_IMODE(st.st_mode))
-        return [b"P", p, meta.encode(), h.hexdigest().encode(), b"-" if keep is None else base64.b64encode(b"".join(keep))]
+        return [b"P", p, meta.encode(), digest.encode(), b"-" if data is None else base64.b64encode(data)]
     except OSError:
         return [b"P", p, b"", b"", b"-"]
     finally:
@@ -169,14 +178,7 @@ SCAN_PY = r"""
 import base64, hashlib, json, os, pwd, re, stat, sys
 q = json.loads(sys.argv[1])
 out = sys.stdout.buffer
-users = {}
-def owner(uid):
-    if uid not in users:
-        try:
-            users[uid] = pwd.getpwuid(uid).pw_name
-        except KeyError:
-            users[uid] = str(uid)
-    return users[uid]
+""" + FILES_PY + r"""
 def put(*fields):
     out.write(b"".join((f if isinstance(f, bytes) else os.fsencode(f)) + b"\0" for f in fields))
 def record(p, limit, hashed):
@@ -190,24 +192,14 @@ def record(p, limit, hashed):
         if not stat.S_ISREG(st.st_mode):
             put("G", p)
             return
-        h, n = hashlib.sha256(), 0
-        keep = [] if 0 <= st.st_size <= limit else None
-        if hashed or keep is not None:
-            while True:
-                b = os.read(fd, 1 << 20)
-                if not b:
-                    break
-                h.update(b)
-                n += len(b)
-                if keep is not None:
-                    keep.append(b)
-                    if n > limit:
-                        keep = None
+        digest, data = "", None
+        if hashed or 0 <= st.st_size <= limit:
+            digest, _, data = content(fd, st.st_size, limit)
         ns = st.st_mtime_ns
         meta = "%d %d.%09d %s %o" % (st.st_size, ns // 10**9, ns % 10**9, owner(st.st_uid), stat.S_IMODE(st.st_mode))
-        put("F", p, meta, h.hexdigest() if hashed or keep is not None else "")
-        if keep is not None:
-            put("C", base64.b64encode(b"".join(keep)))
+        put("F", p, meta, digest)
+        if data is not None:
+            put("C", base64.b64encode(data))
     except OSError:
         put("G", p)
     finally:

@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
-import urllib.request
 import uuid
-
-from prometheus_client.parser import text_string_to_metric_families
 
 from shared.embedded import free_port
 from shared.names import Names
 from shared.publish import publish_event
 from tests.alerts.conftest import put_rule, wait_caught_up
 from tests.alerts.factories import cpu, rule
-from tests.util import fetch, wait_until
+from tests.util import metric_families, perf_row
 
 
 async def test_metrics_parse_and_perf_rows_are_written(settings, js, services):
@@ -25,19 +21,9 @@ async def test_metrics_parse_and_perf_rows_are_written(settings, js, services):
                         cpu(uuid.uuid4(), 0, 10))
     await wait_caught_up(js, settings)
 
-    async def perf_row():
-        rows = await fetch(settings.database_url, "SELECT * FROM service_performance_metrics "
-                                                 "WHERE service_name = 'alerts' AND operations_total > 0")
-        return rows[0] if rows else None
-
-    row = await wait_until(perf_row, timeout=60, what="an alerts perf row with operations")
+    row = await perf_row(settings.database_url, "alerts", "operations_total")
     assert row["instance"] == "alerts-1" and row["operations_successful"] >= 1
-
-    def scrape() -> str:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
-            return r.read().decode()
-
-    families = {f.name: f for f in text_string_to_metric_families(await asyncio.to_thread(scrape))}
+    families = await metric_families(port)
     ops = [s for s in families["infrawatch_operations"].samples if s.name == "infrawatch_operations_total"]
     assert ops and ops[0].labels["service"] == "alerts" and ops[0].value >= 1
     assert "infrawatch_rules" in families

@@ -10,17 +10,11 @@ import pytest_asyncio
 
 from services.api.keys import create_api_key
 from shared.names import Names
+from tests import factories
 from tests.api.conftest import auth, project, put_cached, put_event
-from tests.factories import (
-    containers_event,
-    drive_health_event,
-    inventory_event,
-    network_event,
-    systemd_event,
-    zfs_event,
-)
 
-COLLECTED = (containers_event, drive_health_event, network_event, zfs_event, systemd_event, inventory_event)
+COLLECTED = (factories.containers_event, factories.drive_health_event, factories.network_event,
+             factories.zfs_event, factories.systemd_event, factories.inventory_event)
 
 V, O, A = "viewer", "operator", "admin"
 READ = {V: 200, O: 200, A: 200}

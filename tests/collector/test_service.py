@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
+from collections.abc import AsyncIterator
 
 import msgspec
 import pytest
@@ -15,9 +17,11 @@ from services.collector.settings import CollectorSettings
 from shared import events
 from shared.devices import register, remove
 from shared.embedded import free_port
-from shared.events import Audited, DeviceChanged, RefreshRequested, SystemMetricsCollected
+from shared.events import Audited, DeviceChanged, RefreshRequested
 from shared.names import Names
 from tests.collector.conftest import ssh_spec
+from shared.collected import COLLECTED_TYPES
+from shared.envelope import Collected
 
 pytestmark = pytest.mark.ssh
 
@@ -29,15 +33,38 @@ def only(settings, *data_types: str, **more) -> CollectorSettings:
     return CollectorSettings(**{**settings.model_dump(), "collector_data_types": list(data_types), **more})
 
 
+@contextlib.asynccontextmanager
+async def running(settings) -> AsyncIterator[CollectorStats]:
+    """The service running as a task until the block ends; yields its stats."""
+    stop, stats = asyncio.Event(), CollectorStats()
+    task = asyncio.create_task(run(settings, stop, stats=stats))
+    try:
+        yield stats
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, timeout=30)
+
+
 @pytest_asyncio.fixture
 async def collector_running(ssh_settings):
     """The service (system_metrics only) running as a task; yields its stats."""
-    stop = asyncio.Event()
-    stats = CollectorStats()
-    task = asyncio.create_task(run(only(ssh_settings, "system_metrics"), stop, stats=stats))
-    yield stats
-    stop.set()
-    await asyncio.wait_for(task, timeout=30)
+    async with running(only(ssh_settings, "system_metrics")) as stats:
+        yield stats
+
+
+async def subscribe_and_register(js, names: Names, spec):
+    """A subscription to the device's system_metrics events, then the device registered."""
+    sub = await js.subscribe(names.collected(spec.name, "system_metrics"), ordered_consumer=True)
+    await register(js, names, spec, "test", "test")
+    return sub
+
+
+def refresh_request(op: uuid.UUID, device: str, device_id: uuid.UUID | None = None) -> bytes:
+    """An API's refresh request of the device's system_metrics."""
+    return events.encode(events.new_event(
+        RefreshRequested, operation_id=op, device_id=device_id, device=device, data_type="system_metrics",
+        service="test", instance="test", trigger="api",
+    ))
 
 
 async def next_event(sub, predicate=lambda ev: True) -> events.AnyEvent:
@@ -49,7 +76,7 @@ async def next_event(sub, predicate=lambda ev: True) -> events.AnyEvent:
                 return ev
 
 
-async def cached(js, names: Names, device: str) -> SystemMetricsCollected:
+async def cached(js, names: Names, device: str) -> Collected:
     kv = await js.key_value(names.cache_bucket)
     async with asyncio.timeout(WAIT_S):
         while True:
@@ -70,7 +97,7 @@ async def test_polls_refreshes_and_isolates_failures(ssh_settings, ssh_server, n
     await register(js, names, good, "test", "test")
 
     polled = await next_event(good_sub)
-    assert isinstance(polled, SystemMetricsCollected)
+    assert isinstance(polled, COLLECTED_TYPES["system_metrics"])
     assert (polled.status, polled.trigger, polled.device_id) == ("success", "poll", good.id), polled.error
     assert polled.payload.cpu_count >= 1 and polled.payload.memory_total_bytes > 0
     assert (await cached(js, names, "good")).event_id == polled.event_id
@@ -80,11 +107,7 @@ async def test_polls_refreshes_and_isolates_failures(ssh_settings, ssh_server, n
     assert "cannot connect" in failed.error and str(bad.port) in failed.error
 
     op = uuid.uuid4()
-    request = events.new_event(
-        RefreshRequested, operation_id=op, device_id=good.id, device="good", data_type="system_metrics",
-        service="test", instance="test", trigger="api",
-    )
-    await nc.publish(names.refresh("good", "system_metrics"), events.encode(request))
+    await nc.publish(names.refresh("good", "system_metrics"), refresh_request(op, "good", good.id))
     refreshed = await next_event(good_sub, lambda ev: ev.operation_id == op)
     assert (refreshed.status, refreshed.trigger, refreshed.force_refresh) == ("success", "refresh", True)
     async with asyncio.timeout(WAIT_S):
@@ -98,13 +121,12 @@ async def test_fresh_cache_schedules_the_first_poll_later(ssh_settings, ssh_serv
     names = Names(ssh_settings.subject_prefix)
     spec = ssh_spec(ssh_server, name="cachedhost")
     fresh = events.new_event(
-        SystemMetricsCollected, device_id=spec.id, device=spec.name, service="collector", instance="other",
+        COLLECTED_TYPES["system_metrics"], device_id=spec.id, device=spec.name, service="collector", instance="other",
         trigger="refresh",
     )
     kv = await js.key_value(names.cache_bucket)
     await kv.put(Names.cache_key(spec.name, "system_metrics"), events.encode(fresh))
-    sub = await js.subscribe(names.collected(spec.name, "system_metrics"), ordered_consumer=True)
-    await register(js, names, spec, "test", "test")
+    sub = await subscribe_and_register(js, names, spec)
     with pytest.raises(Exception):  # nothing is collected while the cached value is fresh
         await sub.next_msg(timeout=4)
     assert collector_running.polls == 0
@@ -115,44 +137,31 @@ async def test_poll_after_a_refresh_is_skipped_with_an_event(ssh_settings, ssh_s
     # polls start one interval apart: the interval leaves room for a refresh on a busy machine
     settings = only(ssh_settings, "system_metrics", collector_interval_overrides={"system_metrics": 8},
                     collector_first_poll_within_s=0.1, collector_jitter_fraction=0.0)
-    stop, stats = asyncio.Event(), CollectorStats()
-    task = asyncio.create_task(run(settings, stop, stats=stats))
-    try:
+    async with running(settings) as stats:
         spec = ssh_spec(ssh_server, name="skippy")
-        sub = await js.subscribe(names.collected(spec.name, "system_metrics"), ordered_consumer=True)
-        await register(js, names, spec, "test", "test")
+        sub = await subscribe_and_register(js, names, spec)
         polled = await next_event(sub)
         assert polled.trigger == "poll" and not polled.skipped_fresh
         op = uuid.uuid4()
-        request = events.new_event(RefreshRequested, operation_id=op, device_id=spec.id, device=spec.name,
-                                   data_type="system_metrics", service="test", instance="test", trigger="api")
-        await nc.publish(names.refresh(spec.name, "system_metrics"), events.encode(request))
+        await nc.publish(names.refresh(spec.name, "system_metrics"), refresh_request(op, spec.name, spec.id))
         refreshed = await next_event(sub)
         assert refreshed.operation_id == op
         skipped = await next_event(sub)
         assert (skipped.trigger, skipped.status, skipped.skipped_fresh) == ("poll", "success", True)
         assert skipped.payload is None and skipped.ssh_command_count == 0
         assert stats.skipped_fresh == 1 and stats.operations["skipped_fresh"] == 1
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, timeout=30)
 
 
 async def test_concurrent_refreshes_are_coalesced(ssh_settings, ssh_server, nc, js) -> None:
     names = Names(ssh_settings.subject_prefix)
     settings = only(ssh_settings, "system_metrics", collector_interval_overrides={"system_metrics": 3600})
-    stop, stats = asyncio.Event(), CollectorStats()
-    task = asyncio.create_task(run(settings, stop, stats=stats))
-    try:
+    async with running(settings) as stats:
         spec = ssh_spec(ssh_server, name="busy")
-        sub = await js.subscribe(names.collected(spec.name, "system_metrics"), ordered_consumer=True)
-        await register(js, names, spec, "test", "test")
+        sub = await subscribe_and_register(js, names, spec)
         assert (await next_event(sub)).trigger == "poll"  # the device is known to the collector now
         ops = [uuid.uuid4() for _ in range(3)]
         for op in ops:
-            request = events.new_event(RefreshRequested, operation_id=op, device_id=spec.id, device=spec.name,
-                                       data_type="system_metrics", service="test", instance="test", trigger="api")
-            await nc.publish(names.refresh(spec.name, "system_metrics"), events.encode(request))
+            await nc.publish(names.refresh(spec.name, "system_metrics"), refresh_request(op, spec.name, spec.id))
         seen: dict = {}
         async with asyncio.timeout(WAIT_S * 3):
             while not set(ops) <= set(seen):
@@ -165,24 +174,17 @@ async def test_concurrent_refreshes_are_coalesced(ssh_settings, ssh_server, nc, 
         followers = [a for a in answers if a.served_by is not None]
         assert len(followers) >= 2 and all(f.ssh_command_count == 0 for f in followers)
         assert stats.coalesced >= 2
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, timeout=30)
 
 
 async def test_refresh_for_unknown_device_is_refused(ssh_settings, nc, js, collector_running) -> None:
     names = Names(ssh_settings.subject_prefix)
     sub = await js.subscribe(names.audit("collector"), ordered_consumer=True)
     op = uuid.uuid4()
-    request = events.new_event(
-        RefreshRequested, operation_id=op, device="ghost", data_type="system_metrics",
-        service="test", instance="test", trigger="api",
-    )
     async with asyncio.timeout(WAIT_S):  # request/reply: retried until the service subscribed
         while True:
             try:
                 subject = names.refresh("ghost", "system_metrics")
-                reply = await nc.request(subject, events.encode(request), timeout=WAIT_S)
+                reply = await nc.request(subject, refresh_request(op, "ghost"), timeout=WAIT_S)
                 break
             except NoRespondersError:
                 await asyncio.sleep(0.1)
@@ -220,13 +222,9 @@ async def test_stops_cleanly_with_devices_registered(ssh_settings, ssh_server, j
     await register(js, names, ssh_spec(ssh_server, name="one"), "test", "test")
     await remove(js, names, "one", "test", "test")
     await register(js, names, ssh_spec(ssh_server, name="two"), "test", "test")
-    stop = asyncio.Event()
-    stats = CollectorStats()
-    task = asyncio.create_task(run(only(ssh_settings, "system_metrics"), stop, stats=stats))
-    sub = await js.subscribe(names.collected("two", "system_metrics"), ordered_consumer=True)
-    assert (await next_event(sub)).status == "success"
-    stop.set()
-    await asyncio.wait_for(task, timeout=30)
+    async with running(only(ssh_settings, "system_metrics")) as stats:
+        sub = await js.subscribe(names.collected("two", "system_metrics"), ordered_consumer=True)
+        assert (await next_event(sub)).status == "success"
     assert stats.polls == 1
 
 
@@ -238,14 +236,7 @@ async def test_fixed_rate_polls_do_not_skip_their_own_results(ssh_settings, ssh_
     settings = only(ssh_settings, "system_metrics", collector_interval_overrides={"system_metrics": 1},
                     freshness_overrides={"system_metrics": 1}, collector_first_poll_within_s=0.1,
                     collector_jitter_fraction=0.2, metrics_port=-1)
-    stop, stats = asyncio.Event(), CollectorStats()
-    task = asyncio.create_task(run(settings, stop, stats=stats))
-    try:
-        spec = ssh_spec(ssh_server, name="steady")
-        sub = await js.subscribe(names.collected(spec.name, "system_metrics"), ordered_consumer=True)
-        await register(js, names, spec, "test", "test")
+    async with running(settings) as stats:
+        sub = await subscribe_and_register(js, names, ssh_spec(ssh_server, name="steady"))
         seen = [await next_event(sub) for _ in range(4)]
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, timeout=30)
     assert [ev.skipped_fresh for ev in seen] == [False] * 4 and stats.skipped_fresh == 0

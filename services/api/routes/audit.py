@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from schema.models import DataCollectionAudit as Audit, ServicePerformanceMetric as Perf
 from services.api.queries import time_range
-from services.api.deps import RegistryDep, SessionDep, ViewerKey, device_filter
+from services.api.deps import UNKNOWN_DEVICE, DeviceFilterDep, SessionDep, ViewerKey
 from services.api.limits import bounded_count, max_page
 from services.api.schemas import Page, TimeFilter
 from shared.events import Status, Trigger
@@ -76,11 +76,10 @@ class PerfRow(BaseModel):
     top_errors: list[Any] | None
 
 
-@router.get("/audit", responses={404: {"description": "unknown device"}})
+@router.get("/audit", responses=UNKNOWN_DEVICE)
 async def audit_trail(
-    _: ViewerKey, registry: RegistryDep, session: SessionDep,
+    _: ViewerKey, session: SessionDep, device_id: DeviceFilterDep,
     window: Annotated[TimeFilter, Query()],
-    device: Annotated[str | None, Query(max_length=63, description="name or UUID")] = None,
     data_type: Annotated[str | None, Query(pattern=TOKEN, max_length=50)] = None,
     trigger: Annotated[Literal[get_args(Trigger)] | None, Query()] = None,  # type: ignore[valid-type]
     status: Annotated[Literal[get_args(Status)] | None, Query()] = None,  # type: ignore[valid-type]
@@ -90,7 +89,6 @@ async def audit_trail(
 ) -> Page[AuditRow]:
     """Collections and audited reads, newest first."""
     where = time_range(Audit.time, window.start, window.end)
-    device_id = device_filter(registry, device)
     for column, value in ((Audit.device_id, device_id), (Audit.data_type, data_type), (Audit.trigger, trigger),
                           (Audit.status, status), (Audit.cache_hit, cache_hit)):
         if value is not None:

@@ -12,9 +12,10 @@ from sqlalchemy.orm import defer
 
 from schema.models import ConfigurationChangeEvent as Change, ConfigurationSnapshot as Snap
 from services.api import diffs
-from services.api.deps import DeviceDep, RegistryDep, SessionDep, ViewerKey, device_filter
+from services.api.deps import UNKNOWN_DEVICE, DeviceDep, DeviceFilterDep, SessionDep, ViewerKey
 from services.api.errors import unprocessable
 from services.api.limits import bounded_count, max_page
+from services.api.queries import time_range
 from services.api.schemas import Page, TimeFilter
 from services.api.schemas_config import ConfigChange, ConfigDiff, ConfigSnapshot, ConfigSnapshotInfo
 from shared.names import TOKEN_RE
@@ -112,29 +113,23 @@ async def snapshot_diff(
     )
 
 
-@router.get("/config/changes", responses={404: {"description": "unknown device"}})
+@router.get("/config/changes", responses=UNKNOWN_DEVICE)
 async def changes(
-    _: ViewerKey, registry: RegistryDep, session: SessionDep,
+    _: ViewerKey, session: SessionDep, device_id: DeviceFilterDep,
     window: Annotated[TimeFilter, Query()],
-    device: Annotated[str | None, Query(max_length=63, description="name or UUID")] = None,
     config_type: Annotated[str | None, Query(pattern=TOKEN, max_length=50)] = None,
     risk_level: Annotated[str | None, Query(pattern=TOKEN, max_length=20, description="e.g. LOW, HIGH")] = None,
     page: Annotated[int, Query(ge=1, le=max_page(500))] = 1,
     page_size: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> Page[ConfigChange]:
     """Configuration change events, newest first, filtered by device, type, risk and time."""
-    where: list[ColumnElement[bool]] = []
-    device_id = device_filter(registry, device)
+    where: list[ColumnElement[bool]] = time_range(Change.time, window.start, window.end)
     if device_id is not None:
         where.append(Change.device_id == device_id)
     if config_type:
         where.append(Change.config_type == config_type)
     if risk_level:
         where.append(func.upper(Change.risk_level) == risk_level.upper())
-    if window.start is not None:
-        where.append(Change.time >= window.start)
-    if window.end is not None:
-        where.append(Change.time < window.end)
     total = await bounded_count(session, select(Change).where(*where), (page - 1) * page_size)
     rows = await session.scalars(
         select(Change).where(*where).order_by(Change.time.desc()).offset((page - 1) * page_size).limit(page_size)
