@@ -2,7 +2,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install up test test-faults bench clean
+.PHONY: install up lint test test-faults bench clean
 
 $(BIN)/.installed: pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "infrawatch needs Python 3.11 or newer")'
@@ -16,6 +16,12 @@ install: $(BIN)/.installed
 ## Run the whole system on embedded defaults (nats-server, PostgreSQL, this host as device "local").
 up: install
 	$(BIN)/infrawatch up
+
+## Lint: ruff over the code, tests and benchmarks; mypy over shared/, services/ and schema/
+## (strict on shared/ and the watcher's config parsers and redaction).
+lint: install
+	$(BIN)/ruff check shared services schema tests bench
+	$(BIN)/mypy
 
 ## Run the tests against real servers started by the fixtures.
 test: install
