@@ -14,7 +14,16 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
-    BigInteger, Boolean, Float, Index, Integer, Numeric, String, Text, func, text,
+    BigInteger,
+    Boolean,
+    Float,
+    Index,
+    Integer,
+    Numeric,
+    String,
+    Text,
+    func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column

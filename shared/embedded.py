@@ -19,8 +19,8 @@ import os
 import pwd
 import re
 import shutil
-import socket
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -154,7 +154,7 @@ class NatsServer:
                         "include ./accounts.conf\n")
         return conf
 
-    def start(self) -> "NatsServer":
+    def start(self) -> NatsServer:
         self.store_dir.mkdir(parents=True, exist_ok=True)
         env = None
         if self.passwords is not None:
@@ -288,7 +288,7 @@ class PostgresServer:
             os.chown(self.data_dir / "pg_hba.conf", user.pw_uid, user.pw_gid)
             os.chown(self.socket_dir, user.pw_uid, user.pw_gid)
 
-    def start(self) -> "PostgresServer":
+    def start(self) -> PostgresServer:
         bins = postgres_bin_dir()
         self.base_dir.mkdir(parents=True, exist_ok=True)
         user = _pg_user()

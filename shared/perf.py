@@ -128,7 +128,7 @@ async def publish_loop(js, settings: Settings, perf: Perf, stop: asyncio.Event, 
     while not stop.is_set():
         try:
             await asyncio.wait_for(stop.wait(), timeout=settings.perf_interval_s)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
         now = loop.time()
         try:

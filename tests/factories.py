@@ -6,11 +6,11 @@ import uuid
 from datetime import datetime, timedelta, timezone
 
 from shared import events
-from shared.events import DeviceChanged, DeviceSpec
+from shared.collected import COLLECTED_TYPES
 from shared.datatypes.containers.payload import Container, Containers, Port
 from shared.datatypes.system_metrics.payload import Filesystem, NetCounters, SystemMetrics
-from shared.collected import COLLECTED_TYPES
 from shared.envelope import Collected
+from shared.events import DeviceChanged, DeviceSpec
 
 
 def payload(cpu: float = 12.5) -> SystemMetrics:

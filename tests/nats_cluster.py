@@ -9,7 +9,7 @@ import secrets
 import subprocess
 from pathlib import Path
 
-from shared.embedded import stop_process, free_port, nats_server_binary, wait_for_port
+from shared.embedded import free_port, nats_server_binary, stop_process, wait_for_port
 
 DEPLOY_NATS = Path(__file__).resolve().parent.parent / "deploy" / "nats"
 USERS = ("system", "admin", "collector", "watcher", "writer", "api", "alerts")
@@ -40,7 +40,7 @@ class NatsNode:
     def url(self) -> str:
         return f"nats://127.0.0.1:{self.port}"
 
-    def start(self) -> "NatsNode":
+    def start(self) -> NatsNode:
         with open(self.log_file, "ab") as out:
             self.proc = subprocess.Popen([nats_server_binary(), "-c", str(self.conf)], stdout=out,
                                          stderr=subprocess.STDOUT, env={**os.environ, **self.env},
@@ -106,7 +106,7 @@ class NatsCluster:
         """Every node, as INFRAWATCH_NATS_URL lists them."""
         return ",".join(n.url for n in self.nodes.values())
 
-    def start(self) -> "NatsCluster":
+    def start(self) -> NatsCluster:
         for node in self.nodes.values():
             node.start()
         return self

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import asyncssh
 
-from shared.embedded import stop_process, free_port, wait_for_port
+from shared.embedded import free_port, stop_process, wait_for_port
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from shared.events import COLLECTED_TYPES, AnyEvent, tag_of
 def test_every_registered_type_has_a_command_module_with_the_same_attributes() -> None:
     assert list(DATA_TYPES) == list(NAMES) == list(COLLECTED_TYPES)
     for name, module in DATA_TYPES.items():
-        assert module.NAME == name
+        assert name == module.NAME
         assert all(hasattr(module, attr) for attr in REQUIRED_ATTRIBUTES), name
         assert sum(hasattr(module, attr) for attr in COMMAND_ATTRIBUTES) == 1, name
         assert module.FRESHNESS_S <= module.INTERVAL_S and module.TIMEOUT_S < module.INTERVAL_S

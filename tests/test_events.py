@@ -6,9 +6,9 @@ import msgspec
 import pytest
 
 from shared import events
-from shared.events import DeviceChanged, DeviceSpec
-from shared.datatypes.system_metrics.payload import SystemMetrics
 from shared.collected import COLLECTED_TYPES
+from shared.datatypes.system_metrics.payload import SystemMetrics
+from shared.events import DeviceChanged, DeviceSpec
 
 
 def _metrics() -> SystemMetrics:

@@ -21,8 +21,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from services.api.keys import create_api_key
-from shared.embedded import free_port
 from shared.bootstrap import ensure
+from shared.embedded import free_port
 from shared.names import Names
 from shared.nats_conn import connect
 from shared.settings import Settings

@@ -10,11 +10,11 @@ import pytest
 
 from services.collector.service import CollectorStats, run
 from services.collector.settings import CollectorSettings
-from shared.datatypes.containers import collect as containers
-from shared.datatypes.system_metrics import collect as system_metrics
 from services.simulator import Simulator
 from shared import events
 from shared.bootstrap import ensure
+from shared.datatypes.containers import collect as containers
+from shared.datatypes.system_metrics import collect as system_metrics
 from shared.names import Names
 from shared.nats_conn import connect
 from tests.util import wait_until

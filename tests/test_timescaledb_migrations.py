@@ -7,7 +7,6 @@ import asyncio
 import uuid
 from datetime import timedelta
 
-import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool

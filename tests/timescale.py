@@ -110,7 +110,7 @@ class TimescaleServer:
             return {}
         return {"user": self.user.pw_uid, "group": self.user.pw_gid, "extra_groups": []}
 
-    def start(self) -> "TimescaleServer":
+    def start(self) -> TimescaleServer:
         lack = missing()
         if lack:
             raise ServerError(f"cannot start TimescaleDB: missing {lack}")
@@ -152,7 +152,7 @@ class TimescaleServer:
             res = subprocess.run(cmd, capture_output=True, text=True, env=env)
             if res.returncode == 0:
                 return
-            if self.proc is not None and self.proc.poll() is not None or time.monotonic() > deadline:
+            if (self.proc is not None and self.proc.poll() is not None) or time.monotonic() > deadline:
                 raise ServerError(f"the TimescaleDB server does not answer: {res.stderr.strip()}")
             time.sleep(0.1)
 

@@ -17,8 +17,8 @@ import logging
 import httpx
 import msgspec
 
-from shared import events
 from services.alerts import targets
+from shared import events
 from shared.alert_events import AlertChanged, WebhookFormat, redact_url
 
 log = logging.getLogger(__name__)

@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
-from shared.datatypes.capture import Output, batch_argv, read
 from services.collector.policy import RefusedSetting, check_sudo
 from services.collector.registry import DATA_TYPES, EVENTS
+from shared.datatypes.capture import Output, batch_argv, read
 from shared.datatypes.parsing import CommandFailed, ParseError, Unsupported
 from shared.events import Collected, DeviceSpec, Status, Trigger, new_event
 from shared.settings import Settings

@@ -18,11 +18,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from shared.datatypes.capture import Output, batch_argv, read, render
 from services.collector.registry import DATA_TYPES
 from shared.datatypes import REGISTRY, captures
+from shared.datatypes.capture import Output, batch_argv, read, render
 from shared.datatypes.containers import collect as containers
 from shared.datatypes.drive_health import collect as drive_health
+
 
 def _sample(name: str) -> str:
     """The capture a data type is answered from: the one its declaration names, in its testdata."""

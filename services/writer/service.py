@@ -147,7 +147,7 @@ class Writer:
             await self.update_lag()
             try:
                 await asyncio.wait_for(stop.wait(), timeout=LAG_EVERY_S)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
 
     async def dead_letter(self, kind: str, msg, reason: str) -> None:
@@ -176,7 +176,7 @@ async def create_pool(settings: Settings, stop: asyncio.Event) -> asyncpg.Pool |
             log.warning("database not reachable (%s); retrying in %.1fs", exc, delay)
             try:
                 await asyncio.wait_for(stop.wait(), timeout=delay)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
             delay = min(delay * 2, 30)
     return None

@@ -17,8 +17,18 @@ Modules: ``base`` (results, errors), ``known_hosts``, ``ssh``, ``runner``, ``loc
 """
 
 from shared.transport.base import (
-    DEFAULT_MAX_OUTPUT, DEFAULT_SSH_PORT, MAX_SESSIONS, MiB, CommandResult, CommandTimeout, ConnectError,
-    HostKeyChanged, HostKeyError, ProtectedPathError, Transport, TransportError,
+    DEFAULT_MAX_OUTPUT,
+    DEFAULT_SSH_PORT,
+    MAX_SESSIONS,
+    CommandResult,
+    CommandTimeout,
+    ConnectError,
+    HostKeyChanged,
+    HostKeyError,
+    MiB,
+    ProtectedPathError,
+    Transport,
+    TransportError,
 )
 from shared.transport.known_hosts import TOFU_COMMENT, KnownHosts, known_hosts_file, known_hosts_pattern
 from shared.transport.local import LocalTransport

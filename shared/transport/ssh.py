@@ -23,8 +23,17 @@ import asyncssh
 from shared.events import DeviceSpec
 from shared.settings import Settings
 from shared.transport.base import (
-    BACKOFF_FIRST_S, BACKOFF_MAX_S, DEFAULT_MAX_OUTPUT, MAX_SESSIONS, CommandResult, CommandTimeout, ConnectError,
-    HostKeyChanged, HostKeyError, _argv_check, _read_capped,
+    BACKOFF_FIRST_S,
+    BACKOFF_MAX_S,
+    DEFAULT_MAX_OUTPUT,
+    MAX_SESSIONS,
+    CommandResult,
+    CommandTimeout,
+    ConnectError,
+    HostKeyChanged,
+    HostKeyError,
+    _argv_check,
+    _read_capped,
 )
 from shared.transport.known_hosts import known_hosts_file
 from shared.transport.runner import RunnerBroken, ShellRunner

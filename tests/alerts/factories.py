@@ -7,14 +7,14 @@ from datetime import datetime, timedelta, timezone
 
 from shared import events
 from shared.alert_events import AlertRule
+from shared.collected import COLLECTED_TYPES
 from shared.config_events import ConfigChanged
-from shared.payloads.config import Impact
 from shared.datatypes.containers.payload import Container, Containers
 from shared.datatypes.drive_health.payload import Drive, DriveHealth
 from shared.datatypes.systemd_services.payload import SystemdServices, Unit
 from shared.datatypes.zfs.payload import Pool, Zfs
+from shared.payloads.config import Impact
 from tests.factories import metrics_event
-from shared.collected import COLLECTED_TYPES
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
 

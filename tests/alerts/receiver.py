@@ -51,7 +51,7 @@ class Receiver:
             self._writers.discard(writer)
             writer.close()
 
-    async def __aenter__(self) -> "Receiver":
+    async def __aenter__(self) -> Receiver:
         self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
         self.port = self._server.sockets[0].getsockname()[1]
         return self

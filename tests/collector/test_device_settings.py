@@ -15,19 +15,26 @@ from nats.errors import NoRespondersError
 from services.collector.runner import collect
 from services.collector.service import CollectorStats, run
 from services.collector.settings import CollectorSettings
-from shared.datatypes.drive_health import collect as drive_health
-from shared.datatypes.capture import SBIN_SCRIPT
 from services.simulator import Simulator
-from shared import devices, events
-from shared.bootstrap import ensure
-from shared.events import Audited, DeviceChanged, DeviceSpec, RefreshRequested
 from services.writer.projection import rows
 from services.writer.registry import COLUMNS
+from shared import devices, events
+from shared.bootstrap import ensure
+from shared.datatypes.capture import SBIN_SCRIPT
+from shared.datatypes.drive_health import collect as drive_health
+from shared.events import Audited, DeviceChanged, DeviceSpec, RefreshRequested
 from shared.names import Names
 from shared.publish import publish_event
 from shared.transport import (
-    TOFU_COMMENT, ConnectError, HostKeyError, LocalTransport, ProtectedPathError, SshTransport, TransportPool,
-    filter_paths, known_hosts_pattern,
+    TOFU_COMMENT,
+    ConnectError,
+    HostKeyError,
+    LocalTransport,
+    ProtectedPathError,
+    SshTransport,
+    TransportPool,
+    filter_paths,
+    known_hosts_pattern,
 )
 from tests.collector.conftest import ssh_spec
 

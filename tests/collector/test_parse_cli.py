@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from services.collector.parse_cli import parse_files
 from shared.datatypes import captures
 

@@ -10,13 +10,13 @@ import pytest_asyncio
 
 from services.collector import registry
 from services.collector.runner import collect, interpret
+from shared.collected import COLLECTED_TYPES
+from shared.datatypes import captures
 from shared.datatypes.system_metrics import collect as system_metrics
 from shared.embedded import free_port
 from shared.events import DeviceSpec
 from shared.transport import CommandResult, LocalTransport, SshTransport
 from tests.collector.conftest import ssh_spec
-from shared.collected import COLLECTED_TYPES
-from shared.datatypes import captures
 
 pytestmark = pytest.mark.ssh
 
@@ -110,7 +110,6 @@ def test_interpret_truncated_output_is_an_error() -> None:
 
 
 def test_interpret_warnings_make_partial() -> None:
-    from pathlib import Path
 
     text = (captures("system_metrics") / "df-missing.txt").read_bytes()
     outcome = interpret(system_metrics, CommandResult(0, text, b"", 1.0, False))

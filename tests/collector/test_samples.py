@@ -15,8 +15,8 @@ import msgspec
 import pytest
 
 from services.collector.registry import DATA_TYPES
-from shared.datatypes.parsing import CommandFailed, ParseError, Unsupported
 from shared.datatypes import captures
+from shared.datatypes.parsing import CommandFailed, ParseError, Unsupported
 
 CASES = [(t, p) for t in DATA_TYPES for p in sorted(captures(t).glob("*.txt"))]
 FAILURES = {".error": ParseError, ".unsupported": Unsupported, ".failed": CommandFailed}

@@ -15,13 +15,13 @@ from nats.errors import NoRespondersError
 from services.collector.service import Collector, CollectorStats, run
 from services.collector.settings import CollectorSettings
 from shared import events
+from shared.collected import COLLECTED_TYPES
 from shared.devices import register, remove
 from shared.embedded import free_port
+from shared.envelope import Collected
 from shared.events import Audited, DeviceChanged, RefreshRequested
 from shared.names import Names
 from tests.collector.conftest import ssh_spec
-from shared.collected import COLLECTED_TYPES
-from shared.envelope import Collected
 
 pytestmark = pytest.mark.ssh
 

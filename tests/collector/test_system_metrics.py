@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 
 from services.collector.runner import collect
-from shared.datatypes.system_metrics import collect as system_metrics
+from shared.datatypes import captures
 from shared.datatypes.parsing import ParseError, split_sections
+from shared.datatypes.system_metrics import collect as system_metrics
 from shared.transport import SshTransport
 from tests.collector.conftest import ssh_spec
-from shared.datatypes import captures
 
 SAMPLES = captures("system_metrics")
 CASES = sorted(SAMPLES.glob("*.txt"))

@@ -13,7 +13,13 @@ import pytest_asyncio
 from shared.embedded import free_port
 from shared.events import DeviceSpec
 from shared.transport import (
-    TOFU_COMMENT, CommandTimeout, ConnectError, HostKeyError, LocalTransport, SshTransport, make_transport,
+    TOFU_COMMENT,
+    CommandTimeout,
+    ConnectError,
+    HostKeyError,
+    LocalTransport,
+    SshTransport,
+    make_transport,
 )
 from tests.collector.conftest import ssh_spec
 

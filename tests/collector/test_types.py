@@ -3,18 +3,14 @@ bits, drive discovery, argv building, the capture format."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import msgspec
 import pytest
 
-from shared.datatypes import capture
+from shared.datatypes import capture, captures
 from shared.datatypes.capture import Output
 from shared.datatypes.containers import collect as containers
 from shared.datatypes.drive_health import collect as drive_health
 from shared.datatypes.inventory import collect as inventory
-from shared.datatypes import captures
-
 
 
 def sample(data_type: str, name: str):

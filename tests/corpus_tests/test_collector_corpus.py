@@ -20,8 +20,8 @@ from shared.datatypes.capture import Output, render
 from shared.datatypes.containers import collect as containers
 from shared.datatypes.drive_health import collect as drive_health
 from shared.datatypes.inventory import collect as inventory
-from shared.datatypes.system_metrics import collect as system_metrics
 from shared.datatypes.parsing import CommandFailed, ParseError, Unsupported
+from shared.datatypes.system_metrics import collect as system_metrics
 from tests.corpus_tests.common import CORPUS, files, rel, run
 
 TYPED = (ParseError, Unsupported, CommandFailed)

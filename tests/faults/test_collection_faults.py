@@ -14,15 +14,14 @@ import psutil
 import pytest
 from nats.js.errors import NotFoundError
 
-from services.collector.service import CollectorStats
-from services.collector.service import run as run_collector
+from services.collector.service import CollectorStats, run as run_collector
 from services.collector.settings import CollectorSettings
-from shared.datatypes.containers import collect as containers
-from shared.datatypes.system_metrics import collect as system_metrics
 from services.simulator import Simulator
 from services.writer.service import run as run_writer
 from shared import events
 from shared.bootstrap import ensure
+from shared.datatypes.containers import collect as containers
+from shared.datatypes.system_metrics import collect as system_metrics
 from shared.embedded import NatsServer
 from shared.names import Names
 from shared.nats_conn import connect

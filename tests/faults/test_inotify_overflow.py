@@ -56,8 +56,8 @@ def _watch_processes(root: Path, mode: str) -> list[psutil.Process]:
         cmd = p.info["cmdline"] or []
         if not any(a.startswith(str(root)) for a in cmd):
             continue
-        if mode == "inotifywait" and p.info["name"] == "inotifywait" or \
-                mode == "python" and cmd[1:3] == ["-c", remote.INOTIFY_PY] and "python" in Path(cmd[0]).name:
+        if (mode == "inotifywait" and p.info["name"] == "inotifywait") or \
+                (mode == "python" and cmd[1:3] == ["-c", remote.INOTIFY_PY] and "python" in Path(cmd[0]).name):
             out.append(p)
     return out
 

@@ -13,8 +13,8 @@ from services.watcher.changes import Context, Item, Seen, diff, known_after
 from services.watcher.parse_cli import parse_config_files
 from services.watcher.remote import FileStat
 from services.writer.projection import rows
-from services.writer.registry import COLUMNS
 from services.writer.projections.config import row_ids
+from services.writer.registry import COLUMNS
 from shared import events
 from shared.events import DeviceSpec
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from pathlib import Path
 
 import pytest
 
@@ -13,12 +12,12 @@ from services.collector.registry import DATA_TYPES
 from services.writer.projection import rows
 from services.writer.registry import COLUMNS
 from shared import events
+from shared.collected import COLLECTED_TYPES
+from shared.datatypes import captures
 from shared.names import Names
 from shared.publish import publish_event
 from shared.settings import Settings
 from tests.util import fetch, wait_until
-from shared.collected import COLLECTED_TYPES
-from shared.datatypes import captures
 
 SAMPLES = {
     "containers": "docker-24-compose", "drive_health": "sas-and-failing", "network": "debian11-docker-wireguard",

@@ -8,6 +8,7 @@ import asyncio
 import os
 
 import asyncpg
+import msgspec
 import pytest
 from hypothesis import HealthCheck, given, settings
 
@@ -17,8 +18,6 @@ from shared import events
 from shared.events import AnyEvent
 from tests.event_strategies import struct
 from tests.factories import device_event
-
-import msgspec
 
 KINDS = [t.cls for t in msgspec.inspect.type_info(AnyEvent).types]
 EXAMPLES = int(os.environ.get("INFRAWATCH_FIDELITY_EXAMPLES", "40"))

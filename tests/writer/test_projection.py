@@ -6,8 +6,8 @@ import pytest
 
 from services.writer.projection import ProjectionError, rows
 from services.writer.registry import COLUMNS
-from shared.events import DeviceChanged, RefreshRequested
 from shared import events
+from shared.events import DeviceChanged, RefreshRequested
 from tests.factories import device_event, metrics_event
 
 

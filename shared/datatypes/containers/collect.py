@@ -16,8 +16,8 @@ import re
 from datetime import datetime, timezone
 
 from shared.datatypes.capture import Output, read_nonempty
-from shared.datatypes.parsing import CommandFailed, ParseError, ParseResult, Unsupported
 from shared.datatypes.containers.payload import Container, Containers, Port, RemovedContainer
+from shared.datatypes.parsing import CommandFailed, ParseError, ParseResult, Unsupported
 
 NAME = "containers"
 TIMEOUT_S = 20.0

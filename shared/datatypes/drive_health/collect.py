@@ -14,8 +14,8 @@ import json
 import re
 
 from shared.datatypes.capture import Output, read_nonempty, require, sbin
-from shared.datatypes.parsing import CommandFailed, ParseError, ParseResult, Unsupported
 from shared.datatypes.drive_health.payload import Attribute, Drive, DriveHealth
+from shared.datatypes.parsing import CommandFailed, ParseError, ParseResult, Unsupported
 
 NAME = "drive_health"
 LSBLK = ["lsblk", "--json", "--nodeps", "--paths", "--bytes", "--output", "NAME,TYPE,SIZE,MODEL,SERIAL,TRAN"]

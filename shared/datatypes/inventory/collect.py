@@ -14,8 +14,8 @@ import re
 import shlex
 
 from shared.datatypes.capture import Output, read_nonempty, require
-from shared.datatypes.parsing import ParseError, ParseResult
 from shared.datatypes.inventory.payload import Change, Drift, Inventory, Package
+from shared.datatypes.parsing import ParseError, ParseResult
 
 NAME = "inventory"
 TIMEOUT_S = 60.0

@@ -11,8 +11,8 @@ import json
 import re
 
 from shared.datatypes.capture import Output, read_nonempty, require, sbin
-from shared.datatypes.parsing import ParseError, ParseResult, Unsupported
 from shared.datatypes.network.payload import Address, Interface, Network
+from shared.datatypes.parsing import ParseError, ParseResult, Unsupported
 
 NAME = "network"
 COMMANDS = {
