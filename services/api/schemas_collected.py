@@ -5,7 +5,8 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from functools import cache
-from typing import Any
+from types import UnionType
+from typing import Any, Union, get_args, get_origin, get_type_hints
 
 import msgspec
 from pydantic import (
@@ -16,7 +17,9 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from sqlalchemy import JSON
 
+from schema.base import Base
 from services.api.limits import max_page
 from services.api.schemas import (
     BUCKET_PATTERN,
@@ -25,6 +28,7 @@ from services.api.schemas import (
     model_of,
     parse_bucket,
 )
+from shared.datatypes.spec import Api
 
 
 @cache
@@ -41,6 +45,60 @@ class HistoryQuery(TimeFilter):
 
     page: int = Field(default=1, ge=1, le=max_page(5000))
     page_size: int = Field(default=100, ge=1, le=5000)
+
+
+@cache
+def history_query(api: Api) -> type[HistoryQuery]:
+    """``HistoryQuery`` with an optional filter on the type's history key, when it has one."""
+    if api.key is None:
+        return HistoryQuery
+    key = Field(default=None, min_length=1, max_length=api.key_max_length, description=api.key_doc or f"one {api.key}")
+    name = api.path.title().replace("_", "") + "HistoryQuery"
+    return create_model(name, __base__=HistoryQuery, **{api.key: (str | None, key)})
+
+
+def _json_type(table: type[Base], attr: str) -> Any:
+    """What a JSON column holds, from its ``Mapped[...]`` annotation (``list[Any]``, ``dict[str, Any]``), else Any."""
+    try:
+        (held,) = get_args(get_type_hints(table)[attr])
+    except (KeyError, NameError, TypeError, ValueError):
+        return Any
+    if get_origin(held) in (Union, UnionType):
+        held = Union[tuple(a for a in get_args(held) if a is not type(None))]  # noqa: UP007
+    return held
+
+
+@cache
+def row_model(table: type[Base], columns: tuple[str, ...] | None = None, name: str | None = None) -> type[BaseModel]:
+    """A pydantic model of a table's rows: its columns (all, or ``columns``) in table order, each typed as the
+    column's Python type and nullable as the column is; read from the ORM objects' attributes."""
+    fields: dict[str, Any] = {}
+    for attr, column in table.__mapper__.columns.items():
+        if columns is not None and column.name not in columns:
+            continue
+        held = _json_type(table, attr) if isinstance(column.type, JSON) else column.type.python_type
+        fields[attr] = (held | None if column.nullable else held, Field(description=column.comment))
+    return create_model(name or table.__name__.removesuffix("Row") + "Row", __config__=ConfigDict(from_attributes=True),
+                        __doc__=table.__doc__, **fields)
+
+
+class ColumnInfo(BaseModel):
+    name: str
+    type: str = Field(description="the column's SQL type, e.g. bigint, text, jsonb")
+    nullable: bool
+
+
+class DataTypeInfo(BaseModel):
+    """A collected data type as the API serves it."""
+
+    name: str
+    doc: str
+    path: str = Field(description="the reads' path under /devices/{device}/")
+    latest: bool = Field(description="GET /devices/{device}/{path} serves the latest payload")
+    history: bool = Field(description="GET /devices/{device}/{path}/history serves the stored rows")
+    key: str | None = Field(description="the history's filter parameter (a key column), if any")
+    table: str = Field(description="the table its history reads")
+    columns: list[ColumnInfo]
 
 
 class DriveHistoryQuery(HistoryQuery):
@@ -60,57 +118,6 @@ class DriveHistoryQuery(HistoryQuery):
         if self.bucket is not None and self.start is None:
             raise ValueError("bucket needs a start")
         return self
-
-
-class NetworkHistoryQuery(HistoryQuery):
-    interface: str | None = Field(default=None, min_length=1, max_length=64, description="one interface, e.g. eth0")
-
-
-class ZfsHistoryQuery(HistoryQuery):
-    pool: str | None = Field(default=None, min_length=1, max_length=255, description="one pool, e.g. tank")
-
-
-class _Row(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-
-
-class ContainerRow(_Row):
-    """One container in one snapshot (``removed``: gone since the previous snapshot)."""
-
-    time: datetime
-    event_id: uuid.UUID
-    container_id: str
-    name: str | None
-    image: str | None
-    status: str | None
-    state: str | None
-    health: str | None
-    restart_count: int | None
-    cpu_usage: float | None
-    memory_usage_bytes: int | None
-    memory_limit_bytes: int | None
-    ports: list[Any] | None
-    network_io: dict[str, Any] | None
-    block_io: dict[str, Any] | None
-    created: datetime | None
-    removed: bool
-
-
-class DriveRow(_Row):
-    """One drive in one drive_health collection."""
-
-    time: datetime
-    event_id: uuid.UUID
-    drive_name: str
-    model: str | None
-    serial_number: str | None
-    firmware: str | None
-    capacity_bytes: int | None
-    temperature_celsius: int | None
-    power_on_hours: int | None
-    is_healthy: bool | None
-    smartctl_exit_status: int | None
-    smart_attributes: list[Any] | None
 
 
 class DriveBucket(BaseModel):
@@ -136,61 +143,3 @@ class DriveBuckets(BaseModel):
     bucket: str
     function: str
     items: list[DriveBucket]
-
-
-class InterfaceRow(_Row):
-    """One interface's state and counters in one network collection."""
-
-    time: datetime
-    event_id: uuid.UUID
-    interface: str
-    state: str | None
-    mtu: int | None
-    mac: str | None
-    link_type: str | None
-    kind: str | None
-    master: str | None
-    addresses: list[Any] | None
-    rx_bytes: int | None
-    rx_packets: int | None
-    rx_errors: int | None
-    rx_dropped: int | None
-    tx_bytes: int | None
-    tx_packets: int | None
-    tx_errors: int | None
-    tx_dropped: int | None
-
-
-class PoolRow(_Row):
-    """One pool's health, space, errors and scrub in one zfs collection."""
-
-    time: datetime
-    event_id: uuid.UUID
-    pool: str
-    health: str
-    size_bytes: int | None
-    allocated_bytes: int | None
-    free_bytes: int | None
-    fragmentation_percent: int | None
-    capacity_percent: int | None
-    read_errors: int
-    write_errors: int
-    checksum_errors: int
-    status: str | None
-    scrub_state: str | None
-    last_scrub_end: str | None
-    scrub_errors: int | None
-    errors: str | None
-    vdevs: list[Any] | None
-
-
-class DriftRow(_Row):
-    """An inventory snapshot that differs from the previous one, with what changed."""
-
-    time: datetime
-    event_id: uuid.UUID
-    hostname: str | None
-    os_name: str | None
-    os_version: str | None
-    kernel: str | None
-    drift: dict[str, Any] | None

@@ -36,6 +36,7 @@ class Api:
     path: str
     key: str | None = None  # a key column the history can be filtered on (``pool``, ``interface``)
     key_doc: str = ""
+    key_max_length: int = 255
     latest: bool = True  # False: a custom route module serves the latest reading
     history: bool = True  # False: a custom route module serves the history
 

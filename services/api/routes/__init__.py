@@ -1,12 +1,13 @@
-"""One router per resource, in the order the OpenAPI document lists them."""
+"""One router per resource, in the order the OpenAPI document lists them; ``collected`` serves the reads every
+registered data type has, the others what is particular to one."""
 
 from services.api.routes import (
-    audit, cache, config, containers, data, devices, drives, health, inventory, keys, metrics, network, prometheus,
-    services, stream, timeline, watch, zfs,
+    audit, cache, collected, config, containers, data, devices, drives, health, inventory, keys, metrics, prometheus,
+    stream, timeline, watch,
 )
 
 ROUTERS = [
-    health.router, devices.router, metrics.router, data.router, containers.router, drives.router, network.router,
-    zfs.router, services.router, inventory.router, timeline.router, stream.router, config.router, watch.router, audit.router,
-    cache.router, keys.router, prometheus.router,
+    health.router, devices.router, metrics.router, data.router, collected.router, containers.router, drives.router,
+    inventory.router, timeline.router, stream.router, config.router, watch.router, audit.router, cache.router,
+    keys.router, prometheus.router,
 ]

@@ -1,30 +1,22 @@
-"""Containers of a device: the latest snapshot, and one container's rows over time."""
+"""Containers of a device: one container's rows over time (the latest snapshot is a generic read)."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Path, Query, Response, status
+from fastapi import APIRouter, HTTPException, Path, Query, status
 from sqlalchemy import exists, or_, select
 
 from shared.datatypes.containers.table import ContainerSnapshot
-from services.api.deps import DeviceDep, ReaderDep, SessionDep, ViewerKey
+from services.api.deps import DeviceDep, SessionDep, ViewerKey
 from services.api.queries import page_of, window
-from services.api.routes.data import RESPONSES, ForceRefresh, latest_response
 from services.api.schemas import Page
-from services.api.schemas_collected import ContainerRow, HistoryQuery, collected_model
-from shared.datatypes.containers.payload import Containers
+from services.api.schemas_collected import HistoryQuery, row_model
 
 router = APIRouter(prefix="/devices", tags=["containers"])
 
 SHORT_ID = 12  # docker's short id; a shorter prefix is too ambiguous to match
-
-
-@router.get("/{device}/containers", response_model=collected_model(Containers), responses=RESPONSES)
-async def latest_containers(principal: ViewerKey, spec: DeviceDep, reader: ReaderDep,
-                            force_refresh: ForceRefresh = False) -> Response:
-    """The latest snapshot: fresh from the cache, else refreshed (as ``/data/containers``)."""
-    return await latest_response(reader, spec, "containers", principal, force_refresh)
+ContainerRow = row_model(ContainerSnapshot)
 
 
 @router.get("/{device}/containers/{container}/history",
@@ -33,7 +25,7 @@ async def container_history(
     _: ViewerKey, spec: DeviceDep, session: SessionDep,
     container: Annotated[str, Path(min_length=1, max_length=255, description="container id, short id or name")],
     query: Annotated[HistoryQuery, Query()],
-) -> Page[ContainerRow]:
+) -> Page[ContainerRow]:  # type: ignore[valid-type]
     """One container's rows in [start, end), oldest first; a name matches every container that bore it."""
     c = ContainerSnapshot
     match = [c.container_id == container, c.name == container]

@@ -1,28 +1,21 @@
-"""Drives of a device: the latest SMART readings, and one drive's readings over time (raw or in buckets)."""
+"""Drives of a device: one drive's readings over time, raw or in buckets (the latest readings are a generic read)."""
 
 from __future__ import annotations
 
 from datetime import datetime, timezone
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Path, Query, Request, Response, status
+from fastapi import APIRouter, HTTPException, Path, Query, Request, status
 from sqlalchemy import select, text
 
 from shared.datatypes.drive_health.table import DriveHealth
-from services.api.deps import DeviceDep, ReaderDep, SessionDep, ViewerKey
+from services.api.deps import DeviceDep, SessionDep, ViewerKey
 from services.api.queries import page_of, time_buckets, window
-from services.api.routes.data import RESPONSES, ForceRefresh, latest_response
 from services.api.schemas import Page
-from services.api.schemas_collected import (
-    DriveBucket,
-    DriveBuckets,
-    DriveHistoryQuery,
-    DriveRow,
-    collected_model,
-)
-from shared.datatypes.drive_health.payload import DriveHealth as DriveHealthPayload
+from services.api.schemas_collected import DriveBucket, DriveBuckets, DriveHistoryQuery, row_model
 
 router = APIRouter(prefix="/devices", tags=["drives"])
+DriveRow = row_model(DriveHealth)
 
 _AGGREGATE = """
 SELECT {fn} AS bucket, count(*) AS samples,
@@ -34,13 +27,6 @@ FROM drive_health
 WHERE device_id = :device_id AND drive_name = :drive AND time >= :start AND time < :end
 GROUP BY 1 ORDER BY 1
 """
-
-
-@router.get("/{device}/drives", response_model=collected_model(DriveHealthPayload), responses=RESPONSES)
-async def latest_drives(principal: ViewerKey, spec: DeviceDep, reader: ReaderDep,
-                        force_refresh: ForceRefresh = False) -> Response:
-    """The latest SMART readings: fresh from the cache, else refreshed (as ``/data/drive_health``)."""
-    return await latest_response(reader, spec, "drive_health", principal, force_refresh)
 
 
 async def _drive_name(session, spec, drive: str) -> str:
@@ -61,7 +47,7 @@ async def drive_history(
     _: ViewerKey, spec: DeviceDep, session: SessionDep, request: Request,
     drive: Annotated[str, Path(min_length=1, max_length=255, description="/dev/sda, or sda")],
     query: Annotated[DriveHistoryQuery, Query()],
-) -> Page[DriveRow] | DriveBuckets:
+) -> Page[DriveRow] | DriveBuckets:  # type: ignore[valid-type]
     """Temperature, power-on hours, health and attributes in [start, end), oldest first: the stored rows, paged,
     or with ``bucket`` aggregated per bucket."""
     name = await _drive_name(session, spec, drive)

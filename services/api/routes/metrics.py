@@ -12,12 +12,14 @@ from shared.datatypes.system_metrics.table import SystemMetric
 from services.api.deps import DeviceDep, ReaderDep, ViewerKey, require_force
 from services.api.queries import fetch_rows, page_of, time_buckets
 from services.api.reads import Reading
-from services.api.schemas import MetricBucket, MetricBuckets, MetricsQuery, Page, SystemMetricRow, SystemMetricsLatest
+from services.api.schemas import MetricBucket, MetricBuckets, MetricsQuery, Page, SystemMetricsLatest
+from services.api.schemas_collected import row_model
 from shared.events import DeviceSpec
 
 router = APIRouter(prefix="/devices", tags=["metrics"])
 
 DATA_TYPE = "system_metrics"
+SystemMetricRow = row_model(SystemMetric)
 
 _AGGREGATE = """
 SELECT {fn} AS bucket, count(*) AS samples,
@@ -76,7 +78,7 @@ async def device_metrics(
     spec: DeviceDep,
     reader: ReaderDep,
     request: Request,
-) -> SystemMetricsLatest | Page[SystemMetricRow] | MetricBuckets | Response:
+) -> SystemMetricsLatest | Page[SystemMetricRow] | MetricBuckets | Response:  # type: ignore[valid-type]
     """Without ``start``: the latest values (fresh cache, else a refresh). With it: stored rows in [start, end),
     paged, or aggregated per ``bucket``."""
     if query.start is None:

@@ -7,6 +7,6 @@ from shared.datatypes.spec import Api, DataType
 
 TYPE = DataType(
     name="network", doc=__doc__, payload=Network, collect=collect, tables=(NetworkInterface,), rows=rows,
-    api=Api(path="network", key="interface"),
+    api=Api(path="network", key="interface", key_doc="one interface, e.g. eth0", key_max_length=64),
     sample="debian12-iproute2-6.1.txt",
 )

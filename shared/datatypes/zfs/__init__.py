@@ -7,6 +7,6 @@ from shared.datatypes.spec import Api, DataType
 
 TYPE = DataType(
     name="zfs", doc=__doc__, payload=Zfs, collect=collect, tables=(ZfsPool,), rows=rows,
-    api=Api(path="zfs", key="pool"),
+    api=Api(path="zfs", key="pool", key_doc="one pool, e.g. tank"),
     sample="proxmox-openzfs-2.2.txt",
 )
