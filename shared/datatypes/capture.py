@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 from shared.datatypes.parsing import CommandFailed, ParseError, Unsupported
 
@@ -104,6 +105,17 @@ class Output:
         return f"{self.name} {why}" + (f": {tail}" if tail else "")
 
 
+class Session(Protocol):
+    """What a type's ``gather`` runs its commands through (the collector's ``Session``)."""
+
+    sudo: list[str]
+
+    async def run(self, name: str, argv: list[str], timeout: float | None = None,
+                  stdin: bytes | None = None) -> Output: ...
+
+    async def run_all(self, commands: dict[str, list[str]]) -> dict[str, Output]: ...
+
+
 def require(out: Output | None, name: str, tool: str | None = None) -> Output:
     """The output when its command succeeded; else Unsupported (not installed) or CommandFailed."""
     if out is None:
@@ -138,7 +150,7 @@ HEADER_RE = re.compile(r"^@@@ (?P<name>.+?)(?: exit=(?P<exit>-?\d+|none))?(?P<fl
 
 def read(text: str) -> dict[str, Output]:
     """Parse a capture file into outputs by name, in file order; raises ParseError on a bad header."""
-    raw: dict[str, dict] = {}
+    raw: dict[str, dict[str, Any]] = {}
     current: list[str] | None = None
     for no, line in enumerate(text.splitlines(), start=1):
         if not line.startswith(MARKER):

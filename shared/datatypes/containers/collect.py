@@ -14,8 +14,9 @@ from __future__ import annotations
 import json
 import re
 from datetime import datetime, timezone
+from typing import Any
 
-from shared.datatypes.capture import Output, read_nonempty
+from shared.datatypes.capture import Output, Session, read_nonempty
 from shared.datatypes.containers.payload import Container, Containers, Port, RemovedContainer
 from shared.datatypes.parsing import CommandFailed, ParseError, ParseResult, Unsupported
 
@@ -45,7 +46,7 @@ def inspect_argv(ids: list[str]) -> list[str]:
     return ["docker", "inspect", "--format", INSPECT_FORMAT, "--", *ids]
 
 
-async def gather(session) -> None:
+async def gather(session: Session) -> None:
     """Run docker's commands, or podman's when docker is not installed."""
     out = await session.run_all(DOCKER)
     if out["ps"].not_found:
@@ -145,7 +146,7 @@ def created_at(text: str | None) -> datetime | None:
 # ---------------------------------------------------------------- docker
 
 
-def _json_lines(out: Output) -> list[dict]:
+def _json_lines(out: Output) -> list[dict[str, Any]]:
     items = []
     for no, line in enumerate(out.stdout.splitlines(), start=1):
         if not line.strip():
@@ -170,7 +171,7 @@ def _docker(outputs: dict[str, Output], warnings: list[str]) -> Containers:
         if ps.exit_status is not None and NO_DAEMON_RE.search(ps.stderr):
             raise Unsupported(f"docker is installed but its daemon is not reachable: {ps.stderr_tail(200)}")
         raise CommandFailed(ps.failure())
-    stats: dict[str, dict] = {}
+    stats: dict[str, dict[str, Any]] = {}
     st = outputs.get("stats")
     if st is not None and st.ok:
         stats = {s.get("ID", ""): s for s in _json_lines(st)}
@@ -210,7 +211,7 @@ def _docker(outputs: dict[str, Output], warnings: list[str]) -> Containers:
 # ---------------------------------------------------------------- podman
 
 
-def _json_array(out: Output) -> list[dict]:
+def _json_array(out: Output) -> list[dict[str, Any]]:
     text = out.stdout.strip()
     if not text:
         return []
@@ -225,14 +226,18 @@ def _json_array(out: Output) -> list[dict]:
     return [d for d in data if isinstance(d, dict)]
 
 
-def _podman_ports(ports: list | None) -> list[Port]:
+def _port_range(port: Any, n: int) -> str:
+    """``80``, or ``8000-8002`` for a range of n ports."""
+    return str(port) if n <= 1 else f"{port}-{port + n - 1}"
+
+
+def _podman_ports(ports: list[dict[str, Any]] | None) -> list[Port]:
     result = []
     for p in ports or []:
         n = int(p.get("range") or 1)
         cport, hport = p.get("container_port"), p.get("host_port")
-        fmt = (lambda a: str(a)) if n <= 1 else (lambda a: f"{a}-{a + n - 1}")
-        result.append(Port(container_port=fmt(cport), protocol=p.get("protocol", "tcp"),
-                           host_ip=p.get("host_ip") or None, host_port=fmt(hport) if hport else None))
+        result.append(Port(container_port=_port_range(cport, n), protocol=p.get("protocol", "tcp"),
+                           host_ip=p.get("host_ip") or None, host_port=_port_range(hport, n) if hport else None))
     return result
 
 
@@ -242,7 +247,7 @@ def _podman(outputs: dict[str, Output], warnings: list[str]) -> Containers:
         raise Unsupported("neither docker nor podman is installed (exit status 127)")
     if not ps.ok:
         raise CommandFailed(ps.failure())
-    stats: dict[str, dict] = {}
+    stats: dict[str, dict[str, Any]] = {}
     st = outputs.get("podman stats")
     if st is not None and st.ok:
         stats = {s.get("id", s.get("ID", "")): s for s in _json_array(st)}

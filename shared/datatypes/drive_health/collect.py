@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import json
 import re
+from typing import Any
 
-from shared.datatypes.capture import Output, read_nonempty, require, sbin
+from shared.datatypes.capture import Output, Session, read_nonempty, require, sbin
 from shared.datatypes.drive_health.payload import Attribute, Drive, DriveHealth
 from shared.datatypes.parsing import CommandFailed, ParseError, ParseResult, Unsupported
 
@@ -76,7 +77,7 @@ def drives(out: Output) -> list[str]:
     return paths
 
 
-async def gather(session) -> None:
+async def gather(session: Session) -> None:
     """lsblk, then smartctl on each drive at once (the transport bounds the channels)."""
     import asyncio
 
@@ -90,7 +91,7 @@ async def gather(session) -> None:
 # ---------------------------------------------------------------- one drive
 
 
-def _attributes(data: dict) -> list[Attribute]:
+def _attributes(data: dict[str, Any]) -> list[Attribute]:
     attrs: list[Attribute] = []
     for a in (data.get("ata_smart_attributes") or {}).get("table", []):
         raw = a.get("raw", {})
@@ -113,14 +114,14 @@ def _attributes(data: dict) -> list[Attribute]:
     return attrs
 
 
-def _capacity(data: dict) -> int | None:
+def _capacity(data: dict[str, Any]) -> int | None:
     cap = data.get("user_capacity")
     if isinstance(cap, dict):
         return cap.get("bytes")
     return data.get("nvme_total_capacity")
 
 
-def _temperature(data: dict) -> int | None:
+def _temperature(data: dict[str, Any]) -> int | None:
     """The current temperature. A SCSI/SAS drive without a temperature log page reports 0 there
     (smartctl 7.4 then gives the reading in its environmental reports): 0 is no reading."""
     current = (data.get("temperature") or {}).get("current")
@@ -131,9 +132,9 @@ def _temperature(data: dict) -> int | None:
     return current if isinstance(current, int) and not isinstance(current, bool) else None
 
 
-def _protocol(data: dict) -> str | None:
-    proto = (data.get("device") or {}).get("protocol")
-    return proto if proto in ("ATA", "NVMe", "SCSI") else proto
+def _protocol(data: dict[str, Any]) -> str | None:
+    proto: str | None = (data.get("device") or {}).get("protocol")
+    return proto
 
 
 def parse_drive(path: str, out: Output) -> Drive:

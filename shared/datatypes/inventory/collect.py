@@ -209,14 +209,14 @@ def parse_outputs(outputs: dict[str, Output]) -> ParseResult[Inventory]:
         packages = fn(out.stdout)
         if packages:
             found[manager] = packages
-    manager = max(found, key=lambda m: len(found[m])) if found else None
-    if manager is None and not any(m in outputs and not outputs[m].not_found for m in MANAGERS):
+    chosen = max(found, key=lambda m: len(found[m])) if found else None
+    if chosen is None and not any(m in outputs and not outputs[m].not_found for m in MANAGERS):
         warnings.append("no dpkg, rpm or apk on the host: no packages")
-    packages = sorted(found.get(manager, []) if manager else [], key=lambda p: (p.name, p.arch or ""))
+    packages = sorted(found.get(chosen, []) if chosen else [], key=lambda p: (p.name, p.arch or ""))
     return ParseResult(Inventory(
         hostname=hostname, kernel=kernel, architecture=arch, os_id=osr.get("ID"), os_name=osr.get("NAME"),
         os_version=osr.get("VERSION_ID") or osr.get("VERSION"), os_pretty_name=osr.get("PRETTY_NAME"),
-        cpu_model=cpu_model, cpu_count=cpu_count, memory_total_bytes=memory, package_manager=manager,
+        cpu_model=cpu_model, cpu_count=cpu_count, memory_total_bytes=memory, package_manager=chosen,
         packages=packages, python_packages=parse_pip(outputs.get("pip"), warnings), env=parse_env(outputs.get("env")),
     ), warnings)
 
@@ -237,7 +237,7 @@ def _package_map(packages: list[Package] | None) -> dict[str, str]:
     installed in several versions at once (kernels)."""
     if not packages:
         return {}
-    archs: dict[str, set] = {}
+    archs: dict[str, set[str | None]] = {}
     for p in packages:
         archs.setdefault(p.name, set()).add(p.arch)
     versions: dict[str, list[str]] = {}

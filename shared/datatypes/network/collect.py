@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+from typing import Any
 
 from shared.datatypes.capture import Output, read_nonempty, require, sbin
 from shared.datatypes.network.payload import Address, Interface, Network
@@ -28,7 +29,7 @@ COUNTERS = (("rx", "bytes"), ("rx", "packets"), ("rx", "errors"), ("rx", "droppe
             ("tx", "bytes"), ("tx", "packets"), ("tx", "errors"), ("tx", "dropped"))
 
 
-def _json_list(out: Output) -> list[dict]:
+def _json_list(out: Output) -> list[dict[str, Any]]:
     text = out.stdout.strip()
     if not text:
         raise ParseError(f"ip printed nothing for {out.name!r}")
@@ -54,7 +55,7 @@ def _check(out: Output | None, name: str) -> Output:
     return require(out, name, "ip")
 
 
-def _addresses(item: dict) -> list[Address]:
+def _addresses(item: dict[str, Any]) -> list[Address]:
     result = []
     for a in item.get("addr_info", []):
         if not isinstance(a, dict) or "local" not in a:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import time
+from typing import Any
 
 from shared.datatypes.parsing import Line, ParseError, ParseResult, split_sections
 from shared.datatypes.system_metrics.payload import DiskIO, Filesystem, NetCounters, SystemMetrics
@@ -103,8 +104,8 @@ def _cpu_sample(lines: list[Line]) -> dict[str, list[int]]:
         values = [int(v) for v in m.group(2).split()[:8]]
         sample[m.group(1)] = values + [0] * (8 - len(values))
     if "cpu" not in sample:
-        no, line = lines[0] if lines else (None, "")
-        raise ParseError("/proc/stat has no aggregate 'cpu' line", line, no)
+        first_no, first_line = lines[0] if lines else (None, "")
+        raise ParseError("/proc/stat has no aggregate 'cpu' line", first_line, first_no)
     return sample
 
 
@@ -117,7 +118,7 @@ def _cpu_usage(first: list[int], second: list[int]) -> tuple[float, float, float
     return _pct(total - idle - iowait, total), _pct(iowait, total), _pct(steal, total)
 
 
-def parse_cpu(first: list[Line], second: list[Line], warnings: list[str]) -> dict:
+def parse_cpu(first: list[Line], second: list[Line], warnings: list[str]) -> dict[str, Any]:
     a, b = _cpu_sample(first), _cpu_sample(second)
     busy, iowait, steal = _cpu_usage(a["cpu"], b["cpu"])
     if sum(b["cpu"]) <= sum(a["cpu"]):
@@ -144,7 +145,7 @@ MEMINFO_RE = re.compile(r"^([A-Za-z0-9_()]+):\s+(\d+)(?:\s+kB)?\s*$")
 MEMINFO_24_RE = re.compile(r"^\s+total:\s+used:|^(?:Mem|Swap):(?:\s+\d+){2,}\s*$")
 
 
-def parse_meminfo(lines: list[Line]) -> dict:
+def parse_meminfo(lines: list[Line]) -> dict[str, Any]:
     """Memory and swap in bytes. Kernels before 3.14 have no MemAvailable; then it is
     estimated as MemFree + Buffers + Cached."""
     mem: dict[str, int] = {}
@@ -187,7 +188,7 @@ def _single_line(lines: list[Line], what: str) -> Line:
     return content[0]
 
 
-def parse_loadavg(lines: list[Line]) -> dict:
+def parse_loadavg(lines: list[Line]) -> dict[str, Any]:
     no, line = _single_line(lines, "/proc/loadavg")
     m = LOADAVG_RE.match(line.strip())
     if not m:
@@ -300,7 +301,7 @@ def _one(sections: dict[str, list[list[Line]]], name: str, what: str) -> list[Li
     return found[0]
 
 
-def stdin(memory: dict) -> bytes | None:
+def stdin(memory: dict[str, Any]) -> bytes | None:
     """The /proc/stat sample to send the script: the newest kept one of a usable age."""
     low, high = PREVIOUS_SAMPLE_AGE_S
     now = time.monotonic()
@@ -308,7 +309,7 @@ def stdin(memory: dict) -> bytes | None:
     return usable[-1] if usable else None
 
 
-def remember(memory: dict, stdout: str) -> None:
+def remember(memory: dict[str, Any], stdout: str) -> None:
     """Keep the last /proc/stat sample of a finished run (and a few before it, so that runs in
     quick succession still find one old enough)."""
     samples = split_sections(stdout).get("stat", [])
@@ -333,8 +334,8 @@ def parse(text: str) -> ParseResult[SystemMetrics]:
         raise ParseError("no '@@' section markers: output is not from the system_metrics script", first[1], first[0])
     stats = sections.get("stat", [])
     if len(stats) < 2:
-        raise ParseError("two /proc/stat samples expected, found %d: output was cut short" % len(stats))
-    fields: dict = {}
+        raise ParseError(f"two /proc/stat samples expected, found {len(stats)}: output was cut short")
+    fields: dict[str, Any] = {}
     fields.update(parse_cpu(stats[0], stats[1], warnings))
     fields.update(parse_meminfo(_one(sections, "meminfo", "/proc/meminfo")))
     fields.update(parse_loadavg(_one(sections, "loadavg", "/proc/loadavg")))
