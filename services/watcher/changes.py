@@ -12,12 +12,12 @@ from typing import Any
 import msgspec
 
 from services.watcher.configtypes import config_type as declared
-from services.watcher.configtypes.base import ParseError
 from services.watcher.impact import Side, assess
 from services.watcher.redact import DEFAULT_RULES, Rule, redact
 from services.watcher.remote import FileStat
 from shared.config_events import ConfigChanged
 from shared.envelope import Trigger
+from shared.errors import ParseError
 from shared.events import DeviceSpec
 from shared.payloads.config import ChangeType, WatchMode
 
@@ -88,7 +88,7 @@ def _parse(parser, text: str, path: str) -> tuple[dict[str, Any] | None, str | N
     try:
         return parser(text, path), None
     except ParseError as exc:
-        return None, str(exc)
+        return None, f"line {exc.line_no}: {exc.message}" if exc.line_no else exc.message
     except Exception as exc:  # a parser bug must not lose the change
         return None, f"{type(exc).__name__}: {exc}"
 

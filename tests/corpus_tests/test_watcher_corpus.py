@@ -16,7 +16,7 @@ import yaml
 
 from services.watcher.configtypes import docker_compose, systemd_units
 from services.watcher.configtypes import proxy_configs as nginx
-from services.watcher.configtypes.base import ParseError
+from shared.errors import ParseError
 from tests.corpus_tests.common import Tally, files, rel, run
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from services.watcher import configtypes
 from services.watcher.configtypes import CONFIG_TYPES
-from services.watcher.configtypes.base import ParseError
+from shared.errors import ParseError
 
 TESTDATA = Path(__file__).parent / "testdata"
 SAMPLES = sorted(p for p in TESTDATA.glob("*/*") if p.suffix != ".json")
@@ -23,7 +23,7 @@ def test_sample_parses_to_its_expected_json(sample: Path) -> None:
     if "error" in expected:
         with pytest.raises(ParseError) as exc:
             parse(sample.read_text(), sample.name)
-        assert (exc.value.reason, exc.value.line) == (expected["error"], expected["line"])
+        assert (exc.value.message, exc.value.line_no) == (expected["error"], expected["line"])
     else:
         assert json.loads(json.dumps(parse(sample.read_text(), sample.name))) == expected
 

@@ -9,7 +9,12 @@ configuration type".
 
 from __future__ import annotations
 
-from services.watcher.configtypes import docker_compose, proxy_configs, systemd_units, user_defined
+from services.watcher.configtypes import (
+    docker_compose,
+    proxy_configs,
+    systemd_units,
+    user_defined,
+)
 from services.watcher.configtypes.base import ConfigType
 
 CONFIG_TYPES: dict[str, ConfigType] = {t.name: t for t in (  # in match order

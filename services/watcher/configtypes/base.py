@@ -1,6 +1,5 @@
-"""What a config type declares (``ConfigType``), the error its parser raises (``ParseError``),
-and what its impact rules are given: the risk so far (``Risk``), the effects to fill in
-(``Effects``) and ``touches`` to pick diff keys."""
+"""What a config type declares (``ConfigType``) and what its impact rules are given: the risk
+so far (``Risk``), the effects to fill in (``Effects``) and ``touches`` to pick diff keys."""
 
 from __future__ import annotations
 
@@ -14,15 +13,6 @@ from services.watcher.redaction.common import Span
 from shared.payloads.config import ChangeType, DiffSummary, RiskLevel
 
 RISK_ORDER: tuple[RiskLevel, ...] = ("LOW", "MEDIUM", "HIGH", "CRITICAL")
-
-
-class ParseError(ValueError):
-    """What every parser raises: the reason and, when known, the line that broke it."""
-
-    def __init__(self, reason: str, line: int | None = None) -> None:
-        self.reason = reason
-        self.line = line
-        super().__init__(f"line {line}: {reason}" if line else reason)
 
 
 class Risk:
@@ -53,7 +43,7 @@ def touches(keys: list[str], *prefixes: str) -> list[str]:
     return [k for k in keys if any(k == p or k.startswith((p + ".", p + "[")) for p in prefixes)]
 
 
-# parse(text, path) -> parsed data; raises ParseError
+# parse(text, path) -> parsed data; raises shared.errors.ParseError (message, line_no=...)
 Parser = Callable[[str, str], dict[str, Any]]
 # redact(text, lower-cased text, path) -> spans to hide, or None to leave the file to the line patterns
 Redactor = Callable[[str, str, str], "list[Span] | None"]

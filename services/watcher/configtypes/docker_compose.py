@@ -8,8 +8,9 @@ from typing import Any
 
 import yaml
 
-from services.watcher.configtypes.base import ConfigType, Effects, ParseError, Risk
+from services.watcher.configtypes.base import ConfigType, Effects, Risk
 from services.watcher.redaction import yaml_doc
+from shared.errors import ParseError
 from shared.payloads.config import ChangeType, DiffSummary
 
 NAMES = ("docker-compose.yml", "docker-compose.yaml", "compose.yml", "compose.yaml")
@@ -20,7 +21,7 @@ def _load(text: str) -> Any:
         return yaml.safe_load(text)
     except yaml.MarkedYAMLError as exc:
         line = exc.problem_mark.line + 1 if exc.problem_mark else None
-        raise ParseError(f"{exc.problem or exc.context or 'invalid YAML'}", line) from None
+        raise ParseError(f"{exc.problem or exc.context or 'invalid YAML'}", line_no=line) from None
     except yaml.YAMLError as exc:
         raise ParseError(f"invalid YAML: {exc}") from None
 
@@ -85,7 +86,7 @@ def parse(text: str, path: str = "docker-compose.yml") -> dict[str, Any]:
     if doc is None:
         doc = {}
     if not isinstance(doc, dict):
-        raise ParseError(f"top level is a {type(doc).__name__}, not a mapping", 1)
+        raise ParseError(f"top level is a {type(doc).__name__}, not a mapping", line_no=1)
     v1 = _is_v1(doc)
     raw = doc if v1 else doc.get("services") or {}
     if not isinstance(raw, dict):

@@ -14,10 +14,11 @@ from typing import Any
 
 import crossplane
 
-from services.watcher.configtypes.base import ConfigType, Effects, ParseError, Risk
+from services.watcher.configtypes.base import ConfigType, Effects, Risk
 from services.watcher.redaction import nginx_conf
 from services.watcher.redaction.common import Span
 from services.watcher.redaction.text import pem
+from shared.errors import ParseError
 from shared.payloads.config import ChangeType, DiffSummary
 
 _VAR = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?")
@@ -33,7 +34,7 @@ def _crossplane(text: str) -> list[dict[str, Any]]:
     if payload["errors"]:
         err = payload["errors"][0]
         reason = re.sub(r" in \S*nginx\.conf(:\d+)?$", "", str(err["error"])).replace(path, "config").strip()
-        raise ParseError(reason, err.get("line"))
+        raise ParseError(reason, line_no=err.get("line"))
     return payload["config"][0]["parsed"]
 
 

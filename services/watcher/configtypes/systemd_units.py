@@ -10,10 +10,11 @@ import posixpath
 import re
 from typing import Any
 
-from services.watcher.configtypes.base import ConfigType, Effects, ParseError, Risk, touches
+from services.watcher.configtypes.base import ConfigType, Effects, Risk, touches
 from services.watcher.redaction import unit as unit_redaction
 from services.watcher.redaction.common import Span
 from services.watcher.redaction.text import pem
+from shared.errors import ParseError
 from shared.payloads.config import ChangeType, DiffSummary
 
 SUFFIXES = ("service", "socket", "timer", "mount", "target", "path")
@@ -45,16 +46,16 @@ def sections(text: str) -> dict[str, dict[str, list[str]]]:
             current = out.setdefault(m.group(1), {})
             continue
         if "=" not in line:
-            raise ParseError(f"not a 'Key=value' assignment: {line[:80]!r}", first)
+            raise ParseError(f"not a 'Key=value' assignment: {line[:80]!r}", line_no=first)
         if current is None:
-            raise ParseError("assignment outside of a [Section]", first)
+            raise ParseError("assignment outside of a [Section]", line_no=first)
         key, value = (x.strip() for x in line.split("=", 1))
         if value == "":
             current[key] = []
         else:
             current.setdefault(key, []).append(value)
     if pending:
-        raise ParseError("file ends inside a continued line", start)
+        raise ParseError("file ends inside a continued line", line_no=start)
     return out
 
 
