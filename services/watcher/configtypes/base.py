@@ -54,8 +54,8 @@ Rules = Callable[[ChangeType, dict, dict, DiffSummary, Risk, Effects, str], None
 @dataclass(frozen=True)
 class ConfigType:
     """One kind of watched file. A type without ``parse`` keeps content and hash only; without
-    ``redact`` its files are redacted by the line patterns; without ``rules`` its impact is the
-    generic one (risk from the content change, mode and owner)."""
+    ``redact`` its files are redacted by the line patterns; without ``rules`` its impact has only
+    the rules every file gets (``services/watcher/impact.py``)."""
 
     name: str
     globs: tuple[str, ...] = ()  # watched on every device, under the root prefix

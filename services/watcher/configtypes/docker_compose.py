@@ -1,6 +1,8 @@
-"""``docker_compose``: docker compose files. Parsed: services, images, ports, volumes, networks, environment KEYS (never
-values), depends_on. Both the short (string) and long (mapping) syntaxes are normalised, and the
-legacy version-1 format (services at the top level, no ``services:`` key) is read too."""
+"""``docker_compose``: docker compose files, redacted by their YAML structure.
+
+Parsed: services, images, ports, volumes, networks, environment KEYS (never values), depends_on.
+Both the short (string) and long (mapping) syntaxes are normalised, and the legacy version-1
+format (services at the top level, no ``services:`` key) is read too."""
 
 from __future__ import annotations
 

@@ -1,8 +1,9 @@
 """``proxy_configs``: nginx configuration (nginx.conf, SWAG proxy-confs and site-confs).
 
-Parsed via crossplane. A file is parsed on its own (includes are listed, not followed) and without context checks,
-so a SWAG snippet that holds only ``location`` blocks parses too. ``set $upstream_app ...``
-variables are substituted into ``proxy_pass`` so that SWAG confs name their containers.
+Parsed via crossplane. A file is parsed on its own (includes are listed, not followed) and
+without context checks, so a SWAG snippet that holds only ``location`` blocks parses too.
+``set $upstream_app ...`` variables are substituted into ``proxy_pass`` so that SWAG confs name
+their containers. Redacted by directive (``redaction/nginx_conf.py``); a change reloads nginx.
 """
 
 from __future__ import annotations

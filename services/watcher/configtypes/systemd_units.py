@@ -1,8 +1,8 @@
 """``systemd_units``: systemd unit files (.service, .socket, .timer, .mount, .target, .path).
 
 Parsed: sections, ExecStart, dependencies and [Install] targets; Environment= keeps variable
-names only, never values. A unit that keeps the host reachable (``CRITICAL_UNITS``) is a
-CRITICAL change."""
+names only, never values. Redacted by key (``redaction/unit.py``). A change to a unit that keeps
+the host reachable (``CRITICAL_UNITS``) is CRITICAL."""
 
 from __future__ import annotations
 
