@@ -104,7 +104,8 @@ class DataTypeInfo(BaseModel):
 class DriveHistoryQuery(HistoryQuery):
     """A drive's rows, or with ``bucket`` their aggregates per bucket (``start`` needed, ``end`` defaults to now)."""
 
-    bucket: str | None = Field(default=None, json_schema_extra={"pattern": BUCKET_PATTERN}, description="aggregate into buckets of 1m..1d, e.g. 1h")
+    bucket: str | None = Field(default=None, json_schema_extra={"pattern": BUCKET_PATTERN},
+                               description="aggregate into buckets of 1m..1d, e.g. 1h")
 
     @field_validator("bucket")
     @classmethod

@@ -13,14 +13,15 @@ import httpx
 import pytest
 
 from shared import events
-from shared.names import Names
+from shared.collected import COLLECTED_TYPES
 from shared.datatypes.containers.payload import Container, Containers
 from shared.datatypes.drive_health.payload import Drive, DriveHealth
+from shared.datatypes.network.payload import Interface, Network
 from shared.datatypes.systemd_services.payload import SystemdServices, Unit
 from shared.datatypes.zfs.payload import Pool, Zfs
+from shared.names import Names
 from tests.api.conftest import auth, project
 from tests.factories import drive_health_event
-from shared.collected import COLLECTED_TYPES
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -113,9 +114,13 @@ async def test_dashboard(live, keys, settings, chromium):
             await expect(page.locator(".latest[data-metric=cpu]")).to_have_text("42.5%", timeout=WAIT_MS)
             assert len((await page.locator("#chart-cpu polyline.line").get_attribute("points")).split()) == 10
 
-            # No collector runs: each collected type says so instead of failing the page.
-            for section in ("containers", "drive_health", "zfs", "systemd_services"):
+            # No collector runs: each collected type says so instead of failing the page. A type without a
+            # card of its own (network, inventory) has a generic one, from GET /datatypes.
+            for section in ("containers", "drive_health", "zfs", "systemd_services", "network", "inventory"):
                 await expect(page.locator(f"#{section} .body")).to_contain_text("no data", timeout=WAIT_MS)
+            for section in ("network", "inventory"):
+                await expect(page.locator(f"section.card.generic#{section}")).to_have_count(1)
+            assert await page.locator("section.card.generic#containers, section.card.generic#metrics").count() == 0
 
             entries = page.locator("#timeline li[data-kind=config_change]")
             await expect(entries).to_have_count(2, timeout=WAIT_MS)
@@ -138,6 +143,8 @@ async def test_dashboard(live, keys, settings, chromium):
                 "systemd_services": (COLLECTED_TYPES["systemd_services"], SystemdServices(
                     units=[Unit(name="nginx.service", load="loaded", active="failed", sub="failed")],
                     failed=["nginx.service"], total=1)),
+                "network": (COLLECTED_TYPES["network"], Network(interfaces=[
+                    Interface(name="eth0", state="UP", mtu=1500, mac="<mac>", flags=["UP"])])),
             }
             names = Names(settings.subject_prefix)
             for data_type, (cls, payload) in live_payloads.items():
@@ -155,6 +162,12 @@ async def test_dashboard(live, keys, settings, chromium):
             await expect(page.locator("#zfs tbody tr")).to_contain_text("DEGRADED", timeout=WAIT_MS)
             await expect(page.locator("#systemd_services tbody tr").first).to_contain_text("nginx.service",
                                                                                           timeout=WAIT_MS)
+            generic = page.locator("#network .items[data-field=interfaces] tbody tr")  # the first list's items
+            await expect(generic).to_have_count(1, timeout=WAIT_MS)
+            await expect(generic).to_contain_text("eth0")
+            await expect(generic).to_contain_text("<mac>")  # as text
+            heads = await page.locator("#network thead th").all_inner_texts()
+            assert heads[:4] == ["name", "index", "state", "mtu"] and not {"flags", "addresses"} & set(heads), heads
             assert not errors, errors
         finally:
             await browser.close()

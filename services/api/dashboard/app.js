@@ -3,10 +3,10 @@
 
 const KEY = "infrawatch.apiKey";
 const RANGES = { "1h": [3600, "1m"], "6h": [6 * 3600, "5m"], "24h": [86400, "15m"], "7d": [7 * 86400, "1h"] };
-const DATA_TYPES = ["containers", "drive_health", "zfs", "systemd_services"];
+const GENERIC_ROWS = 50;  // rows of a generic card's item table
 const $ = (sel) => document.querySelector(sel);
 
-const state = { devices: [], device: null, range: "6h", stream: null, timers: {} };
+const state = { devices: [], device: null, range: "6h", stream: null, timers: {}, types: null };
 
 /** An element with attributes and children; strings become text nodes, null/false children are skipped. */
 function h(tag, attrs = {}, ...children) {
@@ -152,7 +152,6 @@ function openDevice(name) {
   state.device = name;
   renderDevices();
   if (!name) { $("#device").replaceChildren(h("p", { class: "muted" }, "Choose a device.")); return; }
-  const card = (id, title) => h("section", { class: "card", id }, h("h3", {}, title), h("div", { class: "body" }, "loading…"));
   $("#device").replaceChildren(h("div", { id: "device-view" },
     h("h2", {}, name), h("p", { id: "device-info", class: "muted" }),
     h("section", { class: "card", id: "metrics" },
@@ -160,18 +159,23 @@ function openDevice(name) {
         h("button", { type: "button", "data-range": r, class: r === state.range ? "current" : null,
                       onclick: () => { state.range = r; loadMetrics(); } }, r)))),
       h("div", { class: "body" }, "loading…")),
-    card("containers", "Containers"), card("drive_health", "Drives"), card("zfs", "ZFS"),
-    card("systemd_services", "Services"), card("alerts", "Alerts"), card("timeline", "Configuration and events"),
+    Object.entries(CUSTOM).map(([type, [title]]) => card(type, title)), h("div", { id: "generic" }),
+    card("alerts", "Alerts"), card("timeline", "Configuration and events"),
   ));
   loadInfo();
   loadMetrics();
-  DATA_TYPES.forEach(loadData);
+  Object.keys(CUSTOM).forEach((type) => loadData(type, `/data/${type}`));
+  loadGeneric(name);
   loadAlerts();
   loadTimeline();
   startStream(name);
 }
 
-const body = (id) => $(`#${id} .body`);
+function card(id, title, cls = "") {
+  return h("section", { class: `card ${cls}`.trim(), id }, h("h3", {}, title), h("div", { class: "body" }, "loading…"));
+}
+
+const body = (id) => document.getElementById(id)?.querySelector(".body");
 /** Replace a card's body, unless the user has moved to another device meanwhile. */
 function fill(id, device, ...nodes) { if (device === state.device && body(id)) body(id).replaceChildren(...nodes); }
 
@@ -241,12 +245,43 @@ function chart(id, title, unit, points, top, start, end) {
       h("title", {}, `${title}: ${points.length} points, latest ${last ? num(last.v) + unit : "none"}`)));
 }
 
-// ---- collected data: containers, drives, ZFS, services -------------------------------------------------------
+// ---- collected data: custom cards, and a generic card per other registered type ---------------------------------
 
-async function loadData(type) {
+/** The registered data types (GET /datatypes), asked once per page. */
+async function dataTypes() {
+  if (!state.types) state.types = api("/datatypes").catch((e) => { state.types = null; throw e; });
+  return state.types;
+}
+
+/** Whether an element outside the generic cards (a custom card, "alerts") has this id. */
+function taken(id) {
+  const el = document.getElementById(id);
+  return Boolean(el && !el.closest("#generic"));
+}
+
+/** A generic card for each type the API serves a latest payload of and this page has no card for. */
+async function loadGeneric(d) {
+  try {
+    const types = (await dataTypes()).filter((t) => t.latest && !(t.name in CUSTOM) && !taken(t.name));
+    if (d !== state.device || !$("#generic")) return;
+    $("#generic").replaceChildren(...types.map((t) => {
+      const el = card(t.name, t.name.replace(/_/g, " "), "generic");
+      el.setAttribute("data-type", t.name);
+      el.setAttribute("title", t.doc);
+      return el;
+    }));
+    types.forEach((t) => loadData(t.name, `/${encodeURIComponent(t.path)}`));
+  } catch (e) {
+    if (d === state.device && $("#generic")) {
+      $("#generic").replaceChildren(h("p", { class: "error" }, `data types: ${e.message}`));
+    }
+  }
+}
+
+async function loadData(type, path) {
   const d = state.device;
   try {
-    renderData(type, d, await api(`${dev(d)}/data/${type}`));
+    renderData(type, d, await api(`${dev(d)}${path}`));
   } catch (e) {
     const s = e.body && e.body.status;
     let text = `no data: ${e.message}`;
@@ -262,7 +297,7 @@ function renderData(type, d, res) {
   const age = h("p", { class: "muted" }, `collected ${fmtTime(res.occurred_at)} (${res.source ?? "live"}, ${res.status})`,
     list(res.warnings).length ? ` · warnings: ${list(res.warnings).join("; ")}` : "");
   if (!p || typeof p !== "object") { fill(type, d, h("p", { class: "empty" }, "no data"), age); return; }
-  const render = { containers, drive_health: drives, zfs, systemd_services: services }[type];
+  const render = type in CUSTOM ? CUSTOM[type][1] : generic;
   try {
     fill(type, d, render(p, d), age);
   } catch (e) {  // a payload shape this page does not know yet
@@ -274,6 +309,26 @@ function table(headings, rows, empty = "none") {
   if (!rows.length) return h("p", { class: "empty" }, empty);
   return h("table", {}, h("thead", {}, h("tr", {}, headings.map((t) => h("th", {}, t)))),
     h("tbody", {}, rows.map((cells) => h("tr", {}, cells.map((c) => h("td", {}, c))))));
+}
+
+const isScalar = (v) => v === null || ["string", "number", "boolean"].includes(typeof v);
+const text = (v) => (v === null || v === undefined ? "–" : String(v));
+
+/** Any payload: its top-level scalar fields as key/value, its first list as a table of its items' scalar fields. */
+function generic(p) {
+  const fields = Object.entries(p).filter(([, v]) => isScalar(v));
+  const listed = Object.entries(p).find(([, v]) => Array.isArray(v));
+  let items = null;
+  if (listed) {
+    const [name, all] = listed;
+    const rows = all.slice(0, GENERIC_ROWS).map((it) => (it && typeof it === "object" ? it : { [name]: it }));
+    const heads = [...new Set(rows.flatMap((r) => Object.keys(r).filter((k) => isScalar(r[k]))))];
+    items = h("div", { class: "items", "data-field": name }, h("h4", {}, name),
+      table(heads, rows.map((r) => heads.map((k) => text(r[k]))), `no ${name}`),
+      all.length > GENERIC_ROWS ? h("p", { class: "muted" }, `first ${GENERIC_ROWS} of ${all.length}`) : null);
+  }
+  return h("div", {}, fields.length ? h("table", { class: "fields" }, h("tbody", {},
+    fields.map(([k, v]) => h("tr", {}, h("th", {}, k), h("td", {}, text(v)))))) : null, items);
 }
 
 function containers(p) {
@@ -354,6 +409,12 @@ function services(p) {
     table(heads, notable.map(row), "no failed or restarted units"),
     units.length ? h("details", {}, h("summary", {}, `all ${units.length} units`), table(heads, units.map(row))) : null);
 }
+
+/** The types with a card of their own: title and renderer. Every other registered type gets a generic card. */
+const CUSTOM = {
+  containers: ["Containers", containers], drive_health: ["Drives", drives], zfs: ["ZFS", zfs],
+  systemd_services: ["Services", services],
+};
 
 // ---- alerts and timeline -------------------------------------------------------------------------------------
 
@@ -492,7 +553,7 @@ function onEvent(device, kind, raw) {
   if (kind === "collected") {
     const type = String(ev.kind || "").replace(/^collected\./, "");
     if (type === "system_metrics") soon("metrics", loadMetrics);
-    else if (DATA_TYPES.includes(type) && ev.payload) {
+    else if (body(type) && ev.payload) {
       renderData(type, device, { ...ev, source: "live" });
     }
     soon("info", () => { loadInfo(); loadDevices(); }, 5000);

@@ -2,8 +2,22 @@
 registered data type has, the others what is particular to one."""
 
 from services.api.routes import (
-    audit, cache, collected, config, containers, data, devices, drives, health, inventory, keys, metrics, prometheus,
-    stream, timeline, watch,
+    audit,
+    cache,
+    collected,
+    config,
+    containers,
+    data,
+    devices,
+    drives,
+    health,
+    inventory,
+    keys,
+    metrics,
+    prometheus,
+    stream,
+    timeline,
+    watch,
 )
 
 ROUTERS = [

@@ -7,11 +7,11 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Path, Query, status
 from sqlalchemy import exists, or_, select
 
-from shared.datatypes.containers.table import ContainerSnapshot
 from services.api.deps import DeviceDep, SessionDep, ViewerKey
 from services.api.queries import page_of, window
 from services.api.schemas import Page
 from services.api.schemas_collected import HistoryQuery, row_model
+from shared.datatypes.containers.table import ContainerSnapshot
 
 router = APIRouter(prefix="/devices", tags=["containers"])
 

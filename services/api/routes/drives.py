@@ -8,11 +8,11 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Path, Query, Request, status
 from sqlalchemy import select, text
 
-from shared.datatypes.drive_health.table import DriveHealth
 from services.api.deps import DeviceDep, SessionDep, ViewerKey
 from services.api.queries import page_of, time_buckets, window
 from services.api.schemas import Page
 from services.api.schemas_collected import DriveBucket, DriveBuckets, DriveHistoryQuery, row_model
+from shared.datatypes.drive_health.table import DriveHealth
 
 router = APIRouter(prefix="/devices", tags=["drives"])
 DriveRow = row_model(DriveHealth)

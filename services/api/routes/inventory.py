@@ -7,11 +7,11 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from sqlalchemy import select
 
-from shared.datatypes.inventory.table import InventorySnapshot
 from services.api.deps import UNKNOWN_DEVICE, DeviceDep, SessionDep, ViewerKey
 from services.api.queries import page_of, window
 from services.api.schemas import Page
 from services.api.schemas_collected import HistoryQuery, row_model
+from shared.datatypes.inventory.table import InventorySnapshot
 
 router = APIRouter(prefix="/devices", tags=["inventory"])
 

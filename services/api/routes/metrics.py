@@ -8,12 +8,12 @@ import msgspec
 from fastapi import APIRouter, Query, Request, Response
 from sqlalchemy import select
 
-from shared.datatypes.system_metrics.table import SystemMetric
 from services.api.deps import DeviceDep, ReaderDep, ViewerKey, require_force
 from services.api.queries import fetch_rows, page_of, time_buckets
 from services.api.reads import Reading
 from services.api.schemas import MetricBucket, MetricBuckets, MetricsQuery, Page, SystemMetricsLatest
 from services.api.schemas_collected import row_model
+from shared.datatypes.system_metrics.table import SystemMetric
 from shared.events import DeviceSpec
 
 router = APIRouter(prefix="/devices", tags=["metrics"])
