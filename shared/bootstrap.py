@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
@@ -47,7 +48,7 @@ def stream_configs(settings: Settings) -> list[StreamConfig]:
 
 def kv_configs(settings: Settings) -> list[KeyValueConfig]:
     n = Names(settings.subject_prefix)
-    def kv(bucket: str, description: str, **extra) -> KeyValueConfig:
+    def kv(bucket: str, description: str, **extra: Any) -> KeyValueConfig:
         return KeyValueConfig(bucket=bucket, description=description, history=1,
                               replicas=settings.stream_replicas, **{"storage": StorageType.FILE, **extra})
 

@@ -65,6 +65,11 @@ END $$;
 """
 
 
+def _text_array(names: tuple[str, ...]) -> str:
+    """A SQL text[] literal of ``names``."""
+    return "'{" + ",".join(names) + "}'::text[]"
+
+
 async def create_roles(admin_dsn: str, passwords: dict[str, str]) -> None:
     """As a superuser connected to the infrawatch database: the roles with their passwords
     (``passwords`` by role key: owner, writer, api, reader), the database and schema owned by
@@ -102,8 +107,8 @@ async def grant(dsn: str) -> bool:
                                       list(ROLES.values()))
         if present != len(ROLES):
             return False
-        sql = _GRANTS.format(**ROLES).replace("$1", "'{%s}'::text[]" % ",".join(SECRET_TABLES))
-        await conn.execute(sql.replace("$2", "'{%s}'::text[]" % ",".join(API_TABLES)))
+        sql = _GRANTS.format(**ROLES).replace("$1", _text_array(SECRET_TABLES))
+        await conn.execute(sql.replace("$2", _text_array(API_TABLES)))
         await conn.execute(f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {ROLES['writer']}, "
                            f"{ROLES['api']}")
         return True

@@ -14,6 +14,7 @@ import re
 import uuid
 from collections.abc import Awaitable, Callable
 
+from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import DeliverPolicy
 from nats.js.errors import APIError, NotFoundError
@@ -158,7 +159,7 @@ class DeviceRegistry:
         self._listeners: list[Listener] = []
         self._synced = asyncio.Event()
         self._target_seq = 0
-        self._sub = None
+        self._sub: JetStreamContext.PushSubscription | None = None
 
     def on_change(self, listener: Listener) -> None:
         self._listeners.append(listener)
@@ -190,7 +191,7 @@ class DeviceRegistry:
         )
         await asyncio.wait_for(self._synced.wait(), timeout=30)
 
-    async def _on_msg(self, msg) -> None:
+    async def _on_msg(self, msg: Msg) -> None:
         try:
             ev = events.decode(msg.data)
         except Exception as exc:

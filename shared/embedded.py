@@ -26,6 +26,7 @@ import sys
 import time
 import warnings
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 log = logging.getLogger(__name__)
@@ -42,7 +43,8 @@ class ServerError(RuntimeError):
 def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as s:
         s.bind((host, 0))
-        return s.getsockname()[1]
+        port: int = s.getsockname()[1]
+        return port
 
 
 def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
@@ -54,7 +56,7 @@ def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
         return True
 
 
-def wait_for_port(port: int, proc: subprocess.Popen, what: str, log_file: Path, timeout: float = 30) -> None:
+def wait_for_port(port: int, proc: subprocess.Popen[bytes], what: str, log_file: Path, timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -75,7 +77,7 @@ def _tail(path: Path, n: int = 30) -> str:
         return "(no log)"
 
 
-def stop_process(proc: subprocess.Popen | None, sig_timeout: float = 15, sig: int = signal.SIGTERM) -> None:
+def stop_process(proc: subprocess.Popen[bytes] | None, sig_timeout: float = 15, sig: int = signal.SIGTERM) -> None:
     """Stop a server with ``sig`` (PostgreSQL: SIGINT, its fast shutdown), killing it past the timeout."""
     if proc is None or proc.poll() is not None:
         return
@@ -132,7 +134,7 @@ class NatsServer:
         self.passwords = passwords
         self.prefix = prefix
         self.monitor_port = monitor_port
-        self.proc: subprocess.Popen | None = None
+        self.proc: subprocess.Popen[bytes] | None = None
         self.log_file = self.store_dir / "nats-server.log"
 
     @property
@@ -253,7 +255,7 @@ class PostgresServer:
         self.port = port or free_port()
         self.database = database
         self.password = password
-        self.proc: subprocess.Popen | None = None
+        self.proc: subprocess.Popen[bytes] | None = None
         self.log_file = self.base_dir / "postgres.log"
 
     def _login(self) -> str:
@@ -266,7 +268,7 @@ class PostgresServer:
     def admin_url(self) -> str:
         return f"postgresql://{self._login()}@127.0.0.1:{self.port}/postgres"
 
-    def _run_as(self) -> dict:
+    def _run_as(self) -> dict[str, Any]:
         user = _pg_user()
         if user is None:
             return {}

@@ -90,7 +90,7 @@ class PerfReported(Event, kw_only=True, tag="perf"):
 
 
 OTHER_EVENTS: tuple[type[Event], ...] = (DeviceChanged, Audited, RefreshRequested, PerfReported)
-AnyEvent = Union[COLLECTED_EVENTS + OTHER_EVENTS + CONFIG_EVENTS + ALERT_EVENTS]  # type: ignore[valid-type]
+AnyEvent = Union[COLLECTED_EVENTS + OTHER_EVENTS + CONFIG_EVENTS + ALERT_EVENTS]  # type: ignore[valid-type]  # noqa: UP007 (a union of a computed tuple)
 
 _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder(AnyEvent)
@@ -104,7 +104,8 @@ def encode(event: Event) -> bytes:
 
 def decode(data: bytes) -> Event:
     """Decode one event; raises msgspec.DecodeError / ValidationError with the reason."""
-    return _decoder.decode(data)
+    event: Event = _decoder.decode(data)
+    return event
 
 
 def utcnow() -> datetime:

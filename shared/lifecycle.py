@@ -18,7 +18,7 @@ class DeviceService:
         self.registry: DeviceRegistry | None = None
         self.service: Any = None  # has ``async close()``
         self._beat_stop = asyncio.Event()
-        self._heartbeat: asyncio.Task | None = None
+        self._heartbeat: asyncio.Task[None] | None = None
 
     def heartbeat(self) -> None:
         """Heartbeat the membership in the background until ``stop()``."""

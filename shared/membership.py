@@ -67,7 +67,7 @@ class Membership:
         self._seen: dict[str, tuple[int, float]] = {}  # member -> (revision, when it last changed)
         self._listeners: list[Callable[[frozenset[str]], None]] = []
         self._beats = 0
-        self._following: asyncio.Task | None = None
+        self._following: asyncio.Task[None] | None = None
 
     def on_change(self, listener: Callable[[frozenset[str]], None]) -> None:
         self._listeners.append(listener)

@@ -7,6 +7,7 @@ import logging
 import signal
 import ssl
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import nats
 from nats.aio.client import Client
@@ -36,7 +37,7 @@ async def connect(settings: Settings, name: str, wait: bool = True) -> Client:
     async def on_reconnect() -> None:
         log.info("nats reconnected")
 
-    opts: dict = dict(
+    opts: dict[str, Any] = dict(
         servers=[s.strip() for s in settings.nats_url.split(",")],
         name=f"infrawatch-{name}-{settings.instance}",
         max_reconnect_attempts=-1 if wait else 1,

@@ -5,9 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
 
+from nats.js import JetStreamContext
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 from prometheus_client.exposition import generate_latest
+from prometheus_client.metrics import MetricWrapperBase
 
 from shared import events
 from shared.events import PerfReported
@@ -67,7 +71,7 @@ class Perf:
         if error_type:
             self.error(error_type)
 
-    def _child(self, metric, *labels: str):
+    def _child(self, metric: MetricWrapperBase, *labels: str) -> Any:
         """The metric's child for this service and ``labels``, looked up once (labels() takes a lock)."""
         key = (id(metric), labels)
         child = self._children.get(key)
@@ -120,7 +124,8 @@ class Perf:
         return ev
 
 
-async def publish_loop(js, settings: Settings, perf: Perf, stop: asyncio.Event, before=None) -> None:
+async def publish_loop(js: JetStreamContext, settings: Settings, perf: Perf, stop: asyncio.Event,
+                       before: Callable[[], Awaitable[object]] | None = None) -> None:
     """Publish ``perf.report`` every ``perf_interval_s`` until ``stop``; ``before()`` may refresh gauges."""
     names = Names(settings.subject_prefix)
     loop = asyncio.get_running_loop()

@@ -34,7 +34,7 @@ The same definitions as JSON Schema: [events.schema.json](events.schema.json).
 """
 
 
-def _schema() -> tuple[dict, dict]:
+def _schema() -> tuple[dict[str, Any], dict[str, Any]]:
     (root,), comps = msgspec.json.schema_components([events.AnyEvent], ref_template="#/$defs/{name}")
     return root, comps
 

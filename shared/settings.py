@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import socket
 from pathlib import Path
+from typing import Self
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -92,7 +93,7 @@ class Settings(BaseSettings):
         return v
 
     @classmethod
-    def of(cls, settings: Settings):
+    def of(cls, settings: Settings) -> Self:
         """``settings`` as this class: its values, plus this class's own fields from the environment."""
         return settings if isinstance(settings, cls) else cls(**settings.model_dump())
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -67,7 +68,13 @@ class Transport(Protocol):
     async def close(self) -> None: ...
 
 
-async def _read_capped(reader, limit: int, on_overflow) -> tuple[bytes, bool]:
+class ByteReader(Protocol):
+    """A stream of bytes: asyncssh's and asyncio's readers."""
+
+    async def read(self, n: int = -1) -> bytes: ...
+
+
+async def _read_capped(reader: ByteReader, limit: int, on_overflow: Callable[[], object]) -> tuple[bytes, bool]:
     """Read a stream to EOF, keeping at most ``limit`` bytes; on overflow call ``on_overflow``."""
     buf = bytearray()
     while True:

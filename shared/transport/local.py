@@ -73,6 +73,7 @@ class LocalTransport:
                     except (BrokenPipeError, ConnectionResetError):
                         pass
                     proc.stdin.close()
+                assert proc.stdout is not None and proc.stderr is not None  # both are PIPE
                 (out, t_out), (err, t_err) = await asyncio.gather(
                     _read_capped(proc.stdout, max_output, kill), _read_capped(proc.stderr, max_output, kill)
                 )

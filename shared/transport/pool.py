@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
+from typing import Any
 
 from shared.events import DeviceSpec
 from shared.settings import Settings
@@ -14,7 +16,7 @@ def make_transport(spec: DeviceSpec, settings: Settings) -> SshTransport | Local
     return LocalTransport(spec, settings) if spec.transport == "local" else SshTransport(spec, settings)
 
 
-def _reach(spec: DeviceSpec) -> tuple:
+def _reach(spec: DeviceSpec) -> tuple[Any, ...]:
     return (spec.id, spec.transport, spec.address, spec.port, spec.username, spec.trust_on_first_use)
 
 
@@ -25,15 +27,16 @@ class TransportPool:
     when its last user lets go. Counters of closed transports are kept in the totals."""
 
     def __init__(self) -> None:
-        self._entries: dict = {}  # device id -> [reach, transport, users]
-        self._orphans: dict = {}  # id(transport) -> entry replaced but still in use
+        self._entries: dict[uuid.UUID, list[Any]] = {}  # device id -> [reach, transport, users]
+        self._orphans: dict[int, list[Any]] = {}  # id(transport) -> entry replaced but still in use
         self._retired = {"connections_created": 0, "connections_reused": 0, "commands_executed": 0}
 
     def acquire(self, spec: DeviceSpec, settings: Settings) -> SshTransport | LocalTransport:
         entry = self._entries.get(spec.id)
         if entry is not None and entry[0] == _reach(spec) and not getattr(entry[1], "closed", False):
             entry[2] += 1
-            return entry[1]
+            shared_transport: SshTransport | LocalTransport = entry[1]
+            return shared_transport
         transport = make_transport(spec, settings)
         if entry is not None:  # the old one stays with its current users until they release it
             old = self._entries.pop(spec.id)
@@ -58,12 +61,12 @@ class TransportPool:
         self._retire(transport)
         await transport.close()
 
-    def _retire(self, transport) -> None:
+    def _retire(self, transport: SshTransport | LocalTransport) -> None:
         for name in self._retired:
             self._retired[name] += getattr(transport, name, 0)
 
     @property
-    def transports(self) -> list:
+    def transports(self) -> list[SshTransport | LocalTransport]:
         return [entry[1] for entry in [*self._entries.values(), *self._orphans.values()]]
 
     def totals(self) -> dict[str, int]:

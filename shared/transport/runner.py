@@ -21,10 +21,11 @@ from __future__ import annotations
 import asyncio
 import re
 import secrets
+from collections.abc import Callable
 
 import asyncssh
 
-from shared.transport.base import READ_CHUNK
+from shared.transport.base import READ_CHUNK, ByteReader
 
 RUNNER_COMMAND = "exec sh -s"
 # The request as the device's shell receives it (the simulator reads it with this pattern).
@@ -50,7 +51,9 @@ def request(token: str, command: str, stdin: bytes | None) -> bytes | None:
     return f"( {command} ) <<'{token}'\n".encode() + stdin + token.encode() + b"\n" + trailer
 
 
-async def _until(reader, marker: bytes, limit: int, on_overflow) -> tuple[bytes, bytes, bool]:
+async def _until(
+    reader: ByteReader, marker: bytes, limit: int, on_overflow: Callable[[], object]
+) -> tuple[bytes, bytes, bool]:
     """Read up to ``marker``; returns (output before it, what follows it, truncated)."""
     buf = bytearray()
     kept = 0
@@ -72,7 +75,7 @@ async def _until(reader, marker: bytes, limit: int, on_overflow) -> tuple[bytes,
 class ShellRunner:
     """One ``sh -s`` session; ``run`` sends one command at a time."""
 
-    def __init__(self, process: asyncssh.SSHClientProcess, conn: asyncssh.SSHClientConnection) -> None:
+    def __init__(self, process: asyncssh.SSHClientProcess[bytes], conn: asyncssh.SSHClientConnection) -> None:
         self.process = process
         self.conn = conn
         self.token = secrets.token_hex(16)
@@ -114,11 +117,13 @@ class ShellRunner:
         if any(not isinstance(g, BaseException) and g[2] for g in got):  # cut: the other stream ended with it
             out, err = (g[0] if not isinstance(g, BaseException) else b"" for g in got)
             return None, out, err, True
+        results: list[tuple[bytes, bytes, bool]] = []
         for g in got:
             if isinstance(g, BaseException):
                 self.close()
                 raise g
-        (out, rest, _), (err, _, _) = got
+            results.append(g)
+        (out, rest, _), (err, _, _) = results
         while not rest.endswith(b"\n"):  # the status may arrive in the next chunk
             more = await self.process.stdout.read(64)
             if not more:

@@ -16,7 +16,7 @@ import random
 import shlex
 import time
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import asyncssh
 
@@ -99,7 +99,7 @@ class SshTransport:
         async with self._lock:
             if self.connected:
                 self.connections_reused += 1
-                return self._conn  # type: ignore[return-value]
+                return self._conn
             if self._closed:
                 raise ConnectError(f"transport to {self.host}:{self.port} is closed")
             wait = self._next_attempt - time.monotonic()
@@ -122,7 +122,7 @@ class SshTransport:
     async def _connect(self) -> asyncssh.SSHClientConnection:
         where = f"{self.host}:{self.port}"
         await self._prepare_known_hosts()
-        options: dict = dict(
+        options: dict[str, Any] = dict(
             username=self.username,
             known_hosts=self._known.current(),  # parsed once; never None: that would disable checking
             keepalive_interval=self.settings.ssh_keepalive_s,
@@ -208,7 +208,7 @@ class SshTransport:
                 done = await self._run_on_runner(conn, argv, command, timeout, stdin, max_output, start)
                 if done is not None:
                     return done
-            process: asyncssh.SSHClientProcess | None = None
+            process: asyncssh.SSHClientProcess[bytes] | None = None
             try:
                 async with asyncio.timeout(timeout):
                     process = await conn.create_process(command, encoding=None)
@@ -264,7 +264,7 @@ class SshTransport:
         self._runners.add(runner)
         return runner
 
-    async def _run_on_runner(self, conn, argv: list[str], command: str, timeout: float, stdin: bytes | None,
+    async def _run_on_runner(self, conn: asyncssh.SSHClientConnection, argv: list[str], command: str, timeout: float, stdin: bytes | None,
                              max_output: int, start: float) -> CommandResult | None:
         """Run on a runner; None when none can take it (the caller uses an exec channel)."""
         runner = await self._runner(conn, max_output)
@@ -309,7 +309,8 @@ def backoff_delay(failures: int) -> float:
     (1 s doubling to 300 s) with jitter in [50 %, 100 %], so devices that failed together
     (a network outage) do not all reconnect at the same moment."""
     delay = min(BACKOFF_FIRST_S * 2 ** (max(failures, 1) - 1), BACKOFF_MAX_S)
-    return delay * random.uniform(0.5, 1.0)
+    jittered: float = delay * random.uniform(0.5, 1.0)
+    return jittered
 
 
 def ssh_password(settings: Settings) -> str | None:
@@ -327,7 +328,7 @@ def ssh_password(settings: Settings) -> str | None:
     return None
 
 
-def _stop_remote(process: asyncssh.SSHClientProcess) -> None:
+def _stop_remote(process: asyncssh.SSHClientProcess[bytes]) -> None:
     try:
         process.send_signal("KILL")  # honoured by OpenSSH 8.1+; closing the channel covers the rest
     except (asyncssh.Error, OSError, ValueError):

@@ -6,10 +6,11 @@ import asyncio
 import os
 import shlex
 import signal
+from collections.abc import Awaitable, Callable
 
 import asyncssh
 
-from shared.transport.base import ConnectError, TransportError, _argv_check
+from shared.transport.base import ByteReader, ConnectError, TransportError, _argv_check
 from shared.transport.local import LocalTransport
 from shared.transport.protected import check_argv
 from shared.transport.ssh import SshTransport, _stop_remote
@@ -22,7 +23,8 @@ class StreamingCommand:
     open for the command's lifetime; ``terminate()`` stops the command and closes its channel.
     """
 
-    def __init__(self, stdout, stderr, terminate, wait) -> None:
+    def __init__(self, stdout: ByteReader, stderr: ByteReader, terminate: Callable[[], Awaitable[None]],
+                 wait: Callable[[], Awaitable[int | None]]) -> None:
         self.stdout = stdout
         self.stderr = stderr
         self._terminate = terminate
@@ -93,4 +95,5 @@ async def _local_stream(transport: LocalTransport, argv: list[str]) -> Streaming
         status = await proc.wait()
         return None if status < 0 else status
 
+    assert proc.stdout is not None and proc.stderr is not None  # both are PIPE
     return StreamingCommand(proc.stdout, proc.stderr, terminate, wait)
