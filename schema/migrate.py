@@ -11,6 +11,7 @@ import logging
 from pathlib import Path
 
 from alembic import command
+from alembic.script import ScriptDirectory
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -38,6 +39,11 @@ def config(url: str) -> Config:
     cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.attributes["url"] = async_url(url)
     return cfg
+
+
+def head() -> str | None:
+    """The newest revision of the migrations."""
+    return ScriptDirectory.from_config(config("postgresql://")).get_current_head()
 
 
 def upgrade(url: str, revision: str = "head") -> None:

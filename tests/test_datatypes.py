@@ -7,6 +7,7 @@ import msgspec
 
 from schema.models import Base
 from services.collector.registry import COMMAND_ATTRIBUTES, DATA_TYPES, REQUIRED_ATTRIBUTES
+from services.writer.projection import FAMILIES
 from services.writer.registry import COLUMNS
 from shared.datatypes import NAMES, REGISTRY, captures
 from shared.events import COLLECTED_TYPES, AnyEvent, tag_of
@@ -31,6 +32,7 @@ def test_event_classes_are_derived_and_in_the_union() -> None:
 
 
 def test_tables_are_in_the_metadata_and_projected_by_their_model_columns() -> None:
+    assert FAMILIES  # importing the projection registers every projector
     for t in REGISTRY.values():
         for model in t.tables:
             table = Base.metadata.tables[model.__tablename__]

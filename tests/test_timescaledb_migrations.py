@@ -26,7 +26,10 @@ async def _insert_old_rows(url: str) -> None:
     engine = create_async_engine(async_url(url), poolclass=NullPool)
     try:
         async with engine.begin() as conn:
+            present = set(await conn.run_sync(lambda c: sa.inspect(c).get_table_names()))
             for name, row in _one_row_per_table().items():
+                if name not in present:  # created by a later revision
+                    continue
                 if "time" in row:
                     row = {**row, "time": row["time"] - OLD}
                 await conn.execute(sa.insert(Base.metadata.tables[name]).values(**row))
@@ -89,7 +92,8 @@ async def test_wide_columns_revision_up_and_down_over_compressed_chunks(timescal
     assert await _column_type(url, "configuration_snapshots", "detection_latency_ms") == "integer"
 
     await asyncio.to_thread(upgrade, url)
-    assert all(n == 1 for n in (await _row_counts(url)).values())
+    counts = await _row_counts(url)
+    assert all(counts[t] == 1 for t in before), counts
 
 
 async def _downgrade_to_base_over_compressed_chunks(url: str) -> None:

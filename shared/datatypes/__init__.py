@@ -22,6 +22,7 @@ NAMES = (
     "zfs",
     "systemd_services",
     "inventory",
+    "mounts",
 )
 
 REGISTRY: dict[str, DataType] = {n: import_module(f"shared.datatypes.{n}").TYPE for n in NAMES}

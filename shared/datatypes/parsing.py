@@ -1,27 +1,16 @@
-"""What every data type's parser shares: its result and its error."""
+"""What every data type's parser shares: its result, its errors (``shared.errors.ParseError``,
+``Unsupported``, ``CommandFailed``) and the sections of a script's output."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
+from shared.errors import InfrawatchError, ParseError
+
+__all__ = ["CommandFailed", "Line", "ParseError", "ParseResult", "Unsupported", "split_sections"]
+
 P = TypeVar("P")
-
-
-class ParseError(ValueError):
-    """The output could not be understood; carries the offending line and its number (1-based)."""
-
-    def __init__(self, message: str, line: str | None = None, line_no: int | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.line = line
-        self.line_no = line_no
-
-    def __str__(self) -> str:
-        if self.line is None:
-            return self.message
-        where = f"line {self.line_no}" if self.line_no is not None else "line"
-        return f"{self.message} ({where}: {self.line!r})"
 
 
 @dataclass(frozen=True)
@@ -55,10 +44,10 @@ def split_sections(text: str, marker: str = "@@ ") -> dict[str, list[list[Line]]
     return sections
 
 
-class Unsupported(Exception):
+class Unsupported(InfrawatchError):
     """The device lacks what the data type needs (no docker, smartctl, zpool, systemd...):
     the collection's status is ``unsupported`` and this is its reason."""
 
 
-class CommandFailed(Exception):
+class CommandFailed(InfrawatchError):
     """A command the data type needs failed (exit status, killed, cut short): status ``error``."""

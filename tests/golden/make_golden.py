@@ -98,9 +98,15 @@ def _with_previous(data_type: str, previous: typing.Any, payload: typing.Any) ->
     return module.with_previous(previous, payload)
 
 
+def _declared_sample(data_type: str) -> str:
+    """The capture a type's declaration names (the one the simulator answers with)."""
+    from shared.datatypes import REGISTRY
+    return Path(REGISTRY[data_type].sample).stem
+
+
 def collected(cls: type) -> msgspec.Struct:
     data_type = events.tag_of(cls).split(".", 1)[1]
-    name, previous = SAMPLES[data_type]
+    name, previous = SAMPLES.get(data_type) or (_declared_sample(data_type), None)
     folder, ptype = _testdata(data_type), _payload_type(cls)
     payload = msgspec.json.decode((folder / f"{name}.json").read_bytes(), type=ptype)
     if previous is not None:
