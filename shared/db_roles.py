@@ -12,9 +12,12 @@ runs as a superuser; :func:`grant` runs as the owner (or a superuser) after each
 
 from __future__ import annotations
 
+import asyncio
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import asyncpg
+
+from schema.migrate import upgrade
 
 ROLES = {"owner": "infrawatch_owner", "writer": "infrawatch_writer", "api": "infrawatch_api",
          "reader": "infrawatch_reader"}
@@ -129,10 +132,6 @@ def passwords_from_env() -> dict[str, str]:
 
 def bootstrap_database(superuser_url: str, passwords: dict[str, str]) -> None:
     """Roles, schema migrated as the owner, grants: what `infrawatch bootstrap` does to the database."""
-    import asyncio
-
-    from schema.migrate import upgrade
-
     asyncio.run(create_roles(superuser_url, passwords))
     owner_url = role_url(superuser_url, ROLES["owner"], passwords["owner"])
     upgrade(owner_url)

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 import msgspec
 import pytest
 
-from shared.payloads.inventory import Change, Drift
+from shared.datatypes.inventory.payload import Change, Drift
 from tests.api.conftest import auth, eventually, project, put_event
 from tests.factories import (
     containers_event,
