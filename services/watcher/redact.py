@@ -70,15 +70,14 @@ def redact(text: str, rules: tuple[Rule, ...] = DEFAULT_RULES, config_type: str 
            path: str = "") -> tuple[str, list[Redaction]]:
     """The text with secret values replaced by ``<redacted>``, and what was hidden (never the values)."""
     low = lower(text)
-    spans: list[Span] | None = []
+    spans: list[Span] = []
     if has_secrets(text, low):
         try:
-            spans = _structure(text, low, config_type, path)
+            structured = _structure(text, low, config_type, path)
         except Exception:  # a bug in one format's reader must not leave a secret: the patterns still run
             log.exception("redacting %s by its structure failed; redacting it by patterns", path or config_type)
-            spans = None
-        if spans is None:
-            spans = scan(text, low)
+            structured = None
+        spans = structured if structured is not None else scan(text, low)
     spans = merge(spans, _custom(text, rules))
     if not spans:
         return text, []

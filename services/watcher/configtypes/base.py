@@ -48,7 +48,7 @@ Parser = Callable[[str, str], dict[str, Any]]
 # redact(text, lower-cased text, path) -> spans to hide, or None to leave the file to the line patterns
 Redactor = Callable[[str, str, str], "list[Span] | None"]
 # rules(change, old parsed, new parsed, diff summary, risk, effects, path); old/new are {} when absent
-Rules = Callable[[ChangeType, dict, dict, DiffSummary, Risk, Effects, str], None]
+Rules = Callable[[ChangeType, dict[str, Any], dict[str, Any], DiffSummary, Risk, Effects, str], None]
 
 
 @dataclass(frozen=True)

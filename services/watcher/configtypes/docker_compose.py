@@ -76,7 +76,7 @@ _V1_KEYS = {"image", "build", "command", "ports", "volumes", "environment", "lin
             "expose", "env_file", "net", "volumes_from", "extends", "entrypoint", "labels"}
 
 
-def _is_v1(doc: dict) -> bool:
+def _is_v1(doc: dict[str, Any]) -> bool:
     """A version-1 file: no ``version`` nor ``services``, and a top-level value that is a service."""
     if "version" in doc or "services" in doc:
         return False
@@ -134,7 +134,7 @@ def _service_of(key: str) -> str | None:
     return rest.split(".", 1)[0] or None
 
 
-def rules(change: ChangeType, old: dict, new: dict, s: DiffSummary, risk: Risk, fx: Effects, path: str) -> None:
+def rules(change: ChangeType, old: dict[str, Any], new: dict[str, Any], s: DiffSummary, risk: Risk, fx: Effects, path: str) -> None:
     """The changed services (all of them for a new or deleted file) restart with ``up -d``;
     removed services, images, ports and privileged or host-network services raise the risk."""
     keys = s.added + s.removed + s.changed

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 import tempfile
+from collections.abc import Iterator
 from typing import Any
 
 import crossplane
@@ -36,7 +37,8 @@ def _crossplane(text: str) -> list[dict[str, Any]]:
         err = payload["errors"][0]
         reason = re.sub(r" in \S*nginx\.conf(:\d+)?$", "", str(err["error"])).replace(path, "config").strip()
         raise ParseError(reason, line_no=err.get("line"))
-    return payload["config"][0]["parsed"]
+    parsed: list[dict[str, Any]] = payload["config"][0]["parsed"]
+    return parsed
 
 
 def _resolve(value: str, variables: dict[str, str]) -> str:
@@ -48,7 +50,7 @@ def _host(url: str) -> str | None:
     return m.group(1) if m and m.group(1) else None
 
 
-def _locations(block: list[dict], variables: dict[str, str]) -> dict[str, dict[str, Any]]:
+def _locations(block: list[dict[str, Any]], variables: dict[str, str]) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     for d in block:
         if d["directive"] != "location":
@@ -68,11 +70,11 @@ def _locations(block: list[dict], variables: dict[str, str]) -> dict[str, dict[s
     return out
 
 
-def _sets(block: list[dict]) -> dict[str, str]:
+def _sets(block: list[dict[str, Any]]) -> dict[str, str]:
     return {d["args"][0].lstrip("$"): d["args"][1] for d in block if d["directive"] == "set" and len(d["args"]) >= 2}
 
 
-def _walk(block: list[dict]):
+def _walk(block: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
     for d in block:
         yield d
         yield from _walk(d.get("block", []))
@@ -127,7 +129,7 @@ def redact(text: str, low: str, path: str) -> list[Span]:
     return nginx_conf.spans(text, low) + pem(text, 0, len(text))
 
 
-def rules(change: ChangeType, old: dict, new: dict, s: DiffSummary, risk: Risk, fx: Effects, path: str) -> None:
+def rules(change: ChangeType, old: dict[str, Any], new: dict[str, Any], s: DiffSummary, risk: Risk, fx: Effects, path: str) -> None:
     """Served names and upstreams are affected; nginx reloads; removed blocks, listen/TLS and
     proxying changes raise the risk."""
     both = [old, new]

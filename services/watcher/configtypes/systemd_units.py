@@ -71,11 +71,11 @@ def parse(text: str, path: str = "unit.service") -> dict[str, Any]:
     return {
         "unit": name,
         "unit_type": name.rsplit(".", 1)[-1] if "." in name else None,
-        "description": (unit.get("Description") or [None])[-1],
+        "description": _last(unit, "Description"),
         "sections": secs,
         "exec_start": service.get("ExecStart", []),
-        "service_type": (service.get("Type") or [None])[-1],
-        "user": (service.get("User") or [None])[-1],
+        "service_type": _last(service, "Type"),
+        "user": _last(service, "User"),
         "dependencies": {k: v for k, v in deps.items() if v},
         "wanted_by": sorted({v for value in install.get("WantedBy", []) for v in value.split()}),
         "required_by": sorted({v for value in install.get("RequiredBy", []) for v in value.split()}),
@@ -83,11 +83,17 @@ def parse(text: str, path: str = "unit.service") -> dict[str, Any]:
     }
 
 
+def _last(section: dict[str, list[str]], key: str) -> str | None:
+    """The last value of ``key`` in a section (a later assignment overrides), or None."""
+    values = section.get(key)
+    return values[-1] if values else None
+
+
 def redact(text: str, low: str, path: str) -> list[Span]:
     return unit_redaction.spans(text, low) + pem(text, 0, len(text))
 
 
-def rules(change: ChangeType, old: dict, new: dict, s: DiffSummary, risk: Risk, fx: Effects, path: str) -> None:
+def rules(change: ChangeType, old: dict[str, Any], new: dict[str, Any], s: DiffSummary, risk: Risk, fx: Effects, path: str) -> None:
     """The unit restarts (a target does not) after a daemon-reload, and is (re-)enabled when its
     [Install] targets are new or changed; ExecStart/User, dependencies and critical units raise the risk."""
     unit = posixpath.basename(path)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
+from itertools import pairwise
 from typing import NamedTuple
 
 from shared.payloads.config import Redaction
@@ -62,7 +63,7 @@ def is_secret_name(name: str) -> bool:
         return False
     if _CONTAINS.search(" ".join(words)) or _EXACT.intersection(words):
         return True
-    if any(p in _PAIRS for p in zip(words, words[1:])):
+    if any(p in _PAIRS for p in pairwise(words)):
         return True
     return words[-1] == "key" and len(words) > 1 and name.isupper()  # APP_KEY, JWT_KEY
 
@@ -123,7 +124,9 @@ def merge(primary: list[Span], secondary: list[Span]) -> list[Span]:
 
 def apply(text: str, spans: list[Span]) -> tuple[str, list[Redaction]]:
     """The text with each span masked, and one record (line, name, rule) per reported span."""
-    out, found, pos, line, more = [], [], 0, 1, 0
+    out: list[str] = []
+    found: list[Redaction] = []
+    pos, line, more = 0, 1, 0
     for s in spans:
         out.append(text[pos:s.start])
         line += text.count("\n", pos, s.start)

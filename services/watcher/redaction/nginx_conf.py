@@ -11,6 +11,7 @@ nginx variables (``$http_authorization``) are references, not secrets, and are k
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 
 from services.watcher.redaction.common import Span, is_path, is_secret_name, kept
 from services.watcher.redaction.text import TRIGGER, scan
@@ -29,7 +30,7 @@ def _value(text: str, s: int, e: int) -> tuple[int, int]:
     return s, e
 
 
-def _directives(text: str):
+def _directives(text: str) -> Iterator[list[tuple[int, int]]]:
     """Each directive as a list of (start, end) token spans, name first; a comment on its own."""
     current: list[tuple[int, int]] = []
     for m in _TOKEN.finditer(text):

@@ -74,7 +74,7 @@ def pem(text: str, lo: int, hi: int, blocks: list[tuple[int, int]] | None = None
 
         def runs(a: int, b: int) -> None:
             for r in _RUN.finditer(text, a, b):
-                out.append(Span(r.start(), r.end(), name, "private_key_block", len(out) == first, m.start()))
+                out.append(Span(r.start(), r.end(), name, "private_key_block", len(out) == first, m.start()))  # noqa: B023 (called in this iteration only)
 
         p = m.end()
         pos = hi
@@ -152,6 +152,7 @@ def _value(text: str, start: int, e: int, name: str, lo: int, hi: int, free: boo
     c = text[v] if v < hi else ""
     if c in ('"', "'"):
         q = (_DQ if c == '"' else _SQ).match(text, v, hi)
+        assert q is not None  # an opening quote always matches
         s, end = q.span(1)
         after = q.end()
         if (sch := _SCHEME.match(text, s, end)) is not None:

@@ -65,7 +65,9 @@ def spans(text: str, low: str) -> list[Span]:
     key: str | None = None  # the key of a value continued on this line
     pos, n = 0, len(text)
     while pos <= n:
-        end = _LINE.match(text, pos).end()
+        line = _LINE.match(text, pos)
+        assert line is not None  # the pattern matches the empty string
+        end = line.end()
         body_end = end - 1 if end > pos and text[end - 1] == "\r" else end
         cont = body_end > pos and text[body_end - 1] == "\\"
         vend = body_end - 1 if cont else body_end

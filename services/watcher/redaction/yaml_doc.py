@@ -25,7 +25,9 @@ def _interior(text: str, node: ScalarNode) -> tuple[int, int]:
     """Where a scalar's value is: inside its quotes; a block scalar's lines after the indicator."""
     s, e = node.start_mark.index, node.end_mark.index
     if text[s:s + 1] in ("&", "!"):  # an anchor or a tag comes before the value
-        s = _PROPERTIES.match(text, s, e).end()
+        props = _PROPERTIES.match(text, s, e)
+        assert props is not None  # the pattern matches the empty string
+        s = props.end()
     if node.style in ('"', "'"):
         return s + 1, max(s + 1, e - 1)
     if node.style in ("|", ">"):

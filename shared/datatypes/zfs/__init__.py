@@ -1,9 +1,9 @@
 """zfs: pool health, vdev state and error counters, scrub state and last scrub; datasets."""
 
+from shared.datatypes.spec import Api, DataType
 from shared.datatypes.zfs import collect
 from shared.datatypes.zfs.payload import Zfs
 from shared.datatypes.zfs.table import ZfsPool, rows
-from shared.datatypes.spec import Api, DataType
 
 TYPE = DataType(
     name="zfs", doc=__doc__, payload=Zfs, collect=collect, tables=(ZfsPool,), rows=rows,
