@@ -7,18 +7,25 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from typing import TYPE_CHECKING
+
+from nats.aio.msg import Msg
 
 from services.collector import policy
 from services.collector.registry import DATA_TYPES
 from services.collector.runner import SERVICE
+from services.collector.state import CollectorState
 from shared import events
 from shared.events import Audited, DeviceSpec, RefreshRequested
 from shared.publish import publish_event
 
+if TYPE_CHECKING:
+    from services.collector.schedule import Device
+
 log = logging.getLogger("services.collector.service")
 
 
-class Requests:
+class Requests(CollectorState):
     """Refresh requests and audit events (needs the Collector's js, names, settings, stats,
     membership, ``_find``, ``_refused``, ``_background`` and ``collect_and_publish``)."""
 
@@ -45,7 +52,7 @@ class Requests:
         except Exception as exc:
             log.error("publishing the refusal of device %s failed: %s", spec.name, exc)
 
-    async def _check_host_key(self, dev) -> None:
+    async def _check_host_key(self, dev: Device) -> None:
         """Publish a security event for each connect refused because the host key changed."""
         refusals = getattr(dev.transport, "host_key_refusals", 0)
         if refusals <= dev.key_refusals_seen:
@@ -67,14 +74,14 @@ class Requests:
         except Exception as exc:
             log.error("publishing the host key alert failed: %s", exc)
 
-    async def on_refresh(self, msg) -> None:
+    async def on_refresh(self, msg: Msg) -> None:
         """Core NATS callback: handle each request in its own task so one slow device
         does not hold up the others."""
         task = asyncio.create_task(self._refresh(msg))
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
-    async def _refresh(self, msg) -> None:
+    async def _refresh(self, msg: Msg) -> None:
         try:
             req = events.decode(msg.data)
         except Exception as exc:
@@ -106,7 +113,7 @@ class Requests:
             except Exception as exc:
                 log.debug("refresh reply failed: %s", exc)
 
-    async def _refuse(self, req: RefreshRequested, reason: str, msg) -> None:
+    async def _refuse(self, req: RefreshRequested, reason: str, msg: Msg) -> None:
         self.stats.refused += 1
         log.warning("refresh refused: %s", reason)
         ev = events.new_event(

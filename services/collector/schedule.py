@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from services.collector.registry import DATA_TYPES
 from services.collector.runner import freshness_s
+from services.collector.state import CollectorState
 from shared import events
 from shared.events import DeviceSpec
 from shared.transport import Transport
@@ -32,12 +33,12 @@ class Device:
 
     spec: DeviceSpec
     transport: Transport
-    tasks: list[asyncio.Task] = field(default_factory=list)
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
     wake: dict[str, asyncio.Event] = field(default_factory=dict)
     key_refusals_seen: int = 0
 
 
-class Polls:
+class Polls(CollectorState):
     """Poll loops (need the Collector's settings, stats, membership, ``_devices``, ``_polled``,
     ``_cached``, ``publish_skip`` and ``collect_and_publish``)."""
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from shared.events import DeviceSpec
 from shared.settings import Settings
+from shared.transport.base import Transport
 from shared.transport.local import LocalTransport
 from shared.transport.ssh import SshTransport
 
@@ -44,7 +45,7 @@ class TransportPool:
         self._entries[spec.id] = [_reach(spec), transport, 1]
         return transport
 
-    async def release(self, transport: SshTransport | LocalTransport) -> None:
+    async def release(self, transport: Transport) -> None:
         spec = getattr(transport, "spec", None)
         entry = self._orphans.get(id(transport))
         current = self._entries.get(spec.id) if spec is not None else None
@@ -61,7 +62,7 @@ class TransportPool:
         self._retire(transport)
         await transport.close()
 
-    def _retire(self, transport: SshTransport | LocalTransport) -> None:
+    def _retire(self, transport: Transport) -> None:
         for name in self._retired:
             self._retired[name] += getattr(transport, name, 0)
 
