@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import DateTime, Index, MetaData, text
 from sqlalchemy.dialects.postgresql import JSONB, UUID
@@ -30,6 +30,9 @@ class DeviceSeries:
     """``time``, ``device_id`` and ``event_id`` of a table holding one device's collections, and the
     ``(device_id, time DESC)`` index every read of one device uses. A table with more key columns
     (a pool, a drive) declares them as primary keys of its own."""
+
+    if TYPE_CHECKING:
+        __tablename__: str  # set by each table class
 
     time: Mapped[datetime] = mapped_column(primary_key=True, sort_order=-3)
     device_id: Mapped[uuid.UUID] = mapped_column(primary_key=True, sort_order=-2)

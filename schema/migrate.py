@@ -11,9 +11,9 @@ import logging
 from pathlib import Path
 
 from alembic import command
-from alembic.script import ScriptDirectory
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 

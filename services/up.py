@@ -130,9 +130,9 @@ async def _admin_key(database_url: str, previous: str | None) -> str:
 
 
 def _start_child(name: str, env: dict[str, str], logs: Path) -> subprocess.Popen:
-    out = open(logs / f"{name}.log", "ab")
-    return subprocess.Popen([sys.executable, "-m", "services.cli", name], env=env, stdout=out,
-                            stderr=subprocess.STDOUT, start_new_session=True)
+    with open(logs / f"{name}.log", "ab") as out:  # the child keeps its own copy of the descriptor
+        return subprocess.Popen([sys.executable, "-m", "services.cli", name], env=env, stdout=out,
+                                stderr=subprocess.STDOUT, start_new_session=True)
 
 
 def _service_env(base: dict[str, str], name: str, creds: dict, db_urls: dict[str, str]) -> dict[str, str]:

@@ -60,7 +60,7 @@ class RuleBook:
     def __init__(self, kv: KeyValue) -> None:
         self.kv = kv
         self.rules: dict[uuid.UUID, AlertRule] = {}
-        self._watcher = None
+        self._watcher: KeyValue.KeyWatcher | None = None
         self._task: asyncio.Task | None = None
         self._synced = asyncio.Event()
 
@@ -160,7 +160,7 @@ class Evaluator:
 
     # --- one rule on one event -----------------------------------------------------------------
 
-    async def _read(self, key: str) -> tuple[int, RuleState]:
+    async def _read(self, key: str) -> tuple[int | None, RuleState]:
         try:
             entry = await self.state.get(key)
         except KeyNotFoundError:

@@ -56,7 +56,7 @@ async def resolve(host: str, port: int) -> list[IPAddress]:
         raise Unresolvable(f"cannot resolve {host}: {exc.strerror or exc}") from None
     except (UnicodeError, ValueError):  # not an IDNA-encodable name
         raise TargetRefused(f"{host!r} is not a valid host name") from None
-    return list(dict.fromkeys(ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos))
+    return list(dict.fromkeys(ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos))
 
 
 async def check(url: str, allow_private: bool) -> list[IPAddress]:

@@ -194,6 +194,11 @@ def _reply(out: Output) -> Reply:
 Answer = Callable[[HostState], Reply]
 
 
+def _fixed(stdout: bytes) -> Answer:
+    """An answer that prints ``stdout`` whatever the host's state."""
+    return lambda st: Reply(stdout)
+
+
 class Answers:
     """Recognises the collector's commands and answers them for one host's state."""
 
@@ -209,9 +214,9 @@ class Answers:
         for name, module in DATA_TYPES.items():
             if hasattr(module, "COMMANDS"):
                 captured = render(list(read(text[name]).values()))
-                self.exact[shlex.join(batch_argv(module.COMMANDS))] = lambda st, c=captured: Reply(c.encode())
+                self.exact[shlex.join(batch_argv(module.COMMANDS))] = _fixed(captured.encode())
             elif hasattr(module, "ARGV") and name != "system_metrics":
-                self.exact[shlex.join(module.ARGV)] = lambda st, t=text[name]: Reply(t.encode())
+                self.exact[shlex.join(module.ARGV)] = _fixed(text[name].encode())
 
         cont = read(text["containers"])
         self.exact[shlex.join(containers.DOCKER["ps"])] = lambda st: _reply(cont["ps"])

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from nats.js import JetStreamContext
@@ -285,7 +286,7 @@ class DeviceWatcher:
                                                                                             if p in files])
         return listing
 
-    async def _changed(self, paths: dict[str, float | None], trigger: Trigger = "watch",
+    async def _changed(self, paths: Mapping[str, float | None], trigger: Trigger = "watch",
                        probe_only: list[str] | None = None,
                        states: dict[str, tuple[remote.FileStat | None, bytes | None]] | None = None) -> None:
         """Probe the paths (content and hash) whose state the watch stream did not bring, decide

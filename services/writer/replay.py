@@ -49,7 +49,8 @@ def _start(seq: int | None, since: datetime | None) -> ConsumerConfig:
     if seq is not None:
         cfg.deliver_policy, cfg.opt_start_seq = DeliverPolicy.BY_START_SEQUENCE, seq
     elif since is not None:
-        cfg.deliver_policy, cfg.opt_start_time = DeliverPolicy.BY_START_TIME, since.isoformat()
+        # nats-py sends a string as is; older versions cannot serialise a datetime
+        cfg.deliver_policy, cfg.opt_start_time = DeliverPolicy.BY_START_TIME, since.isoformat()  # type: ignore[assignment]
     return cfg
 
 

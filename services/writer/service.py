@@ -8,6 +8,7 @@ import logging
 
 import asyncpg
 import msgspec
+from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
@@ -79,7 +80,7 @@ class Writer:
         """Decode and project a batch; dead-letter what cannot be projected; write the rest."""
         loop = asyncio.get_running_loop()
         t0 = loop.time()
-        items: list[tuple[object, Rows]] = []
+        items: list[tuple[Msg, Rows]] = []
         for msg in msgs:
             try:
                 ev = events.decode(msg.data)
