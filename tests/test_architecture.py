@@ -93,7 +93,7 @@ def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 
 def test_no_import_cycle_between_modules() -> None:
     graph = _graph()
-    assert "services.writer.projection" in graph and graph["services.writer.projection"]
+    assert graph.get("services.writer.projection")
     assert _cycles(graph) == []
 
 

@@ -44,9 +44,9 @@ def up(tmp_path_factory):
     data.mkdir()
     ports = {"nats_port": free_port(), "postgres_port": free_port(), "api_port": free_port()}
     (data / "up.json").write_text(json.dumps(ports))
-    out = open(base / "up.out", "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "services.cli", "up"], cwd=base, env=_clean_env(data),
-                            stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    with open(base / "up.out", "wb") as out:  # the child keeps its own copy of the descriptor
+        proc = subprocess.Popen([sys.executable, "-m", "services.cli", "up"], cwd=base, env=_clean_env(data),
+                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     deadline = time.monotonic() + 180
     state = {}
     while "api_key" not in state:
@@ -63,7 +63,6 @@ def up(tmp_path_factory):
     creds.setdefault("postgres", {})
     yield {"data": data, "state": state, "creds": creds, "proc": proc, "base": base}
     stop_process(proc, 60, signal.SIGINT)
-    out.close()
 
 
 def _cli(up, *args: str) -> subprocess.CompletedProcess:
@@ -87,7 +86,7 @@ def test_credentials_are_private_files(up):
 
 async def test_nats_refuses_clients_without_a_password(up):
     url = up["state"]["nats_url"]
-    with pytest.raises(Exception, match="(?i)authorization"):
+    with pytest.raises(Exception, match=r"(?i)authorization"):
         await nats.connect(url, allow_reconnect=False, max_reconnect_attempts=0, connect_timeout=5)
     with pytest.raises(Exception):
         await nats.connect(url, user="admin", password=up["creds"]["nats"]["collector"], allow_reconnect=False,

@@ -230,7 +230,9 @@ class Answers:
             out = drives.get(f"smartctl {path}")
             if out is None:
                 continue
-            answer = (lambda st, o=out: Reply(_smart(o.stdout, st).encode(), o.stderr.encode(), o.exit_status or 0))
+            def answer(st: HostState, o: Output = out) -> Reply:
+                return Reply(_smart(o.stdout, st).encode(), o.stderr.encode(), o.exit_status or 0)
+
             self.exact[shlex.join(drive_health.smartctl_argv(path, []))] = answer
             # with a sudo prefix: the same command at the end of the line
             self.prefix.append(("\0" + shlex.join(["smartctl", "--json", "-a", path]), answer))

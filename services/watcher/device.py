@@ -17,8 +17,7 @@ from typing import Any
 
 from nats.js import JetStreamContext
 
-from services.watcher import remote
-from services.watcher import streams as watch_streams
+from services.watcher import remote, streams as watch_streams
 from services.watcher.changes import Context, Item, Known, Seen, decide, known_after
 from services.watcher.debounce import Batch
 from services.watcher.paths import WatchPlan, watch_spec

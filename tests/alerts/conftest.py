@@ -70,7 +70,7 @@ class Services:
         await asyncio.wait_for(task, 60)
 
     async def close(self) -> None:
-        for task, stop in self.running:
+        for _, stop in self.running:
             stop.set()
         await asyncio.gather(*(asyncio.wait_for(t, 60) for t, _ in self.running), return_exceptions=True)
 

@@ -115,8 +115,10 @@ async def test_private_webhooks_are_accepted_when_the_setting_allows_them(api_se
     from services.api.main import create_app
 
     app = create_app(api_settings.model_copy(update={"alerts_webhook_allow_private": True}))
-    async with app.router.lifespan_context(app):
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api") as c:
-            r = await c.post("/rules", json={"name": "lan", "metric": "cpu", "webhook_url": "http://10.0.0.5/hook"},
-                             headers=auth(keys["admin"]))
-            assert r.status_code == 201, r.text
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api") as c,
+    ):
+        r = await c.post("/rules", json={"name": "lan", "metric": "cpu", "webhook_url": "http://10.0.0.5/hook"},
+                         headers=auth(keys["admin"]))
+        assert r.status_code == 201, r.text

@@ -69,7 +69,7 @@ async def test_every_data_type_over_ssh(ssh, ssh_settings, data_type) -> None:
 async def test_inventory_drift_against_the_previous_snapshot(ssh, ssh_settings) -> None:
     first = await collect(ssh, ssh.spec, "inventory", trigger="poll", settings=ssh_settings)
     previous = first.payload
-    previous.packages = previous.packages[1:] + [type(previous.packages[0])(name="gone-pkg", version="1", manager="dpkg")]
+    previous.packages = [*previous.packages[1:], type(previous.packages[0])(name="gone-pkg", version="1", manager="dpkg")]
     second = await collect(ssh, ssh.spec, "inventory", trigger="poll", settings=ssh_settings, previous=previous)
     names = {c.name: (c.old, c.new) for c in second.payload.drift.packages}
     assert names["gone-pkg"] == ("1", None)

@@ -44,7 +44,7 @@ async def test_a_changed_file_is_parsed_again_and_own_appends_are_not(ssh_server
     loads = known.loads
     fleet_known_hosts.write_text(fleet_known_hosts.read_text().replace(ssh_server.host_key_pub.split()[1], "AAAA"))
     changed = SshTransport(ssh_spec(ssh_server), ssh_settings)
-    with pytest.raises(Exception, match="unknown|does not match"):
+    with pytest.raises(Exception, match=r"unknown|does not match"):
         await changed.run(["true"], timeout=10)  # the edit is seen: the entry is gone
     await changed.close()
     assert known.loads == loads + 1

@@ -14,8 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
-from services.watcher.configtypes import docker_compose, systemd_units
-from services.watcher.configtypes import proxy_configs as nginx
+from services.watcher.configtypes import docker_compose, proxy_configs as nginx, systemd_units
 from shared.errors import ParseError
 from tests.corpus_tests.common import Tally, files, rel, run
 
@@ -182,7 +181,7 @@ def _unit_keys(text: str, section: str, key: str) -> list[str]:
                 continue
             value = value[:-1] + " " + nxt
         value = " ".join(value.split())
-        values = values + [value] if value else []
+        values = [*values, value] if value else []
     return values
 
 

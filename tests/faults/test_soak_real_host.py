@@ -86,9 +86,9 @@ def _start_up(data: Path, api_port: int) -> subprocess.Popen:
            "INFRAWATCH_COLLECTOR_INTERVAL_OVERRIDES": json.dumps(INTERVALS), "INFRAWATCH_LOG_LEVEL": "INFO"}
     for var in ("INFRAWATCH_DATABASE_URL", "INFRAWATCH_NATS_URL"):
         env.pop(var, None)
-    out = open(data.parent / "up.out", "ab")
-    return subprocess.Popen([sys.executable, "-m", "services.cli", "up"], env=env, stdout=out,
-                            stderr=subprocess.STDOUT, start_new_session=True)
+    with open(data.parent / "up.out", "ab") as out:  # the child keeps its own copy of the descriptor
+        return subprocess.Popen([sys.executable, "-m", "services.cli", "up"], env=env, stdout=out,
+                                stderr=subprocess.STDOUT, start_new_session=True)
 
 
 def _stop_up(proc: subprocess.Popen) -> None:

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.watcher.configtypes import docker_compose, systemd_units
-from services.watcher.configtypes import proxy_configs as nginx
+from services.watcher.configtypes import docker_compose, proxy_configs as nginx, systemd_units
 from services.watcher.redact import MASK, compile_rules, redact
 
 

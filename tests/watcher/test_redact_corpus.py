@@ -20,12 +20,10 @@ from pathlib import Path
 
 import msgspec
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from services.watcher.changes import Context, Item, Seen, decide, diff, known_after
-from services.watcher.configtypes import CONFIG_TYPES, docker_compose, systemd_units
-from services.watcher.configtypes import proxy_configs as nginx
+from services.watcher.configtypes import CONFIG_TYPES, docker_compose, proxy_configs as nginx, systemd_units
 from services.watcher.redact import _structure, redact
 from services.watcher.redaction.text import lower
 from services.watcher.remote import FileStat

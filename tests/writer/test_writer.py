@@ -115,7 +115,7 @@ async def test_one_event_the_database_refuses_does_not_hold_back_its_batch(setti
     subject = names.collected("dev1", "system_metrics")
     series = metrics_series(dev, 9)
     bad = metrics_event(dev, duration_ms=1e19)  # past any valid duration: does not fit the BIGINT column
-    for ev in series[:4] + [bad] + series[4:]:
+    for ev in [*series[:4], bad, *series[4:]]:
         await publish_event(js, subject, ev)
     stop, task = await _start(settings)
     try:
