@@ -9,6 +9,7 @@ import pytest
 import pytest_asyncio
 
 from services.api.keys import create_api_key
+from shared.datatypes import REGISTRY
 from shared.names import Names
 from tests import factories
 from tests.api.conftest import auth, project, put_cached, put_event
@@ -68,7 +69,15 @@ MATRIX = [
     ("PATCH", "/rules/{rule}", {"threshold": 95}, {**ADMIN_ONLY, A: 200}),
     ("DELETE", "/rules/{rule}", None, {**ADMIN_ONLY, A: 204}),
     ("GET", "/alerts", None, READ),
+    ("GET", "/datatypes", None, READ),
 ]
+# The generic reads of every registered type not listed above. The world caches values only of COLLECTED's types,
+# so the latest value of any other waits for a refresh that no collector answers.
+_LISTED = {p for _, p, _, _ in MATRIX}
+MATRIX += [("GET", f"/devices/web-1/{t.api.path}/history", None, READ) for t in REGISTRY.values()
+           if t.api.history and f"/devices/web-1/{t.api.path}/history" not in _LISTED]
+MATRIX += [("GET", f"/devices/web-1/{t.api.path}", None, {V: 504, O: 504, A: 504}) for t in REGISTRY.values()
+           if t.api.latest and f"/devices/web-1/{t.api.path}" not in _LISTED]
 
 
 @pytest_asyncio.fixture
