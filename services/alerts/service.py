@@ -195,7 +195,7 @@ class Evaluator:
             return alert
         raise RuntimeError(f"alert state {key} kept changing under {CAS_ATTEMPTS} attempts")
 
-    async def _flush(self, key: str, rev: int, state: RuleState) -> None:
+    async def _flush(self, key: str, rev: int | None, state: RuleState) -> None:
         """Publish the state's outbox (unless it is already the last alert on its subject), then clear it."""
         alert = state.outbox
         assert alert is not None

@@ -94,7 +94,7 @@ class Writer:
         self.perf.gauge("last_batch_ms", round(ms, 2), "duration of the last batch")
         self.perf.gauge("last_batch_events", len(msgs), "events in the last batch")
 
-    async def commit(self, kind: str, items: list[tuple[object, Rows]]) -> None:
+    async def commit(self, kind: str, items: list[tuple[Msg, Rows]]) -> None:
         """Write items in one transaction and ack them; bisect on a data error to isolate it."""
         batch: Rows = {}
         for _, r in items:
@@ -122,7 +122,7 @@ class Writer:
             await msg.ack()
         self.perf.add("database_writes", inserted)
 
-    async def _isolate(self, kind: str, items: list[tuple[object, Rows]], exc: Exception) -> None:
+    async def _isolate(self, kind: str, items: list[tuple[Msg, Rows]], exc: Exception) -> None:
         """The database refused the data: bisect the batch so only the bad event is dead-lettered."""
         if len(items) == 1:
             await self.dead_letter(kind, items[0][0], f"database refused the rows: {type(exc).__name__}: {exc}")
