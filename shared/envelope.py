@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated, ClassVar, Literal
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
 import msgspec
 
@@ -54,3 +54,6 @@ class Collected(Event, kw_only=True):
     # A refresh coalesced with another collection of the same device and type: the operation
     # whose commands produced this event's payload (this event ran no command itself).
     served_by: uuid.UUID | None = None
+
+    if TYPE_CHECKING:
+        payload: Any = None  # declared by each data type's event class (shared.datatypes.spec)
