@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, timezone
-from typing import Any, Literal, TypeVar, Union
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, Union
 
 import msgspec
 
@@ -90,7 +90,10 @@ class PerfReported(Event, kw_only=True, tag="perf"):
 
 
 OTHER_EVENTS: tuple[type[Event], ...] = (DeviceChanged, Audited, RefreshRequested, PerfReported)
-AnyEvent = Union[COLLECTED_EVENTS + OTHER_EVENTS + CONFIG_EVENTS + ALERT_EVENTS]  # type: ignore[valid-type]  # noqa: UP007 (a union of a computed tuple)
+if TYPE_CHECKING:
+    AnyEvent = Event  # the type checker sees the base class; the union is computed at run time
+else:
+    AnyEvent = Union[COLLECTED_EVENTS + OTHER_EVENTS + CONFIG_EVENTS + ALERT_EVENTS]  # noqa: UP007 (of a computed tuple)
 
 _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder(AnyEvent)
