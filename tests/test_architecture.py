@@ -102,6 +102,8 @@ def test_the_cycle_finder_finds_a_cycle() -> None:
 
 
 def test_no_module_over_400_lines() -> None:
-    long = {str(p.relative_to(ROOT)): n for p in _modules().values()
+    scripts = sorted((ROOT / "services" / "api" / "dashboard").rglob("*.js"))
+    assert scripts
+    long = {str(p.relative_to(ROOT)): n for p in [*_modules().values(), *scripts]
             if (n := len(p.read_text().splitlines())) > MAX_LINES}
     assert long == {}
