@@ -6,11 +6,19 @@ import uuid
 from datetime import datetime, timedelta, timezone
 
 from shared import events
+from shared.alert_events import AlertRule
 from shared.collected import COLLECTED_TYPES
+from shared.config_events import ConfigChanged
 from shared.datatypes.containers.payload import Container, Containers, Port
+from shared.datatypes.drive_health.payload import Attribute, Drive, DriveHealth
+from shared.datatypes.inventory.payload import Inventory, Package
+from shared.datatypes.network.payload import Address, Interface, Network
 from shared.datatypes.system_metrics.payload import Filesystem, NetCounters, SystemMetrics
+from shared.datatypes.systemd_services.payload import SystemdServices, Unit
+from shared.datatypes.zfs.payload import Dataset, Pool, Vdev, Zfs
 from shared.envelope import Collected
 from shared.events import DeviceChanged, DeviceSpec
+from shared.payloads.config import Impact
 
 
 def payload(cpu: float = 12.5) -> SystemMetrics:
@@ -76,7 +84,6 @@ def _collected(cls, device_id: uuid.UUID, device: str, at: datetime | None, payl
 def drive_health_event(device_id: uuid.UUID, device: str = "dev1", *, at: datetime | None = None,
                        temperature: int = 35, hours: int = 1000, healthy: bool = True, **kw) -> Collected:
     """smartctl readings of an ATA /dev/sda and an NVMe /dev/nvme0n1 (2 degrees warmer)."""
-    from shared.datatypes.drive_health.payload import Attribute, Drive, DriveHealth
 
     drives = [
         Drive(name="/dev/sda", protocol="ATA", model="WDC WD40EFRX", serial="WD-1", firmware="82.00A82",
@@ -94,7 +101,6 @@ def drive_health_event(device_id: uuid.UUID, device: str = "dev1", *, at: dateti
 def network_event(device_id: uuid.UUID, device: str = "dev1", *, at: datetime | None = None, rx: int = 1000,
                   **kw) -> Collected:
     """Interfaces lo and eth0; eth0 has received ``rx`` bytes."""
-    from shared.datatypes.network.payload import Address, Interface, Network
 
     interfaces = [
         Interface(name="lo", index=1, state="UNKNOWN", mtu=65536, link_type="loopback",
@@ -111,7 +117,6 @@ def network_event(device_id: uuid.UUID, device: str = "dev1", *, at: datetime | 
 def zfs_event(device_id: uuid.UUID, device: str = "dev1", *, at: datetime | None = None, health: str = "ONLINE",
               checksum_errors: int = 0, **kw) -> Collected:
     """Pools tank (mirror of two disks) and backup, with datasets."""
-    from shared.datatypes.zfs.payload import Dataset, Pool, Vdev, Zfs
 
     pools = [
         Pool(name="tank", health=health, size_bytes=4 << 40, allocated_bytes=1 << 40, free_bytes=3 << 40,
@@ -130,7 +135,6 @@ def zfs_event(device_id: uuid.UUID, device: str = "dev1", *, at: datetime | None
 def systemd_event(device_id: uuid.UUID, device: str = "dev1", *, at: datetime | None = None,
                   **kw) -> Collected:
     """nginx running, backup failed."""
-    from shared.datatypes.systemd_services.payload import SystemdServices, Unit
 
     units = [Unit(name="nginx.service", load="loaded", active="active", sub="running", restarts=1, result="success"),
              Unit(name="backup.service", load="loaded", active="failed", sub="failed", result="exit-code")]
@@ -142,10 +146,61 @@ def systemd_event(device_id: uuid.UUID, device: str = "dev1", *, at: datetime | 
 def inventory_event(device_id: uuid.UUID, device: str = "dev1", *, at: datetime | None = None,
                     kernel: str = "6.1.0-18-amd64", drift=None, **kw) -> Collected:
     """A Debian host; ``drift`` as the collector computed it (None for a first snapshot)."""
-    from shared.datatypes.inventory.payload import Inventory, Package
 
     inv = Inventory(hostname=device, kernel=kernel, architecture="x86_64", os_id="debian", os_name="Debian GNU/Linux",
                     os_version="12", cpu_model="Xeon", cpu_count=4, memory_total_bytes=8 << 30,
                     package_manager="dpkg", packages=[Package(name="nginx", version="1.22.1", manager="dpkg")],
                     env={"LANG": "C.UTF-8"}, drift=drift)
     return _collected(COLLECTED_TYPES["inventory"], device_id, device, at, inv, **kw)
+
+
+# --- alert rules, and events at a time the test controls (T0 + seconds) ---------------------------
+
+T0 = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
+
+
+def at(seconds: float) -> datetime:
+    return T0 + timedelta(seconds=seconds)
+
+
+def rule(metric: str = "cpu", **kw) -> AlertRule:
+    fields = dict(id=uuid.uuid4(), name=f"{metric.replace('_', '-')}-rule", metric=metric, operator=">",
+                  threshold=90.0, duration_s=30, refire_interval_s=3600)
+    return AlertRule(**{**fields, **kw})
+
+
+def cpu(device_id: uuid.UUID, seconds: float, value: float, device: str = "dev1") -> Collected:
+    return metrics_event(device_id, device, at=at(seconds), cpu=value)
+
+
+def containers(device_id: uuid.UUID, seconds: float, *items: tuple[str, str, str | None, int]) -> Collected:
+    """items: (name, state, health, restart_count)."""
+    cs = [Container(id=f"id-{n}", name=n, image="img", status=s, state=s, health=h, restart_count=r)
+          for n, s, h, r in items]
+    return _collected(COLLECTED_TYPES["containers"], device_id, "dev1", at(seconds),
+                      Containers(runtime="docker", containers=cs))
+
+
+def drives(device_id: uuid.UUID, seconds: float, *items: tuple[str, int | None, bool]) -> Collected:
+    """items: (name, temperature, failing)."""
+    ds = [Drive(name=n, temperature_celsius=t, failing=f, healthy=not f) for n, t, f in items]
+    return _collected(COLLECTED_TYPES["drive_health"], device_id, "dev1", at(seconds), DriveHealth(drives=ds))
+
+
+def units(device_id: uuid.UUID, seconds: float, *failed: str) -> Collected:
+    us = [Unit(name=n, load="loaded", active="failed", sub="failed") for n in failed]
+    us.append(Unit(name="ok.service", load="loaded", active="active", sub="running"))
+    return _collected(COLLECTED_TYPES["systemd_services"], device_id, "dev1", at(seconds),
+                      SystemdServices(units=us, failed=list(failed), total=len(us), active=1))
+
+
+def pools(device_id: uuid.UUID, seconds: float, *items: tuple[str, str]) -> Collected:
+    return _collected(COLLECTED_TYPES["zfs"], device_id, "dev1", at(seconds),
+                      Zfs(pools=[Pool(name=n, health=h) for n, h in items]))
+
+
+def config_change(device_id: uuid.UUID, seconds: float, risk: str, config_type: str = "proxy_configs") -> ConfigChanged:
+    return events.new_event(
+        ConfigChanged, device_id=device_id, device="dev1", service="watcher", instance="test", trigger="watch",
+        occurred_at=at(seconds), config_type=config_type, path="/etc/nginx/site.conf", change_type="MODIFY",
+        impact=Impact(risk_level=risk))

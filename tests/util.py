@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import os
 import sys
 import urllib.request
@@ -14,13 +15,16 @@ import asyncpg
 ROOT = Path(__file__).resolve().parent.parent
 
 
-async def wait_until(check: Callable[[], Awaitable[object]], timeout: float = 15, interval: float = 0.1,
+async def wait_until(check: Callable[[], Awaitable[object] | object], timeout: float = 15, interval: float = 0.1,
                      what: str = "condition"):
-    """Poll ``check`` until it returns something truthy; the timeout only bounds the wait."""
+    """Poll ``check`` (a function or a coroutine function) until it returns something truthy; the
+    timeout only bounds the wait."""
     deadline = asyncio.get_running_loop().time() + timeout
     last = None
     while True:
-        last = await check()
+        last = check()
+        if inspect.isawaitable(last):
+            last = await last
         if last:
             return last
         if asyncio.get_running_loop().time() > deadline:

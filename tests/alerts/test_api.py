@@ -11,8 +11,8 @@ from shared.alert_events import AlertRule
 from shared.names import Names
 from shared.publish import publish_event
 from tests.alerts.conftest import wait_caught_up
-from tests.alerts.factories import cpu
 from tests.api.conftest import auth
+from tests.factories import cpu
 from tests.util import fetchval, wait_until
 
 

@@ -12,8 +12,7 @@ from services.alerts import notify
 from services.alerts.evaluate import RuleState, alert_id, apply, step
 from services.alerts.rules import applies, read
 from shared import events
-from tests.alerts.factories import at, config_change, containers, cpu, drives, pools, rule, units
-from tests.factories import metrics_event
+from tests.factories import at, config_change, containers, cpu, drives, metrics_event, pools, rule, units
 
 DEV = uuid.UUID("00000000-0000-4000-8000-000000000001")
 

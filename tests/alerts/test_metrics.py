@@ -8,7 +8,7 @@ from shared.embedded import free_port
 from shared.names import Names
 from shared.publish import publish_event
 from tests.alerts.conftest import put_rule, wait_caught_up
-from tests.alerts.factories import cpu, rule
+from tests.factories import cpu, rule
 from tests.util import metric_families, perf_row
 
 

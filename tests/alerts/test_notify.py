@@ -11,8 +11,8 @@ from shared.embedded import free_port
 from shared.names import Names
 from shared.publish import publish_event
 from tests.alerts.conftest import alerts, notifications, put_rule
-from tests.alerts.factories import cpu, rule
 from tests.alerts.receiver import Receiver
+from tests.factories import cpu, rule
 from tests.util import fetch, wait_until
 
 

@@ -14,7 +14,7 @@ from services.alerts.settings import AlertSettings
 from shared.names import Names
 from shared.publish import publish_event
 from tests.alerts.conftest import alerts, put_rule, wait_caught_up
-from tests.alerts.factories import at, cpu, rule
+from tests.factories import at, cpu, rule
 from tests.util import wait_until
 
 

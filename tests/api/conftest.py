@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Callable
 from datetime import datetime, timezone
 
 import httpx
@@ -16,10 +15,11 @@ from services.api.keys import ROLES, create_api_key
 from services.api.main import create_app
 from services.api.settings import ApiSettings
 from shared import events
+from shared.collected import COLLECTED_TYPES
+from shared.datatypes.system_metrics.payload import Filesystem, SystemMetrics
 from shared.embedded import free_port
 from shared.names import Names
-from shared.datatypes.system_metrics.payload import Filesystem, SystemMetrics
-from shared.collected import COLLECTED_TYPES
+from tests.util import wait_until
 
 REFRESH_TIMEOUT_S = 1.5  # no collector runs in most API tests: a refresh times out after this
 
@@ -29,16 +29,6 @@ PAYLOAD = SystemMetrics(
     filesystems=[Filesystem(device="/dev/sda1", mount="/", fstype="ext4", total_bytes=100, used_bytes=40,
                             available_bytes=60, used_percent=40.0)],
 )
-
-
-async def eventually(check: Callable[[], bool], timeout: float = 10.0) -> None:
-    """Wait until ``check()`` holds (for state that follows a stream asynchronously)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not check():
-        if loop.time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.02)
 
 
 def auth(key: str) -> dict[str, str]:
@@ -61,7 +51,7 @@ async def put_event(app, js, settings, ev):
     """Put any collected event into the KV cache and wait for the mirror."""
     key = Names.cache_key(ev.device, ev.data_type)
     await (await js.key_value(Names(settings.subject_prefix).cache_bucket)).put(key, events.encode(ev))
-    await eventually(lambda: getattr(app.state.cache.get(key), "event_id", None) == ev.event_id)
+    await wait_until(lambda: getattr(app.state.cache.get(key), "event_id", None) == ev.event_id)
     return ev
 
 
@@ -105,7 +95,7 @@ async def live(api_settings):
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
     task = asyncio.create_task(server.serve())
-    await eventually(lambda: server.started, timeout=30)
+    await wait_until(lambda: server.started, timeout=30)
     yield app, f"http://127.0.0.1:{port}"
     server.should_exit = True
     await asyncio.wait_for(task, 30)

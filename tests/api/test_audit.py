@@ -8,7 +8,8 @@ from datetime import datetime, timedelta, timezone
 import asyncpg
 
 from shared.names import Names
-from tests.api.conftest import auth, eventually, put_cached
+from tests.api.conftest import auth, put_cached
+from tests.util import wait_until
 
 T0 = datetime(2024, 6, 1, 8, 0, tzinfo=timezone.utc)
 
@@ -82,7 +83,7 @@ async def test_cache_stats_count_entries_and_this_instances_hits(app, js, settin
     stats = (await client.get("/cache/stats", headers=h)).json()
     assert stats["entries"] == 1 and stats["hits"] == 3 and stats["misses"] == 0 and stats["hit_ratio"] == 1.0
     assert stats["by_data_type"]["system_metrics"] == {"entries": 1, "fresh": 1, "stale": 0, "hits": 3, "misses": 0}
-    await eventually(lambda: app.state.auditor.published == 3)
+    await wait_until(lambda: app.state.auditor.published == 3)
     assert (await client.get("/cache/stats", headers=h)).json()["audit_published"] == 3
 
 

@@ -10,7 +10,7 @@ import msgspec
 import pytest
 
 from shared.datatypes.inventory.payload import Change, Drift
-from tests.api.conftest import auth, eventually, project, put_event
+from tests.api.conftest import auth, project, put_event
 from tests.factories import (
     containers_event,
     drive_health_event,
@@ -19,6 +19,7 @@ from tests.factories import (
     systemd_event,
     zfs_event,
 )
+from tests.util import wait_until
 
 T0 = datetime(2026, 1, 5, 12, 0, tzinfo=timezone.utc)
 LATEST = {  # route -> (builder, a check of the served payload)
@@ -50,7 +51,7 @@ async def test_latest_from_the_fresh_cache(app, js, settings, client, keys, devi
     body = r.json()
     assert (body["source"], body["fresh"], body["data_type"]) == ("cache", True, ev.data_type)
     assert body["event_id"] == str(ev.event_id) and check(body["payload"])
-    await eventually(lambda: app.state.auditor.published == published + 1)  # audited like /data/{type}
+    await wait_until(lambda: app.state.auditor.published == published + 1)  # audited like /data/{type}
     r = await client.get(f"/devices/web-1/{route}", params={"force_refresh": "true"}, headers=auth(keys["viewer"]))
     assert r.status_code == 403
 

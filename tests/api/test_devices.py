@@ -9,7 +9,8 @@ import asyncpg
 
 from shared import devices
 from shared.names import Names
-from tests.api.conftest import auth, eventually
+from tests.api.conftest import auth
+from tests.util import wait_until
 
 
 async def test_create_then_get_by_name_and_by_id(client, keys, js, settings, device):
@@ -65,7 +66,7 @@ async def test_delete_removes_and_allows_reuse_of_the_name(app, client, keys, de
     assert (await client.delete("/devices/web-1", headers=op)).status_code == 404
     again = await client.post("/devices", json={"name": "web-1"}, headers=op)
     assert again.status_code == 201 and again.json()["id"] != device["id"]
-    await eventually(lambda: app.state.registry.by_name.get("web-1") is not None
+    await wait_until(lambda: app.state.registry.by_name.get("web-1") is not None
                      and str(app.state.registry.by_name["web-1"].id) == again.json()["id"])
 
 

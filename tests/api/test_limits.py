@@ -12,11 +12,12 @@ from services.api import diffs, limits, schemas
 from services.api.main import create_app
 from services.api.routes.stream import Backlog
 from shared import events
+from shared.collected import COLLECTED_TYPES
 from shared.names import Names
 from tests.api.conftest import PAYLOAD, auth
 from tests.api.test_audit import _audit
 from tests.api.test_config import _snapshot
-from shared.collected import COLLECTED_TYPES
+from tests.util import wait_until
 
 CONF = "/etc/app.conf"
 
@@ -97,14 +98,14 @@ async def test_event_streams_past_the_cap_are_503(api_settings, keys):
     import uvicorn
 
     from shared.embedded import free_port
-    from tests.api.conftest import eventually
+
 
     app = create_app(api_settings.model_copy(update={"api_sse_max_clients": 1}))
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
     task = asyncio.create_task(server.serve())
     try:
-        await eventually(lambda: server.started, timeout=30)
+        await wait_until(lambda: server.started, timeout=30)
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as c:
             assert (await c.post("/devices", json={"name": "web-1"}, headers=auth(keys["admin"]))).status_code == 201
             h = auth(keys["viewer"])
@@ -112,7 +113,7 @@ async def test_event_streams_past_the_cap_are_503(api_settings, keys):
                 assert first.status_code == 200
                 second = await c.get("/devices/web-1/events", headers=h)
                 assert second.status_code == 503 and second.headers["retry-after"] == "5"
-            await eventually(lambda: app.state.sse_clients == 0, timeout=30)
+            await wait_until(lambda: app.state.sse_clients == 0, timeout=30)
             async with c.stream("GET", "/devices/web-1/events", headers=h) as again:
                 assert again.status_code == 200
     finally:

@@ -8,7 +8,8 @@ from datetime import datetime, timedelta, timezone
 import asyncpg
 
 from shared.names import Names
-from tests.api.conftest import auth, eventually, put_cached
+from tests.api.conftest import auth, put_cached
+from tests.util import wait_until
 
 
 async def _insert_rows(url: str, device_id: uuid.UUID, times: list[datetime], cpu: list[float] | None = None) -> None:
@@ -138,7 +139,7 @@ async def test_every_read_is_audited(app, js, settings, client, keys, device):
         return info.state.messages
 
     subject = names.audit("api")
-    await eventually(lambda: app.state.auditor.published == 2)
+    await wait_until(lambda: app.state.auditor.published == 2)
     assert await audited() == 2
     from shared import events
     first = events.decode((await js.get_msg(names.stream_audit, 1)).data)

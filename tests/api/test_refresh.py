@@ -18,7 +18,7 @@ from shared.embedded import free_port
 from shared.events import RefreshRequested
 from shared.names import Names
 from shared.nats_conn import connect
-from tests.api.conftest import auth, eventually
+from tests.api.conftest import auth
 from tests.util import wait_until
 
 pytestmark = pytest.mark.ssh
@@ -73,7 +73,7 @@ async def test_force_refresh_collects_over_ssh(api_settings, keys, ssh_server, t
             "name": "sshbox", "address": ssh_server.host, "port": ssh_server.port, "username": ssh_server.username})
         assert r.status_code == 201, r.text
         key = Names.cache_key("sshbox", "system_metrics")
-        await eventually(lambda: app.state.cache.get(key) is not None, timeout=60)  # the first poll
+        await wait_until(lambda: app.state.cache.get(key) is not None, timeout=60)  # the first poll
 
         op = auth(keys["operator"])
         sent = datetime.now(timezone.utc)
@@ -91,7 +91,7 @@ async def test_force_refresh_collects_over_ssh(api_settings, keys, ssh_server, t
         assert data["fresh"] and data["status"] in ("success", "partial") and data["payload"]["cpu_count"] >= 1
 
         # the refreshed value reaches the cache; a plain read is then a hit
-        await eventually(lambda: str(getattr(app.state.cache.get(key), "event_id", "")) == data["event_id"])
+        await wait_until(lambda: str(getattr(app.state.cache.get(key), "event_id", "")) == data["event_id"])
         r = await client.get("/devices/sshbox/data/system_metrics", headers=auth(keys["viewer"]))
         assert r.json()["source"] == "cache" and r.json()["event_id"] == data["event_id"]
 

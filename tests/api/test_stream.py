@@ -9,10 +9,11 @@ import uuid
 import httpx
 
 from shared import events
+from shared.collected import COLLECTED_TYPES
 from shared.names import Names
 from shared.publish import publish_event
-from tests.api.conftest import PAYLOAD, auth, eventually
-from shared.collected import COLLECTED_TYPES
+from tests.api.conftest import PAYLOAD, auth
+from tests.util import wait_until
 
 
 async def _next_event(lines) -> tuple[str, dict]:
@@ -52,7 +53,7 @@ async def test_collected_and_device_events_of_one_device(live, js, settings, key
             assert kind == "device" and data["action"] == "updated" and data["spec"]["port"] == 2222
 
         # the client went away: the stream ends and its subscriptions are removed
-        await eventually(lambda: len(app.state.nc._subs) == idle_subs, timeout=30)
+        await wait_until(lambda: len(app.state.nc._subs) == idle_subs, timeout=30)
 
 
 async def test_unknown_kind_is_422_and_unknown_device_404(live, keys):

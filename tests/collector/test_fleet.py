@@ -26,7 +26,7 @@ from shared.events import Audited
 from shared.names import Names
 from shared.transport import SshTransport, TransportPool
 from tests.collector.conftest import ssh_spec
-from tests.util import start_service
+from tests.util import start_service, wait_until
 
 pytestmark = pytest.mark.ssh
 
@@ -192,7 +192,7 @@ async def test_three_instances_share_the_devices_and_take_over(ssh_server, ssh_s
             await asyncio.sleep(seconds)
             return owners(start, time.monotonic())
 
-        await _wait_for(lambda: len(owners(0, float("inf"))) == n_devices, "every device polled")
+        await wait_until(lambda: len(owners(0, float("inf"))) == n_devices, WAIT_S, interval=0.2, what="every device polled")
         before = await window(3 * interval)
         assert set(before) == {f"shared-{i:02d}" for i in range(n_devices)}
         assert all(len(v) == 1 for v in before.values()), before
@@ -205,7 +205,7 @@ async def test_three_instances_share_the_devices_and_take_over(ssh_server, ssh_s
         procs[victim].send_signal(signal.SIGKILL)
         await procs[victim].wait()
         killed_at = time.monotonic()
-        await _wait_for(lambda: all(owners(killed_at, float("inf")).get(d) for d in orphans), "takeover")
+        await wait_until(lambda: all(owners(killed_at, float("inf")).get(d) for d in orphans), WAIT_S, interval=0.2, what="takeover")
         taken = {d: min(t for t, dev, inst in polls if dev == d and t >= killed_at) - killed_at for d in orphans}
         assert max(taken.values()) <= 2 * interval, taken  # the requirement: within two intervals
         after = await window(3 * interval)
@@ -228,9 +228,3 @@ async def _keys(kv) -> list[str]:
         return await kv.keys()
     except Exception:
         return []
-
-
-async def _wait_for(check, what: str) -> None:
-    async with asyncio.timeout(WAIT_S):
-        while not check():
-            await asyncio.sleep(0.2)
