@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import DateTime, Index, MetaData, text
+from sqlalchemy import BigInteger, DateTime, Float, Index, MetaData, Text, text
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column
 
@@ -23,7 +23,11 @@ TZ = DateTime(timezone=True)
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
-    type_annotation_map = {dict[str, Any]: JSONB, list[Any]: JSONB, datetime: TZ, uuid.UUID: UUID(as_uuid=True)}
+    # Integers are 64-bit and strings unbounded unless a column says otherwise (String(n), Integer).
+    type_annotation_map = {
+        dict[str, Any]: JSONB, list[Any]: JSONB, datetime: TZ, uuid.UUID: UUID(as_uuid=True),
+        int: BigInteger, str: Text, float: Float,
+    }
 
 
 class DeviceSeries:

@@ -14,18 +14,13 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
-    BigInteger,
-    Boolean,
-    Float,
     Index,
     Integer,
     Numeric,
     String,
-    Text,
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from schema.base import Base
@@ -37,19 +32,19 @@ class Device(Base):
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(63))
-    address: Mapped[str] = mapped_column(Text)
-    port: Mapped[int] = mapped_column(BigInteger, default=22)
-    username: Mapped[str | None] = mapped_column(Text)
-    transport: Mapped[str] = mapped_column(Text, default="ssh")
-    trust_on_first_use: Mapped[bool] = mapped_column(Boolean, default=False)
-    device_type: Mapped[str | None] = mapped_column(Text)
-    description: Mapped[str | None] = mapped_column(Text)
+    address: Mapped[str]
+    port: Mapped[int] = mapped_column(default=22)
+    username: Mapped[str | None]
+    transport: Mapped[str] = mapped_column(default="ssh")
+    trust_on_first_use: Mapped[bool] = mapped_column(default=False)
+    device_type: Mapped[str | None]
+    description: Mapped[str | None]
     tags: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default=text("'{}'::jsonb"))
-    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    enabled: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
     deleted_at: Mapped[datetime | None]
-    stream_seq: Mapped[int] = mapped_column(BigInteger, default=0, comment="devices-stream sequence last applied")
+    stream_seq: Mapped[int] = mapped_column(default=0, comment="devices-stream sequence last applied")
 
     __table_args__ = (
         Index("uq_devices_live_name", "name", unique=True, postgresql_where=text("deleted_at IS NULL")),
@@ -63,21 +58,21 @@ class DataCollectionAudit(Base):
     event_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     device_id: Mapped[uuid.UUID | None]
     operation_id: Mapped[uuid.UUID]
-    data_type: Mapped[str] = mapped_column(Text)
-    collection_method: Mapped[str] = mapped_column(Text)
-    collection_source: Mapped[str | None] = mapped_column(Text, comment="service/instance")
-    trigger: Mapped[str] = mapped_column(Text)
-    force_refresh: Mapped[bool] = mapped_column(Boolean, default=False)
-    cache_hit: Mapped[bool] = mapped_column(Boolean, default=False)
-    duration_ms: Mapped[int | None] = mapped_column(BigInteger)
-    ssh_command_count: Mapped[int] = mapped_column(BigInteger, default=0)
-    data_size_bytes: Mapped[int | None] = mapped_column(BigInteger)
-    status: Mapped[str] = mapped_column(Text)
-    error_message: Mapped[str | None] = mapped_column(Text)
-    warnings: Mapped[list[Any] | None] = mapped_column(JSONB)
-    records_created: Mapped[int] = mapped_column(BigInteger, default=0)
-    records_updated: Mapped[int] = mapped_column(BigInteger, default=0)
-    freshness_threshold: Mapped[int | None] = mapped_column(BigInteger)
+    data_type: Mapped[str]
+    collection_method: Mapped[str]
+    collection_source: Mapped[str | None] = mapped_column(comment="service/instance")
+    trigger: Mapped[str]
+    force_refresh: Mapped[bool] = mapped_column(default=False)
+    cache_hit: Mapped[bool] = mapped_column(default=False)
+    duration_ms: Mapped[int | None]
+    ssh_command_count: Mapped[int] = mapped_column(default=0)
+    data_size_bytes: Mapped[int | None]
+    status: Mapped[str]
+    error_message: Mapped[str | None]
+    warnings: Mapped[list[Any] | None]
+    records_created: Mapped[int] = mapped_column(default=0)
+    records_updated: Mapped[int] = mapped_column(default=0)
+    freshness_threshold: Mapped[int | None]
 
     __table_args__ = (
         Index("ix_audit_device_time", "device_id", text("time DESC")),
@@ -92,21 +87,21 @@ class ConfigurationSnapshot(Base):
     time: Mapped[datetime] = mapped_column(primary_key=True)
     device_id: Mapped[uuid.UUID]
     event_id: Mapped[uuid.UUID]
-    config_type: Mapped[str] = mapped_column(Text)
-    file_path: Mapped[str] = mapped_column(Text)
-    content_hash: Mapped[str] = mapped_column(Text)
-    file_size_bytes: Mapped[int | None] = mapped_column(BigInteger)
-    raw_content: Mapped[str | None] = mapped_column(Text)
-    content_truncated: Mapped[bool] = mapped_column(Boolean, default=False)
-    parsed_data: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
-    change_type: Mapped[str] = mapped_column(Text)
-    previous_hash: Mapped[str | None] = mapped_column(Text)
+    config_type: Mapped[str]
+    file_path: Mapped[str]
+    content_hash: Mapped[str]
+    file_size_bytes: Mapped[int | None]
+    raw_content: Mapped[str | None]
+    content_truncated: Mapped[bool] = mapped_column(default=False)
+    parsed_data: Mapped[dict[str, Any] | None]
+    change_type: Mapped[str]
+    previous_hash: Mapped[str | None]
     file_modified_time: Mapped[datetime | None]
-    collection_source: Mapped[str] = mapped_column(Text)
-    detection_latency_ms: Mapped[int | None] = mapped_column(BigInteger)
-    affected_services: Mapped[list[Any] | None] = mapped_column(JSONB)
-    requires_restart: Mapped[bool] = mapped_column(Boolean, default=False)
-    risk_level: Mapped[str] = mapped_column(Text, default="MEDIUM")
+    collection_source: Mapped[str]
+    detection_latency_ms: Mapped[int | None]
+    affected_services: Mapped[list[Any] | None]
+    requires_restart: Mapped[bool] = mapped_column(default=False)
+    risk_level: Mapped[str] = mapped_column(default="MEDIUM")
 
     # Paths reach 4 KiB, past a btree entry's limit: a hash index finds a path's versions.
     __table_args__ = (
@@ -122,19 +117,19 @@ class ConfigurationChangeEvent(Base):
     time: Mapped[datetime] = mapped_column(primary_key=True)
     device_id: Mapped[uuid.UUID]
     snapshot_id: Mapped[uuid.UUID]
-    config_type: Mapped[str] = mapped_column(Text)
-    file_path: Mapped[str] = mapped_column(Text)
-    change_type: Mapped[str] = mapped_column(Text)
-    old_path: Mapped[str | None] = mapped_column(Text)
-    affected_services: Mapped[list[Any] | None] = mapped_column(JSONB)
-    service_dependencies: Mapped[list[Any] | None] = mapped_column(JSONB)
-    requires_restart: Mapped[bool] = mapped_column(Boolean, default=False)
-    restart_services: Mapped[list[Any] | None] = mapped_column(JSONB)
-    changes_summary: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
-    risk_level: Mapped[str] = mapped_column(Text, default="MEDIUM")
+    config_type: Mapped[str]
+    file_path: Mapped[str]
+    change_type: Mapped[str]
+    old_path: Mapped[str | None]
+    affected_services: Mapped[list[Any] | None]
+    service_dependencies: Mapped[list[Any] | None]
+    requires_restart: Mapped[bool] = mapped_column(default=False)
+    restart_services: Mapped[list[Any] | None]
+    changes_summary: Mapped[dict[str, Any] | None]
+    risk_level: Mapped[str] = mapped_column(default="MEDIUM")
     confidence_score: Mapped[Decimal | None] = mapped_column(Numeric)
-    processed: Mapped[bool] = mapped_column(Boolean, default=False)
-    notifications_sent: Mapped[list[Any] | None] = mapped_column(JSONB)
+    processed: Mapped[bool] = mapped_column(default=False)
+    notifications_sent: Mapped[list[Any] | None]
 
     __table_args__ = (
         Index("ix_config_changes_device_time", "device_id", text("time DESC")),
@@ -146,25 +141,25 @@ class ServicePerformanceMetric(Base):
     __tablename__ = "service_performance_metrics"
 
     time: Mapped[datetime] = mapped_column(primary_key=True)
-    service_name: Mapped[str] = mapped_column(Text, primary_key=True)
-    instance: Mapped[str] = mapped_column(Text, primary_key=True)
-    operations_total: Mapped[int] = mapped_column(BigInteger, default=0)
-    operations_successful: Mapped[int] = mapped_column(BigInteger, default=0)
-    operations_failed: Mapped[int] = mapped_column(BigInteger, default=0)
-    operations_cached: Mapped[int] = mapped_column(BigInteger, default=0)
+    service_name: Mapped[str] = mapped_column(primary_key=True)
+    instance: Mapped[str] = mapped_column(primary_key=True)
+    operations_total: Mapped[int] = mapped_column(default=0)
+    operations_successful: Mapped[int] = mapped_column(default=0)
+    operations_failed: Mapped[int] = mapped_column(default=0)
+    operations_cached: Mapped[int] = mapped_column(default=0)
     avg_duration_ms: Mapped[Decimal | None] = mapped_column(Numeric)
-    max_duration_ms: Mapped[int | None] = mapped_column(BigInteger)
-    min_duration_ms: Mapped[int | None] = mapped_column(BigInteger)
-    ssh_connections_created: Mapped[int] = mapped_column(BigInteger, default=0)
-    ssh_connections_reused: Mapped[int] = mapped_column(BigInteger, default=0)
-    ssh_commands_executed: Mapped[int] = mapped_column(BigInteger, default=0)
+    max_duration_ms: Mapped[int | None]
+    min_duration_ms: Mapped[int | None]
+    ssh_connections_created: Mapped[int] = mapped_column(default=0)
+    ssh_connections_reused: Mapped[int] = mapped_column(default=0)
+    ssh_commands_executed: Mapped[int] = mapped_column(default=0)
     cache_hit_ratio: Mapped[Decimal | None] = mapped_column(Numeric)
-    cache_size_entries: Mapped[int | None] = mapped_column(BigInteger)
-    cache_evictions: Mapped[int] = mapped_column(BigInteger, default=0)
-    data_collected_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
-    database_writes: Mapped[int] = mapped_column(BigInteger, default=0)
-    error_types: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
-    top_errors: Mapped[list[Any] | None] = mapped_column(JSONB)
+    cache_size_entries: Mapped[int | None]
+    cache_evictions: Mapped[int] = mapped_column(default=0)
+    data_collected_bytes: Mapped[int] = mapped_column(default=0)
+    database_writes: Mapped[int] = mapped_column(default=0)
+    error_types: Mapped[dict[str, Any] | None]
+    top_errors: Mapped[list[Any] | None]
 
 
 class ApiKey(Base):
@@ -201,11 +196,11 @@ class AlertRule(Base):
     metric: Mapped[str] = mapped_column(String(32))
     selector: Mapped[str | None] = mapped_column(String(255), comment="mount, drive, container, unit, pool… glob")
     operator: Mapped[str] = mapped_column(String(2))
-    threshold: Mapped[float] = mapped_column(Float)
+    threshold: Mapped[float]
     duration_s: Mapped[int] = mapped_column(Integer, default=0)
     refire_interval_s: Mapped[int] = mapped_column(Integer, default=3600)
-    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
-    webhook_url: Mapped[str | None] = mapped_column(Text)
+    enabled: Mapped[bool] = mapped_column(default=True)
+    webhook_url: Mapped[str | None]
     webhook_format: Mapped[str] = mapped_column(String(16), default="json")
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
@@ -219,17 +214,17 @@ class AlertEvent(Base):
     time: Mapped[datetime] = mapped_column(primary_key=True)
     event_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     rule_id: Mapped[uuid.UUID]
-    rule_name: Mapped[str] = mapped_column(Text)
+    rule_name: Mapped[str]
     device_id: Mapped[uuid.UUID]
-    metric: Mapped[str] = mapped_column(Text)
-    state: Mapped[str] = mapped_column(Text, comment="fired or resolved")
-    value: Mapped[float] = mapped_column(Float)
-    threshold: Mapped[float] = mapped_column(Float)
-    operator: Mapped[str] = mapped_column(Text)
+    metric: Mapped[str]
+    state: Mapped[str] = mapped_column(comment="fired or resolved")
+    value: Mapped[float]
+    threshold: Mapped[float]
+    operator: Mapped[str]
     since: Mapped[datetime]
-    refire: Mapped[bool] = mapped_column(Boolean, default=False)
-    detail: Mapped[str | None] = mapped_column(Text)
-    message: Mapped[str | None] = mapped_column(Text)
+    refire: Mapped[bool] = mapped_column(default=False)
+    detail: Mapped[str | None]
+    message: Mapped[str | None]
 
     __table_args__ = (
         Index("ix_alert_events_device_time", "device_id", text("time DESC")),
@@ -247,12 +242,12 @@ class AlertNotification(Base):
     alert_event_id: Mapped[uuid.UUID]
     rule_id: Mapped[uuid.UUID]
     device_id: Mapped[uuid.UUID]
-    url: Mapped[str] = mapped_column(Text, comment="scheme, host and port only")
-    format: Mapped[str] = mapped_column(Text)
-    attempts: Mapped[int] = mapped_column(BigInteger)
-    status: Mapped[str] = mapped_column(Text, comment="delivered or failed")
-    http_status: Mapped[int | None] = mapped_column(BigInteger)
-    last_error: Mapped[str | None] = mapped_column(Text)
+    url: Mapped[str] = mapped_column(comment="scheme, host and port only")
+    format: Mapped[str]
+    attempts: Mapped[int]
+    status: Mapped[str] = mapped_column(comment="delivered or failed")
+    http_status: Mapped[int | None]
+    last_error: Mapped[str | None]
 
     __table_args__ = (Index("ix_alert_notifications_alert", "alert_event_id"),)
 

@@ -50,6 +50,11 @@ def projector(*event_types: type[Event]) -> Callable[[Projector], Projector]:
     return register
 
 
+def from_fields(tbl: str, source: object, **computed: Any) -> dict[str, Any]:
+    """A row of ``tbl``: each column from ``computed`` when given there, else the same-named attribute of ``source``."""
+    return {c: computed[c] if c in computed else getattr(source, c) for c in COLUMNS[tbl]}
+
+
 def as_tuples(tbl: str, records: list[dict[str, Any]]) -> list[Row]:
     """Rows as tuples in the table's column order, JSONB values as JSON text; a missing or unknown column raises."""
     cols = COLUMNS[tbl]

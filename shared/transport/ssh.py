@@ -22,19 +22,7 @@ import asyncssh
 
 from shared.events import DeviceSpec
 from shared.settings import Settings
-from shared.transport.base import (
-    BACKOFF_FIRST_S,
-    BACKOFF_MAX_S,
-    DEFAULT_MAX_OUTPUT,
-    MAX_SESSIONS,
-    CommandResult,
-    CommandTimeout,
-    ConnectError,
-    HostKeyChanged,
-    HostKeyError,
-    _argv_check,
-    _read_capped,
-)
+from shared.transport import base
 from shared.transport.known_hosts import known_hosts_file
 from shared.transport.runner import RunnerBroken, ShellRunner
 
@@ -45,7 +33,7 @@ class SshTransport:
     """One lazily opened SSH connection to one device, shared by every command.
 
     A failed connect is retried no sooner than a jittered exponential backoff allows (about
-    1 s doubling to 300 s); calls before then fail at once with the last ConnectError. With no
+    1 s doubling to 300 s); calls before then fail at once with the last base.ConnectError. With no
     ``ssh_client_keys`` configured, asyncssh's defaults apply (~/.ssh keys, ssh-agent); a
     password comes from ``ssh_password_env`` or ``ssh_password_file``. ~/.ssh/config is not
     read. At most ``ssh_max_channels`` commands run at once on the connection.
@@ -70,7 +58,7 @@ class SshTransport:
         self.presented_fingerprint: str | None = None  # of the refused key, for the security event
         self._conn: asyncssh.SSHClientConnection | None = None
         self._lock = asyncio.Lock()
-        channels = max(1, getattr(settings, "ssh_max_channels", MAX_SESSIONS))
+        channels = max(1, getattr(settings, "ssh_max_channels", base.MAX_SESSIONS))
         self._sessions = asyncio.Semaphore(channels)
         self._max_runners = max(1, channels // 2)  # the other channels stay for streams and exec
         self._runners: set[ShellRunner] = set()
@@ -78,7 +66,7 @@ class SshTransport:
         self.runners_usable = True  # False once the device's shell did not answer as a runner
         self._failures = 0
         self._next_attempt = 0.0
-        self._last_error: ConnectError | None = None
+        self._last_error: base.ConnectError | None = None
         self._closed = False
 
     def __repr__(self) -> str:
@@ -101,14 +89,14 @@ class SshTransport:
                 self.connections_reused += 1
                 return self._conn
             if self._closed:
-                raise ConnectError(f"transport to {self.host}:{self.port} is closed")
+                raise base.ConnectError(f"transport to {self.host}:{self.port} is closed")
             wait = self._next_attempt - time.monotonic()
             if wait > 0:
-                raise ConnectError(f"{self._last_error} (next attempt in {wait:.1f}s)")
+                raise base.ConnectError(f"{self._last_error} (next attempt in {wait:.1f}s)")
             self.connect_attempts += 1
             try:
                 self._conn = await self._connect()
-            except ConnectError as exc:
+            except base.ConnectError as exc:
                 self._failures += 1
                 self._next_attempt = time.monotonic() + backoff_delay(self._failures)
                 self._last_error = exc
@@ -143,22 +131,22 @@ class SshTransport:
             if self._known.is_known(self.host, self.port):
                 self.host_key_refusals += 1
                 self.presented_fingerprint = await self._presented_fingerprint()
-                raise HostKeyChanged(
+                raise base.HostKeyChanged(
                     f"host key of {where} does not match {self.known_hosts}: refused "
                     "(the key changed, or the entry is wrong)", self.presented_fingerprint
                 ) from None
-            raise HostKeyError(
+            raise base.HostKeyError(
                 f"host key of {where} is unknown: add it to {self.known_hosts} or enable trust_on_first_use"
             ) from None
         except asyncssh.PermissionDenied:
             withheld = " (no password offered: the host key was only trusted on first use)" if self.password_withheld else ""
-            raise ConnectError(f"authentication as {self.username!r} refused by {where}{withheld}") from None
+            raise base.ConnectError(f"authentication as {self.username!r} refused by {where}{withheld}") from None
         except asyncssh.Error as exc:
-            raise ConnectError(f"ssh to {where} failed: {exc.reason}") from None
+            raise base.ConnectError(f"ssh to {where} failed: {exc.reason}") from None
         except TimeoutError:
-            raise ConnectError(f"ssh to {where} timed out after {self.settings.ssh_connect_timeout_s}s") from None
+            raise base.ConnectError(f"ssh to {where} timed out after {self.settings.ssh_connect_timeout_s}s") from None
         except OSError as exc:
-            raise ConnectError(f"cannot connect to {where}: {exc.strerror or exc}") from None
+            raise base.ConnectError(f"cannot connect to {where}: {exc.strerror or exc}") from None
 
     async def _presented_fingerprint(self) -> str | None:
         """The SHA256 fingerprint of the key the device presents now, for the security event."""
@@ -180,9 +168,9 @@ class SshTransport:
                 async with asyncio.timeout(self.settings.ssh_connect_timeout_s + 1):
                     key = await asyncssh.get_server_host_key(self.host, self.port, config=None)
             except (asyncssh.Error, OSError, TimeoutError) as exc:
-                raise ConnectError(f"cannot fetch host key of {self.host}:{self.port}: {exc}") from None
+                raise base.ConnectError(f"cannot fetch host key of {self.host}:{self.port}: {exc}") from None
             if key is None:
-                raise HostKeyError(f"{self.host}:{self.port} presented no host key")
+                raise base.HostKeyError(f"{self.host}:{self.port} presented no host key")
             known.record(self.host, self.port, key)
             log.warning(
                 "trusting %s:%d on first use: %s key %s recorded in %s (no password is offered until "
@@ -196,10 +184,10 @@ class SshTransport:
         conn.abort()
 
     async def run(
-        self, argv: list[str], timeout: float, stdin: bytes | None = None, max_output: int = DEFAULT_MAX_OUTPUT
-    ) -> CommandResult:
-        """Run ``argv`` on the device; raises ConnectError, HostKeyError or CommandTimeout."""
-        _argv_check(argv)
+        self, argv: list[str], timeout: float, stdin: bytes | None = None, max_output: int = base.DEFAULT_MAX_OUTPUT
+    ) -> base.CommandResult:
+        """Run ``argv`` on the device; raises base.ConnectError, base.HostKeyError or base.CommandTimeout."""
+        base._argv_check(argv)
         command = shlex.join(argv)
         conn = await self._connection()
         start = time.monotonic()
@@ -220,20 +208,20 @@ class SshTransport:
                     except BrokenPipeError:
                         pass  # the command ended (or closed stdin) without reading it: not a lost connection
                     (out, t_out), (err, t_err) = await asyncio.gather(
-                        _read_capped(process.stdout, max_output, process.close),
-                        _read_capped(process.stderr, max_output, process.close),
+                        base._read_capped(process.stdout, max_output, process.close),
+                        base._read_capped(process.stderr, max_output, process.close),
                     )
                     truncated = t_out or t_err
                     await process.wait_closed()
             except TimeoutError:
                 if process is not None:
                     _stop_remote(process)
-                raise CommandTimeout(f"{argv[0]} did not finish within {timeout}s on {self.host}") from None
+                raise base.CommandTimeout(f"{argv[0]} did not finish within {timeout}s on {self.host}") from None
             except asyncssh.ChannelOpenError as exc:
-                raise ConnectError(f"cannot open a session on {self.host}: {exc.reason}") from None
+                raise base.ConnectError(f"cannot open a session on {self.host}: {exc.reason}") from None
             except (asyncssh.Error, OSError) as exc:
                 self._drop(conn)
-                raise ConnectError(f"connection to {self.host} lost: {exc}") from None
+                raise base.ConnectError(f"connection to {self.host} lost: {exc}") from None
             except BaseException:  # cancelled: do not leave the session open
                 if process is not None:
                     _stop_remote(process)
@@ -241,7 +229,7 @@ class SshTransport:
         status = None if truncated else process.exit_status
         if status is not None and status < 0:  # -1: ended by a signal
             status = None
-        return CommandResult(status, out, err, (time.monotonic() - start) * 1000, truncated)
+        return base.CommandResult(status, out, err, (time.monotonic() - start) * 1000, truncated)
 
     async def _runner(self, conn: asyncssh.SSHClientConnection, max_output: int) -> ShellRunner | None:
         """An idle runner of this connection, or a new one while there are fewer than the limit."""
@@ -265,7 +253,7 @@ class SshTransport:
         return runner
 
     async def _run_on_runner(self, conn: asyncssh.SSHClientConnection, argv: list[str], command: str, timeout: float, stdin: bytes | None,
-                             max_output: int, start: float) -> CommandResult | None:
+                             max_output: int, start: float) -> base.CommandResult | None:
         """Run on a runner; None when none can take it (the caller uses an exec channel)."""
         runner = await self._runner(conn, max_output)
         if runner is None:
@@ -278,16 +266,16 @@ class SshTransport:
             return None
         except TimeoutError:
             self.commands_executed += 1
-            raise CommandTimeout(f"{argv[0]} did not finish within {timeout}s on {self.host}") from None
+            raise base.CommandTimeout(f"{argv[0]} did not finish within {timeout}s on {self.host}") from None
         except RunnerBroken as exc:
             if conn.is_closed():
                 self._drop(conn)
-                raise ConnectError(f"connection to {self.host} lost: {exc}") from None
-            raise ConnectError(f"{argv[0]} on {self.host}: {exc}") from None
+                raise base.ConnectError(f"connection to {self.host} lost: {exc}") from None
+            raise base.ConnectError(f"{argv[0]} on {self.host}: {exc}") from None
         self.commands_executed += 1
         if not runner.broken:
             self._idle.append(runner)
-        return CommandResult(status, out, err, (time.monotonic() - start) * 1000, truncated)
+        return base.CommandResult(status, out, err, (time.monotonic() - start) * 1000, truncated)
 
     async def close(self) -> None:
         for runner in self._runners:
@@ -308,7 +296,7 @@ def backoff_delay(failures: int) -> float:
     """Seconds before the next connect after ``failures`` consecutive failures: exponential
     (1 s doubling to 300 s) with jitter in [50 %, 100 %], so devices that failed together
     (a network outage) do not all reconnect at the same moment."""
-    delay = min(BACKOFF_FIRST_S * 2 ** (max(failures, 1) - 1), BACKOFF_MAX_S)
+    delay = min(base.BACKOFF_FIRST_S * 2 ** (max(failures, 1) - 1), base.BACKOFF_MAX_S)
     jittered: float = delay * random.uniform(0.5, 1.0)
     return jittered
 
@@ -323,7 +311,7 @@ def ssh_password(settings: Settings) -> str | None:
         try:
             lines = Path(path).read_text().splitlines()
         except OSError as exc:
-            raise ConnectError(f"cannot read the SSH password file {path}: {exc.strerror or exc}") from None
+            raise base.ConnectError(f"cannot read the SSH password file {path}: {exc.strerror or exc}") from None
         return lines[0] if lines else ""
     return None
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, Float, Text
-from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from schema.base import Base, DeviceSeries
@@ -17,21 +15,21 @@ from shared.datatypes.spec import TableRows
 class ContainerSnapshot(DeviceSeries, Base):
     __tablename__ = "container_snapshots"
 
-    container_id: Mapped[str] = mapped_column(Text, primary_key=True)
-    name: Mapped[str | None] = mapped_column(Text)
-    image: Mapped[str | None] = mapped_column(Text)
-    status: Mapped[str | None] = mapped_column(Text)
-    state: Mapped[str | None] = mapped_column(Text)
-    health: Mapped[str | None] = mapped_column(Text)
-    restart_count: Mapped[int | None] = mapped_column(BigInteger)
-    cpu_usage: Mapped[float | None] = mapped_column(Float)
-    memory_usage_bytes: Mapped[int | None] = mapped_column(BigInteger)
-    memory_limit_bytes: Mapped[int | None] = mapped_column(BigInteger)
-    ports: Mapped[list[Any] | None] = mapped_column(JSONB)
-    network_io: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
-    block_io: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    container_id: Mapped[str] = mapped_column(primary_key=True)
+    name: Mapped[str | None]
+    image: Mapped[str | None]
+    status: Mapped[str | None]
+    state: Mapped[str | None]
+    health: Mapped[str | None]
+    restart_count: Mapped[int | None]
+    cpu_usage: Mapped[float | None]
+    memory_usage_bytes: Mapped[int | None]
+    memory_limit_bytes: Mapped[int | None]
+    ports: Mapped[list[Any] | None]
+    network_io: Mapped[dict[str, Any] | None]
+    block_io: Mapped[dict[str, Any] | None]
     created: Mapped[datetime | None]
-    removed: Mapped[bool] = mapped_column(Boolean, default=False)
+    removed: Mapped[bool] = mapped_column(default=False)
 
 
 def rows(p: Containers) -> TableRows:

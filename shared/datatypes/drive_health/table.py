@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import BigInteger, Text
-from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from schema.base import Base, DeviceSeries
@@ -16,16 +14,16 @@ from shared.datatypes.spec import TableRows
 class DriveHealth(DeviceSeries, Base):
     __tablename__ = "drive_health"
 
-    drive_name: Mapped[str] = mapped_column(Text, primary_key=True)
-    model: Mapped[str | None] = mapped_column(Text)
-    serial_number: Mapped[str | None] = mapped_column(Text)
-    firmware: Mapped[str | None] = mapped_column(Text)
-    capacity_bytes: Mapped[int | None] = mapped_column(BigInteger)
-    smart_attributes: Mapped[list[Any] | None] = mapped_column(JSONB)
-    temperature_celsius: Mapped[int | None] = mapped_column(BigInteger)
-    power_on_hours: Mapped[int | None] = mapped_column(BigInteger)
+    drive_name: Mapped[str] = mapped_column(primary_key=True)
+    model: Mapped[str | None]
+    serial_number: Mapped[str | None]
+    firmware: Mapped[str | None]
+    capacity_bytes: Mapped[int | None]
+    smart_attributes: Mapped[list[Any] | None]
+    temperature_celsius: Mapped[int | None]
+    power_on_hours: Mapped[int | None]
     is_healthy: Mapped[bool | None]
-    smartctl_exit_status: Mapped[int | None] = mapped_column(BigInteger)
+    smartctl_exit_status: Mapped[int | None]
 
 
 def rows(p: DriveHealthPayload) -> TableRows:

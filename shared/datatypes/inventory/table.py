@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, Text
-from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from schema.base import Base, DeviceSeries
@@ -18,20 +16,20 @@ class InventorySnapshot(DeviceSeries, Base):
 
     __tablename__ = "inventory_snapshots"
 
-    hostname: Mapped[str | None] = mapped_column(Text)
-    os_name: Mapped[str | None] = mapped_column(Text)
-    os_version: Mapped[str | None] = mapped_column(Text)
-    kernel: Mapped[str | None] = mapped_column(Text)
-    architecture: Mapped[str | None] = mapped_column(Text)
-    cpu_model: Mapped[str | None] = mapped_column(Text)
-    cpu_count: Mapped[int | None] = mapped_column(BigInteger)
-    memory_total_bytes: Mapped[int | None] = mapped_column(BigInteger)
-    package_manager: Mapped[str | None] = mapped_column(Text)
-    packages: Mapped[list[Any] | None] = mapped_column(JSONB)
-    python_packages: Mapped[list[Any] | None] = mapped_column(JSONB)
-    env_vars: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
-    drift: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
-    has_drift: Mapped[bool] = mapped_column(Boolean, default=False)
+    hostname: Mapped[str | None]
+    os_name: Mapped[str | None]
+    os_version: Mapped[str | None]
+    kernel: Mapped[str | None]
+    architecture: Mapped[str | None]
+    cpu_model: Mapped[str | None]
+    cpu_count: Mapped[int | None]
+    memory_total_bytes: Mapped[int | None]
+    package_manager: Mapped[str | None]
+    packages: Mapped[list[Any] | None]
+    python_packages: Mapped[list[Any] | None]
+    env_vars: Mapped[dict[str, Any] | None]
+    drift: Mapped[dict[str, Any] | None]
+    has_drift: Mapped[bool] = mapped_column(default=False)
 
 
 def rows(p: Inventory) -> TableRows:

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, Text
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy import Boolean
 from sqlalchemy.orm import Mapped, mapped_column
 
 from schema.base import Base, DeviceSeries
@@ -18,17 +17,17 @@ class MountRow(DeviceSeries, Base):
 
     __tablename__ = "mounts"
 
-    mount_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    parent_id: Mapped[int] = mapped_column(BigInteger)
-    device: Mapped[str] = mapped_column(Text)
-    root: Mapped[str] = mapped_column(Text)
-    mount_point: Mapped[str] = mapped_column(Text)
-    fs_type: Mapped[str] = mapped_column(Text)
-    source: Mapped[str] = mapped_column(Text)
+    mount_id: Mapped[int] = mapped_column(primary_key=True)
+    parent_id: Mapped[int]
+    device: Mapped[str]
+    root: Mapped[str]
+    mount_point: Mapped[str]
+    fs_type: Mapped[str]
+    source: Mapped[str]
     read_only: Mapped[bool] = mapped_column(Boolean)
-    options: Mapped[list[Any] | None] = mapped_column(JSONB)
-    super_options: Mapped[list[Any] | None] = mapped_column(JSONB)
-    propagation: Mapped[list[Any] | None] = mapped_column(JSONB)
+    options: Mapped[list[Any] | None]
+    super_options: Mapped[list[Any] | None]
+    propagation: Mapped[list[Any] | None]
 
 
 def rows(p: Mounts) -> TableRows:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import BigInteger, Text
-from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from schema.base import Base, DeviceSeries
@@ -18,22 +16,22 @@ class NetworkInterface(DeviceSeries, Base):
 
     __tablename__ = "network_interfaces"
 
-    interface: Mapped[str] = mapped_column(Text, primary_key=True)
-    state: Mapped[str | None] = mapped_column(Text)
-    mtu: Mapped[int | None] = mapped_column(BigInteger)
-    mac: Mapped[str | None] = mapped_column(Text)
-    link_type: Mapped[str | None] = mapped_column(Text)
-    kind: Mapped[str | None] = mapped_column(Text)
-    master: Mapped[str | None] = mapped_column(Text)
-    addresses: Mapped[list[Any] | None] = mapped_column(JSONB)
-    rx_bytes: Mapped[int | None] = mapped_column(BigInteger)
-    rx_packets: Mapped[int | None] = mapped_column(BigInteger)
-    rx_errors: Mapped[int | None] = mapped_column(BigInteger)
-    rx_dropped: Mapped[int | None] = mapped_column(BigInteger)
-    tx_bytes: Mapped[int | None] = mapped_column(BigInteger)
-    tx_packets: Mapped[int | None] = mapped_column(BigInteger)
-    tx_errors: Mapped[int | None] = mapped_column(BigInteger)
-    tx_dropped: Mapped[int | None] = mapped_column(BigInteger)
+    interface: Mapped[str] = mapped_column(primary_key=True)
+    state: Mapped[str | None]
+    mtu: Mapped[int | None]
+    mac: Mapped[str | None]
+    link_type: Mapped[str | None]
+    kind: Mapped[str | None]
+    master: Mapped[str | None]
+    addresses: Mapped[list[Any] | None]
+    rx_bytes: Mapped[int | None]
+    rx_packets: Mapped[int | None]
+    rx_errors: Mapped[int | None]
+    rx_dropped: Mapped[int | None]
+    tx_bytes: Mapped[int | None]
+    tx_packets: Mapped[int | None]
+    tx_errors: Mapped[int | None]
+    tx_dropped: Mapped[int | None]
 
 
 def rows(p: Network) -> TableRows:

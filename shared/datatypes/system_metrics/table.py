@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import BigInteger, Float
-from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from schema.base import Base, DeviceSeries
@@ -16,22 +14,22 @@ from shared.datatypes.system_metrics.payload import SystemMetrics
 class SystemMetric(DeviceSeries, Base):
     __tablename__ = "system_metrics"
 
-    cpu_usage: Mapped[float | None] = mapped_column(Float, comment="percent")
-    cpu_count: Mapped[int | None] = mapped_column(BigInteger)
-    cpu_iowait: Mapped[float | None] = mapped_column(Float)
-    memory_usage: Mapped[float | None] = mapped_column(Float, comment="percent")
-    memory_total_bytes: Mapped[int | None] = mapped_column(BigInteger)
-    memory_used_bytes: Mapped[int | None] = mapped_column(BigInteger)
-    memory_available_bytes: Mapped[int | None] = mapped_column(BigInteger)
-    swap_total_bytes: Mapped[int | None] = mapped_column(BigInteger)
-    swap_used_bytes: Mapped[int | None] = mapped_column(BigInteger)
-    load_1: Mapped[float | None] = mapped_column(Float)
-    load_5: Mapped[float | None] = mapped_column(Float)
-    load_15: Mapped[float | None] = mapped_column(Float)
-    uptime_seconds: Mapped[float | None] = mapped_column(Float)
-    disk_usage: Mapped[list[Any] | None] = mapped_column(JSONB)
-    disk_io: Mapped[list[Any] | None] = mapped_column(JSONB)
-    network_traffic: Mapped[list[Any] | None] = mapped_column(JSONB)
+    cpu_usage: Mapped[float | None] = mapped_column(comment="percent")
+    cpu_count: Mapped[int | None]
+    cpu_iowait: Mapped[float | None]
+    memory_usage: Mapped[float | None] = mapped_column(comment="percent")
+    memory_total_bytes: Mapped[int | None]
+    memory_used_bytes: Mapped[int | None]
+    memory_available_bytes: Mapped[int | None]
+    swap_total_bytes: Mapped[int | None]
+    swap_used_bytes: Mapped[int | None]
+    load_1: Mapped[float | None]
+    load_5: Mapped[float | None]
+    load_15: Mapped[float | None]
+    uptime_seconds: Mapped[float | None]
+    disk_usage: Mapped[list[Any] | None]
+    disk_io: Mapped[list[Any] | None]
+    network_traffic: Mapped[list[Any] | None]
 
 
 def rows(p: SystemMetrics) -> TableRows:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import BigInteger
-from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from schema.base import Base, DeviceSeries
@@ -18,12 +16,12 @@ class SystemdSnapshot(DeviceSeries, Base):
 
     __tablename__ = "systemd_snapshots"
 
-    units_total: Mapped[int] = mapped_column(BigInteger, default=0)
-    units_active: Mapped[int] = mapped_column(BigInteger, default=0)
-    units_failed: Mapped[int] = mapped_column(BigInteger, default=0)
-    failed_units: Mapped[list[Any] | None] = mapped_column(JSONB)
-    restarted_units: Mapped[list[Any] | None] = mapped_column(JSONB)
-    units: Mapped[list[Any] | None] = mapped_column(JSONB)
+    units_total: Mapped[int] = mapped_column(default=0)
+    units_active: Mapped[int] = mapped_column(default=0)
+    units_failed: Mapped[int] = mapped_column(default=0)
+    failed_units: Mapped[list[Any] | None]
+    restarted_units: Mapped[list[Any] | None]
+    units: Mapped[list[Any] | None]
 
 
 def rows(p: SystemdServices) -> TableRows:

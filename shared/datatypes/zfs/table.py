@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import BigInteger, Text
-from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from schema.base import Base, DeviceSeries
@@ -18,23 +16,23 @@ class ZfsPool(DeviceSeries, Base):
 
     __tablename__ = "zfs_pools"
 
-    pool: Mapped[str] = mapped_column(Text, primary_key=True)
-    health: Mapped[str] = mapped_column(Text)
-    size_bytes: Mapped[int | None] = mapped_column(BigInteger)
-    allocated_bytes: Mapped[int | None] = mapped_column(BigInteger)
-    free_bytes: Mapped[int | None] = mapped_column(BigInteger)
-    fragmentation_percent: Mapped[int | None] = mapped_column(BigInteger)
-    capacity_percent: Mapped[int | None] = mapped_column(BigInteger)
-    read_errors: Mapped[int] = mapped_column(BigInteger, default=0)
-    write_errors: Mapped[int] = mapped_column(BigInteger, default=0)
-    checksum_errors: Mapped[int] = mapped_column(BigInteger, default=0)
-    status: Mapped[str | None] = mapped_column(Text)
-    scrub_state: Mapped[str | None] = mapped_column(Text)
-    last_scrub_end: Mapped[str | None] = mapped_column(Text, comment="host local time, ISO 8601")
-    scrub_errors: Mapped[int | None] = mapped_column(BigInteger)
-    errors: Mapped[str | None] = mapped_column(Text)
-    vdevs: Mapped[list[Any] | None] = mapped_column(JSONB)
-    datasets: Mapped[list[Any] | None] = mapped_column(JSONB)
+    pool: Mapped[str] = mapped_column(primary_key=True)
+    health: Mapped[str]
+    size_bytes: Mapped[int | None]
+    allocated_bytes: Mapped[int | None]
+    free_bytes: Mapped[int | None]
+    fragmentation_percent: Mapped[int | None]
+    capacity_percent: Mapped[int | None]
+    read_errors: Mapped[int] = mapped_column(default=0)
+    write_errors: Mapped[int] = mapped_column(default=0)
+    checksum_errors: Mapped[int] = mapped_column(default=0)
+    status: Mapped[str | None]
+    scrub_state: Mapped[str | None]
+    last_scrub_end: Mapped[str | None] = mapped_column(comment="host local time, ISO 8601")
+    scrub_errors: Mapped[int | None]
+    errors: Mapped[str | None]
+    vdevs: Mapped[list[Any] | None]
+    datasets: Mapped[list[Any] | None]
 
 
 def rows(p: Zfs) -> TableRows:
