@@ -1,6 +1,6 @@
-"""The shapes the revisions of ``versions/`` repeat: key columns of time-series tables, their
-device-time index, TimescaleDB detection, hypertables with their compression and retention
-policies, hourly aggregates.
+"""The shapes the revisions of ``versions/`` repeat: columns from a compact spec, key columns of
+time-series tables, their device-time index, TimescaleDB detection, hypertables with their
+compression and retention policies, hourly aggregates.
 
 Every revision calls these as they are now: a change here must leave the SQL each past revision
 emits the same. Tables and columns are stated by each revision itself, never taken from the models.
@@ -9,6 +9,7 @@ emits the same. Tables and columns are stated by each revision itself, never tak
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Mapping, Sequence
 
 import sqlalchemy as sa
@@ -24,6 +25,45 @@ JSONB = postgresql.JSONB()
 TZ = sa.DateTime(timezone=True)
 
 COMPRESS_AFTER = "7 days"
+
+_TYPES: dict[str, sa.types.TypeEngine] = {
+    "int": sa.Integer(), "bigint": sa.BigInteger(), "float": sa.Float(), "bool": sa.Boolean(),
+    "text": sa.Text(), "jsonb": JSONB, "tz": TZ, "uuid": UUID,
+}
+_COLUMN = re.compile(r"(\w+):(\w+)(?:\((\d+)(?:,(\d+))?\))?(\?)?(?:=(\S+))?")
+
+
+def _column_type(name: str, size: str | None = None, scale: str | None = None) -> sa.types.TypeEngine:
+    """The type a spec names: int, bigint, float, bool, text, jsonb, tz (timestamptz), uuid,
+    varchar(N) or numeric(P,S)."""
+    if name == "varchar" and size and scale is None:
+        return sa.String(length=int(size))
+    if name == "numeric" and size and scale:
+        return sa.Numeric(precision=int(size), scale=int(scale))
+    if name in _TYPES and size is None:
+        return _TYPES[name]
+    raise ValueError(f"unknown column type {name!r}")
+
+
+def columns(spec: str) -> list[sa.Column]:
+    """The columns of ``spec``, in order: whitespace-separated ``name:type`` tokens, with ``?`` after
+    the type for a nullable column and ``=SQL`` (no spaces) for a server default, e.g.
+    ``created_at:tz=now()``. A line may end with ``# text``, the comment of its only column."""
+    result: list[sa.Column] = []
+    for line in spec.splitlines():
+        tokens, _, comment = line.partition("#")
+        names = tokens.split()
+        if comment and len(names) != 1:
+            raise ValueError(f"a commented line holds one column: {line!r}")
+        for token in names:
+            match = _COLUMN.fullmatch(token)
+            if match is None:
+                raise ValueError(f"not a column spec: {token!r}")
+            name, type_name, size, scale, nullable, default = match.groups()
+            result.append(sa.Column(
+                name, _column_type(type_name, size, scale), nullable=bool(nullable),
+                server_default=sa.text(default) if default else None, comment=comment.strip() or None))
+    return result
 
 
 def scalar(sql: str, **params: object) -> object:

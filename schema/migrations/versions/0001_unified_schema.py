@@ -14,7 +14,6 @@ import sqlalchemy as sa
 from alembic import op
 
 from schema.migrations import ddl
-from schema.migrations.ddl import JSONB, TZ, UUID
 
 revision: str = "0001"
 down_revision: str | Sequence[str] | None = None
@@ -53,124 +52,58 @@ GROUP BY bucket, device_id"""
 def upgrade() -> None:
     op.create_table(
         "devices",
-        sa.Column("id", UUID, nullable=False),
-        sa.Column("name", sa.String(length=63), nullable=False),
-        sa.Column("address", sa.String(length=255), nullable=False),
-        sa.Column("port", sa.Integer(), nullable=False),
-        sa.Column("username", sa.String(length=64), nullable=True),
-        sa.Column("transport", sa.String(length=16), nullable=False),
-        sa.Column("trust_on_first_use", sa.Boolean(), nullable=False),
-        sa.Column("device_type", sa.String(length=50), nullable=True),
-        sa.Column("description", sa.Text(), nullable=True),
-        sa.Column("tags", JSONB, server_default=sa.text("'{}'::jsonb"), nullable=False),
-        sa.Column("enabled", sa.Boolean(), nullable=False),
-        sa.Column("created_at", TZ, server_default=sa.text("now()"), nullable=False),
-        sa.Column("updated_at", TZ, server_default=sa.text("now()"), nullable=False),
-        sa.Column("deleted_at", TZ, nullable=True),
-        sa.Column("stream_seq", sa.BigInteger(), nullable=False, comment="devices-stream sequence last applied"),
+        *ddl.columns("""
+            id:uuid name:varchar(63) address:varchar(255) port:int username:varchar(64)?
+            transport:varchar(16) trust_on_first_use:bool device_type:varchar(50)? description:text?
+            tags:jsonb='{}'::jsonb enabled:bool created_at:tz=now() updated_at:tz=now() deleted_at:tz?
+            stream_seq:bigint  # devices-stream sequence last applied
+        """),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_devices")),
     )
     op.create_index("uq_devices_live_name", "devices", ["name"], unique=True,
                     postgresql_where=sa.text("deleted_at IS NULL"))
 
-    ddl.series_table(
-        "system_metrics",
-        [],
-        sa.Column("cpu_usage", sa.Float(), nullable=True, comment="percent"),
-        sa.Column("cpu_count", sa.Integer(), nullable=True),
-        sa.Column("cpu_iowait", sa.Float(), nullable=True),
-        sa.Column("memory_usage", sa.Float(), nullable=True, comment="percent"),
-        sa.Column("memory_total_bytes", sa.BigInteger(), nullable=True),
-        sa.Column("memory_used_bytes", sa.BigInteger(), nullable=True),
-        sa.Column("memory_available_bytes", sa.BigInteger(), nullable=True),
-        sa.Column("swap_total_bytes", sa.BigInteger(), nullable=True),
-        sa.Column("swap_used_bytes", sa.BigInteger(), nullable=True),
-        sa.Column("load_1", sa.Float(), nullable=True),
-        sa.Column("load_5", sa.Float(), nullable=True),
-        sa.Column("load_15", sa.Float(), nullable=True),
-        sa.Column("uptime_seconds", sa.Float(), nullable=True),
-        sa.Column("disk_usage", JSONB, nullable=True),
-        sa.Column("disk_io", JSONB, nullable=True),
-        sa.Column("network_traffic", JSONB, nullable=True),
-    )
+    ddl.series_table("system_metrics", [], *ddl.columns("""
+        cpu_usage:float?  # percent
+        cpu_count:int? cpu_iowait:float?
+        memory_usage:float?  # percent
+        memory_total_bytes:bigint? memory_used_bytes:bigint? memory_available_bytes:bigint?
+        swap_total_bytes:bigint? swap_used_bytes:bigint?
+        load_1:float? load_5:float? load_15:float? uptime_seconds:float?
+        disk_usage:jsonb? disk_io:jsonb? network_traffic:jsonb?
+    """))
 
-    ddl.series_table(
-        "container_snapshots",
-        [sa.Column("container_id", sa.String(length=255), nullable=False)],
-        sa.Column("name", sa.String(length=255), nullable=True),
-        sa.Column("image", sa.String(length=512), nullable=True),
-        sa.Column("status", sa.String(length=255), nullable=True),
-        sa.Column("state", sa.String(length=50), nullable=True),
-        sa.Column("health", sa.String(length=50), nullable=True),
-        sa.Column("restart_count", sa.Integer(), nullable=True),
-        sa.Column("cpu_usage", sa.Float(), nullable=True),
-        sa.Column("memory_usage_bytes", sa.BigInteger(), nullable=True),
-        sa.Column("memory_limit_bytes", sa.BigInteger(), nullable=True),
-        sa.Column("ports", JSONB, nullable=True),
-        sa.Column("network_io", JSONB, nullable=True),
-        sa.Column("block_io", JSONB, nullable=True),
-        sa.Column("created", TZ, nullable=True),
-        sa.Column("removed", sa.Boolean(), nullable=False),
-    )
+    ddl.series_table("container_snapshots", ddl.columns("container_id:varchar(255)"), *ddl.columns("""
+        name:varchar(255)? image:varchar(512)? status:varchar(255)? state:varchar(50)? health:varchar(50)?
+        restart_count:int? cpu_usage:float? memory_usage_bytes:bigint? memory_limit_bytes:bigint?
+        ports:jsonb? network_io:jsonb? block_io:jsonb? created:tz? removed:bool
+    """))
 
-    ddl.series_table(
-        "drive_health",
-        [sa.Column("drive_name", sa.String(length=255), nullable=False)],
-        sa.Column("model", sa.String(length=255), nullable=True),
-        sa.Column("serial_number", sa.String(length=255), nullable=True),
-        sa.Column("firmware", sa.String(length=64), nullable=True),
-        sa.Column("capacity_bytes", sa.BigInteger(), nullable=True),
-        sa.Column("smart_attributes", JSONB, nullable=True),
-        sa.Column("temperature_celsius", sa.Integer(), nullable=True),
-        sa.Column("power_on_hours", sa.Integer(), nullable=True),
-        sa.Column("is_healthy", sa.Boolean(), nullable=True),
-        sa.Column("smartctl_exit_status", sa.Integer(), nullable=True),
-    )
+    ddl.series_table("drive_health", ddl.columns("drive_name:varchar(255)"), *ddl.columns("""
+        model:varchar(255)? serial_number:varchar(255)? firmware:varchar(64)? capacity_bytes:bigint?
+        smart_attributes:jsonb? temperature_celsius:int? power_on_hours:int? is_healthy:bool?
+        smartctl_exit_status:int?
+    """))
 
-    ddl.event_table(
-        "data_collection_audit",
-        sa.Column("device_id", UUID, nullable=True),
-        sa.Column("operation_id", UUID, nullable=False),
-        sa.Column("data_type", sa.String(length=50), nullable=False),
-        sa.Column("collection_method", sa.String(length=50), nullable=False),
-        sa.Column("collection_source", sa.String(length=100), nullable=True, comment="service/instance"),
-        sa.Column("trigger", sa.String(length=20), nullable=False),
-        sa.Column("force_refresh", sa.Boolean(), nullable=False),
-        sa.Column("cache_hit", sa.Boolean(), nullable=False),
-        sa.Column("duration_ms", sa.Integer(), nullable=True),
-        sa.Column("ssh_command_count", sa.Integer(), nullable=False),
-        sa.Column("data_size_bytes", sa.BigInteger(), nullable=True),
-        sa.Column("status", sa.String(length=20), nullable=False),
-        sa.Column("error_message", sa.Text(), nullable=True),
-        sa.Column("warnings", JSONB, nullable=True),
-        sa.Column("records_created", sa.Integer(), nullable=False),
-        sa.Column("records_updated", sa.Integer(), nullable=False),
-        sa.Column("freshness_threshold", sa.Integer(), nullable=True),
-    )
+    ddl.event_table("data_collection_audit", *ddl.columns("""
+        device_id:uuid? operation_id:uuid data_type:varchar(50) collection_method:varchar(50)
+        collection_source:varchar(100)?  # service/instance
+        trigger:varchar(20) force_refresh:bool cache_hit:bool duration_ms:int? ssh_command_count:int
+        data_size_bytes:bigint? status:varchar(20) error_message:text? warnings:jsonb?
+        records_created:int records_updated:int freshness_threshold:int?
+    """))
     ddl.device_time_index("data_collection_audit", "ix_audit_device_time")
     op.create_index("ix_audit_operation", "data_collection_audit", ["operation_id"])
 
     op.create_table(
         "configuration_snapshots",
-        sa.Column("id", UUID, nullable=False),
-        sa.Column("time", TZ, nullable=False),
-        sa.Column("device_id", UUID, nullable=False),
-        sa.Column("event_id", UUID, nullable=False),
-        sa.Column("config_type", sa.String(length=50), nullable=False),
-        sa.Column("file_path", sa.String(length=4096), nullable=False),
-        sa.Column("content_hash", sa.String(length=64), nullable=False),
-        sa.Column("file_size_bytes", sa.BigInteger(), nullable=True),
-        sa.Column("raw_content", sa.Text(), nullable=True),
-        sa.Column("content_truncated", sa.Boolean(), nullable=False),
-        sa.Column("parsed_data", JSONB, nullable=True),
-        sa.Column("change_type", sa.String(length=20), nullable=False),
-        sa.Column("previous_hash", sa.String(length=64), nullable=True),
-        sa.Column("file_modified_time", TZ, nullable=True),
-        sa.Column("collection_source", sa.String(length=50), nullable=False),
-        sa.Column("detection_latency_ms", sa.Integer(), nullable=True),
-        sa.Column("affected_services", JSONB, nullable=True),
-        sa.Column("requires_restart", sa.Boolean(), nullable=False),
-        sa.Column("risk_level", sa.String(length=20), nullable=False),
+        *ddl.columns("""
+            id:uuid time:tz device_id:uuid event_id:uuid config_type:varchar(50) file_path:varchar(4096)
+            content_hash:varchar(64) file_size_bytes:bigint? raw_content:text? content_truncated:bool
+            parsed_data:jsonb? change_type:varchar(20) previous_hash:varchar(64)? file_modified_time:tz?
+            collection_source:varchar(50) detection_latency_ms:int? affected_services:jsonb?
+            requires_restart:bool risk_level:varchar(20)
+        """),
         sa.PrimaryKeyConstraint("id", "time", name=op.f("pk_configuration_snapshots")),
     )
     op.create_index("ix_config_snapshots_device_path_time", "configuration_snapshots",
@@ -178,23 +111,12 @@ def upgrade() -> None:
 
     op.create_table(
         "configuration_change_events",
-        sa.Column("id", UUID, nullable=False),
-        sa.Column("time", TZ, nullable=False),
-        sa.Column("device_id", UUID, nullable=False),
-        sa.Column("snapshot_id", UUID, nullable=False),
-        sa.Column("config_type", sa.String(length=50), nullable=False),
-        sa.Column("file_path", sa.String(length=4096), nullable=False),
-        sa.Column("change_type", sa.String(length=20), nullable=False),
-        sa.Column("old_path", sa.String(length=4096), nullable=True),
-        sa.Column("affected_services", JSONB, nullable=True),
-        sa.Column("service_dependencies", JSONB, nullable=True),
-        sa.Column("requires_restart", sa.Boolean(), nullable=False),
-        sa.Column("restart_services", JSONB, nullable=True),
-        sa.Column("changes_summary", JSONB, nullable=True),
-        sa.Column("risk_level", sa.String(length=20), nullable=False),
-        sa.Column("confidence_score", sa.Numeric(precision=3, scale=2), nullable=True),
-        sa.Column("processed", sa.Boolean(), nullable=False),
-        sa.Column("notifications_sent", JSONB, nullable=True),
+        *ddl.columns("""
+            id:uuid time:tz device_id:uuid snapshot_id:uuid config_type:varchar(50) file_path:varchar(4096)
+            change_type:varchar(20) old_path:varchar(4096)? affected_services:jsonb?
+            service_dependencies:jsonb? requires_restart:bool restart_services:jsonb? changes_summary:jsonb?
+            risk_level:varchar(20) confidence_score:numeric(3,2)? processed:bool notifications_sent:jsonb?
+        """),
         sa.PrimaryKeyConstraint("id", "time", name=op.f("pk_configuration_change_events")),
     )
     ddl.device_time_index("configuration_change_events", "ix_config_changes_device_time")
@@ -202,40 +124,25 @@ def upgrade() -> None:
 
     op.create_table(
         "service_performance_metrics",
-        sa.Column("time", TZ, nullable=False),
-        sa.Column("service_name", sa.String(length=50), nullable=False),
-        sa.Column("instance", sa.String(length=255), nullable=False),
-        sa.Column("operations_total", sa.Integer(), nullable=False),
-        sa.Column("operations_successful", sa.Integer(), nullable=False),
-        sa.Column("operations_failed", sa.Integer(), nullable=False),
-        sa.Column("operations_cached", sa.Integer(), nullable=False),
-        sa.Column("avg_duration_ms", sa.Numeric(precision=10, scale=2), nullable=True),
-        sa.Column("max_duration_ms", sa.Integer(), nullable=True),
-        sa.Column("min_duration_ms", sa.Integer(), nullable=True),
-        sa.Column("ssh_connections_created", sa.Integer(), nullable=False),
-        sa.Column("ssh_connections_reused", sa.Integer(), nullable=False),
-        sa.Column("ssh_commands_executed", sa.Integer(), nullable=False),
-        sa.Column("cache_hit_ratio", sa.Numeric(precision=5, scale=2), nullable=True),
-        sa.Column("cache_size_entries", sa.Integer(), nullable=True),
-        sa.Column("cache_evictions", sa.Integer(), nullable=False),
-        sa.Column("data_collected_bytes", sa.BigInteger(), nullable=False),
-        sa.Column("database_writes", sa.Integer(), nullable=False),
-        sa.Column("error_types", JSONB, nullable=True),
-        sa.Column("top_errors", JSONB, nullable=True),
+        *ddl.columns("""
+            time:tz service_name:varchar(50) instance:varchar(255)
+            operations_total:int operations_successful:int operations_failed:int operations_cached:int
+            avg_duration_ms:numeric(10,2)? max_duration_ms:int? min_duration_ms:int?
+            ssh_connections_created:int ssh_connections_reused:int ssh_commands_executed:int
+            cache_hit_ratio:numeric(5,2)? cache_size_entries:int? cache_evictions:int
+            data_collected_bytes:bigint database_writes:int error_types:jsonb? top_errors:jsonb?
+        """),
         sa.PrimaryKeyConstraint("time", "service_name", "instance", name=op.f("pk_service_performance_metrics")),
     )
 
     op.create_table(
         "api_keys",
-        sa.Column("id", UUID, nullable=False),
-        sa.Column("name", sa.String(length=100), nullable=False),
-        sa.Column("prefix", sa.String(length=16), nullable=False, comment="visible part of the key"),
-        sa.Column("key_hash", sa.String(length=64), nullable=False, comment="sha256 of the whole key"),
-        sa.Column("role", sa.String(length=16), nullable=False),
-        sa.Column("created_at", TZ, server_default=sa.text("now()"), nullable=False),
-        sa.Column("last_used_at", TZ, nullable=True),
-        sa.Column("expires_at", TZ, nullable=True),
-        sa.Column("revoked_at", TZ, nullable=True),
+        *ddl.columns("""
+            id:uuid name:varchar(100)
+            prefix:varchar(16)  # visible part of the key
+            key_hash:varchar(64)  # sha256 of the whole key
+            role:varchar(16) created_at:tz=now() last_used_at:tz? expires_at:tz? revoked_at:tz?
+        """),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_api_keys")),
         sa.UniqueConstraint("prefix", name=op.f("uq_api_keys_prefix")),
     )

@@ -11,10 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-import sqlalchemy as sa
-
 from schema.migrations import ddl
-from schema.migrations.ddl import JSONB
 
 revision: str = "0002"
 down_revision: str | Sequence[str] | None = "0001"
@@ -29,70 +26,33 @@ FOREVER = ("inventory_snapshots",)
 
 
 def upgrade() -> None:
-    ddl.series_table(
-        "network_interfaces",
-        [sa.Column("interface", sa.String(length=64), nullable=False)],
-        sa.Column("state", sa.String(length=32), nullable=True),
-        sa.Column("mtu", sa.Integer(), nullable=True),
-        sa.Column("mac", sa.String(length=64), nullable=True),
-        sa.Column("link_type", sa.String(length=32), nullable=True),
-        sa.Column("kind", sa.String(length=32), nullable=True),
-        sa.Column("master", sa.String(length=64), nullable=True),
-        sa.Column("addresses", JSONB, nullable=True),
-        *(sa.Column(f"{d}_{c}", sa.BigInteger(), nullable=True)
-          for d in ("rx", "tx") for c in ("bytes", "packets", "errors", "dropped")),
-    )
+    ddl.series_table("network_interfaces", ddl.columns("interface:varchar(64)"), *ddl.columns("""
+        state:varchar(32)? mtu:int? mac:varchar(64)? link_type:varchar(32)? kind:varchar(32)?
+        master:varchar(64)? addresses:jsonb?
+        rx_bytes:bigint? rx_packets:bigint? rx_errors:bigint? rx_dropped:bigint?
+        tx_bytes:bigint? tx_packets:bigint? tx_errors:bigint? tx_dropped:bigint?
+    """))
 
-    ddl.series_table(
-        "zfs_pools",
-        [sa.Column("pool", sa.String(length=255), nullable=False)],
-        sa.Column("health", sa.String(length=20), nullable=False),
-        sa.Column("size_bytes", sa.BigInteger(), nullable=True),
-        sa.Column("allocated_bytes", sa.BigInteger(), nullable=True),
-        sa.Column("free_bytes", sa.BigInteger(), nullable=True),
-        sa.Column("fragmentation_percent", sa.Integer(), nullable=True),
-        sa.Column("capacity_percent", sa.Integer(), nullable=True),
-        sa.Column("read_errors", sa.BigInteger(), nullable=False),
-        sa.Column("write_errors", sa.BigInteger(), nullable=False),
-        sa.Column("checksum_errors", sa.BigInteger(), nullable=False),
-        sa.Column("status", sa.Text(), nullable=True),
-        sa.Column("scrub_state", sa.String(length=20), nullable=True),
-        sa.Column("last_scrub_end", sa.String(length=32), nullable=True, comment="host local time, ISO 8601"),
-        sa.Column("scrub_errors", sa.Integer(), nullable=True),
-        sa.Column("errors", sa.Text(), nullable=True),
-        sa.Column("vdevs", JSONB, nullable=True),
-        sa.Column("datasets", JSONB, nullable=True),
-    )
+    ddl.series_table("zfs_pools", ddl.columns("pool:varchar(255)"), *ddl.columns("""
+        health:varchar(20) size_bytes:bigint? allocated_bytes:bigint? free_bytes:bigint?
+        fragmentation_percent:int? capacity_percent:int?
+        read_errors:bigint write_errors:bigint checksum_errors:bigint
+        status:text? scrub_state:varchar(20)?
+        last_scrub_end:varchar(32)?  # host local time, ISO 8601
+        scrub_errors:int? errors:text? vdevs:jsonb? datasets:jsonb?
+    """))
 
-    ddl.series_table(
-        "systemd_snapshots",
-        [],
-        sa.Column("units_total", sa.Integer(), nullable=False),
-        sa.Column("units_active", sa.Integer(), nullable=False),
-        sa.Column("units_failed", sa.Integer(), nullable=False),
-        sa.Column("failed_units", JSONB, nullable=True),
-        sa.Column("restarted_units", JSONB, nullable=True),
-        sa.Column("units", JSONB, nullable=True),
-    )
+    ddl.series_table("systemd_snapshots", [], *ddl.columns("""
+        units_total:int units_active:int units_failed:int
+        failed_units:jsonb? restarted_units:jsonb? units:jsonb?
+    """))
 
-    ddl.series_table(
-        "inventory_snapshots",
-        [],
-        sa.Column("hostname", sa.String(length=255), nullable=True),
-        sa.Column("os_name", sa.String(length=255), nullable=True),
-        sa.Column("os_version", sa.String(length=64), nullable=True),
-        sa.Column("kernel", sa.String(length=255), nullable=True),
-        sa.Column("architecture", sa.String(length=32), nullable=True),
-        sa.Column("cpu_model", sa.String(length=255), nullable=True),
-        sa.Column("cpu_count", sa.Integer(), nullable=True),
-        sa.Column("memory_total_bytes", sa.BigInteger(), nullable=True),
-        sa.Column("package_manager", sa.String(length=16), nullable=True),
-        sa.Column("packages", JSONB, nullable=True),
-        sa.Column("python_packages", JSONB, nullable=True),
-        sa.Column("env_vars", JSONB, nullable=True),
-        sa.Column("drift", JSONB, nullable=True),
-        sa.Column("has_drift", sa.Boolean(), nullable=False),
-    )
+    ddl.series_table("inventory_snapshots", [], *ddl.columns("""
+        hostname:varchar(255)? os_name:varchar(255)? os_version:varchar(64)? kernel:varchar(255)?
+        architecture:varchar(32)? cpu_model:varchar(255)? cpu_count:int? memory_total_bytes:bigint?
+        package_manager:varchar(16)? packages:jsonb? python_packages:jsonb? env_vars:jsonb? drift:jsonb?
+        has_drift:bool
+    """))
 
     if ddl.timescaledb_available():
         days = ddl.metrics_retention_days()

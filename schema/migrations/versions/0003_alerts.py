@@ -18,7 +18,6 @@ import sqlalchemy as sa
 from alembic import op
 
 from schema.migrations import ddl
-from schema.migrations.ddl import TZ, UUID
 
 revision: str = "0003"
 down_revision: str | Sequence[str] | None = "0002"
@@ -33,53 +32,32 @@ ALERT_TIME_SERIES_TABLES = ("alert_events", "alert_notifications")
 def upgrade() -> None:
     op.create_table(
         "alert_rules",
-        sa.Column("id", UUID, nullable=False),
-        sa.Column("name", sa.String(length=63), nullable=False, comment="a subject token"),
-        sa.Column("device_id", UUID, nullable=True, comment="NULL: every device"),
-        sa.Column("metric", sa.String(length=32), nullable=False),
-        sa.Column("selector", sa.String(length=255), nullable=True,
-                  comment="mount, drive, container, unit, pool… glob"),
-        sa.Column("operator", sa.String(length=2), nullable=False),
-        sa.Column("threshold", sa.Float(), nullable=False),
-        sa.Column("duration_s", sa.Integer(), nullable=False),
-        sa.Column("refire_interval_s", sa.Integer(), nullable=False),
-        sa.Column("enabled", sa.Boolean(), nullable=False),
-        sa.Column("webhook_url", sa.Text(), nullable=True),
-        sa.Column("webhook_format", sa.String(length=16), nullable=False),
-        sa.Column("created_at", TZ, server_default=sa.text("now()"), nullable=False),
-        sa.Column("updated_at", TZ, server_default=sa.text("now()"), nullable=False),
+        *ddl.columns("""
+            id:uuid
+            name:varchar(63)  # a subject token
+            device_id:uuid?  # NULL: every device
+            metric:varchar(32)
+            selector:varchar(255)?  # mount, drive, container, unit, pool… glob
+            operator:varchar(2) threshold:float duration_s:int refire_interval_s:int enabled:bool
+            webhook_url:text? webhook_format:varchar(16) created_at:tz=now() updated_at:tz=now()
+        """),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_alert_rules")),
         sa.UniqueConstraint("name", name=op.f("uq_alert_rules_name")),
     )
-    ddl.event_table(
-        "alert_events",
-        sa.Column("rule_id", UUID, nullable=False),
-        sa.Column("rule_name", sa.String(length=63), nullable=False),
-        sa.Column("device_id", UUID, nullable=False),
-        sa.Column("metric", sa.String(length=32), nullable=False),
-        sa.Column("state", sa.String(length=16), nullable=False, comment="fired or resolved"),
-        sa.Column("value", sa.Float(), nullable=False),
-        sa.Column("threshold", sa.Float(), nullable=False),
-        sa.Column("operator", sa.String(length=2), nullable=False),
-        sa.Column("since", TZ, nullable=False),
-        sa.Column("refire", sa.Boolean(), nullable=False),
-        sa.Column("detail", sa.Text(), nullable=True),
-        sa.Column("message", sa.Text(), nullable=True),
-    )
+    ddl.event_table("alert_events", *ddl.columns("""
+        rule_id:uuid rule_name:varchar(63) device_id:uuid metric:varchar(32)
+        state:varchar(16)  # fired or resolved
+        value:float threshold:float operator:varchar(2) since:tz refire:bool detail:text? message:text?
+    """))
     ddl.device_time_index("alert_events")
     op.create_index("ix_alert_events_rule_time", "alert_events", ["rule_id", sa.text("time DESC")])
-    ddl.event_table(
-        "alert_notifications",
-        sa.Column("alert_event_id", UUID, nullable=False),
-        sa.Column("rule_id", UUID, nullable=False),
-        sa.Column("device_id", UUID, nullable=False),
-        sa.Column("url", sa.Text(), nullable=False, comment="scheme, host and port only"),
-        sa.Column("format", sa.String(length=16), nullable=False),
-        sa.Column("attempts", sa.Integer(), nullable=False),
-        sa.Column("status", sa.String(length=16), nullable=False, comment="delivered or failed"),
-        sa.Column("http_status", sa.Integer(), nullable=True),
-        sa.Column("last_error", sa.Text(), nullable=True),
-    )
+    ddl.event_table("alert_notifications", *ddl.columns("""
+        alert_event_id:uuid rule_id:uuid device_id:uuid
+        url:text  # scheme, host and port only
+        format:varchar(16) attempts:int
+        status:varchar(16)  # delivered or failed
+        http_status:int? last_error:text?
+    """))
     op.create_index("ix_alert_notifications_alert", "alert_notifications", ["alert_event_id"])
 
     if ddl.timescaledb_available():

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 from alembic import op
+from sqlalchemy.dialects import postgresql
 
 from schema.migrations import ddl
 
@@ -31,52 +32,61 @@ down_revision: str | Sequence[str] | None = "0004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-# table -> {column: type before this revision}; each becomes BIGINT (integers), TEXT (varchars)
-# or NUMERIC (capped numerics).
+# table -> its columns as they were before this revision (nullability aside); each becomes BIGINT
+# (integers), TEXT (varchars) or NUMERIC (capped numerics).
+_NARROW_COLUMNS = {
+    "devices": """
+        address:varchar(255) port:int username:varchar(64) transport:varchar(16) device_type:varchar(50)
+    """,
+    "system_metrics": "cpu_count:int",
+    "container_snapshots": """
+        container_id:varchar(255) name:varchar(255) image:varchar(512) status:varchar(255) state:varchar(50)
+        health:varchar(50) restart_count:int
+    """,
+    "drive_health": """
+        drive_name:varchar(255) model:varchar(255) serial_number:varchar(255) firmware:varchar(64)
+        temperature_celsius:int power_on_hours:int smartctl_exit_status:int
+    """,
+    "data_collection_audit": """
+        data_type:varchar(50) collection_method:varchar(50) collection_source:varchar(100) trigger:varchar(20)
+        duration_ms:int ssh_command_count:int status:varchar(20) records_created:int records_updated:int
+        freshness_threshold:int
+    """,
+    "configuration_snapshots": """
+        config_type:varchar(50) file_path:varchar(4096) content_hash:varchar(64) change_type:varchar(20)
+        previous_hash:varchar(64) collection_source:varchar(50) detection_latency_ms:int
+        risk_level:varchar(20)
+    """,
+    "configuration_change_events": """
+        config_type:varchar(50) file_path:varchar(4096) change_type:varchar(20) old_path:varchar(4096)
+        risk_level:varchar(20) confidence_score:numeric(3,2)
+    """,
+    "service_performance_metrics": """
+        service_name:varchar(50) instance:varchar(255) operations_total:int operations_successful:int
+        operations_failed:int operations_cached:int avg_duration_ms:numeric(10,2) max_duration_ms:int
+        min_duration_ms:int ssh_connections_created:int ssh_connections_reused:int ssh_commands_executed:int
+        cache_size_entries:int cache_hit_ratio:numeric(5,2) cache_evictions:int database_writes:int
+    """,
+    "alert_events": "rule_name:varchar(63) metric:varchar(32) state:varchar(16) operator:varchar(2)",
+    "alert_notifications": "format:varchar(16) attempts:int status:varchar(16) http_status:int",
+    "network_interfaces": """
+        interface:varchar(64) state:varchar(32) mtu:int mac:varchar(64) link_type:varchar(32) kind:varchar(32)
+        master:varchar(64)
+    """,
+    "zfs_pools": """
+        pool:varchar(255) health:varchar(20) fragmentation_percent:int capacity_percent:int
+        scrub_state:varchar(20) last_scrub_end:varchar(32) scrub_errors:int
+    """,
+    "systemd_snapshots": "units_total:int units_active:int units_failed:int",
+    "inventory_snapshots": """
+        hostname:varchar(255) os_name:varchar(255) os_version:varchar(64) kernel:varchar(255)
+        architecture:varchar(32) cpu_model:varchar(255) cpu_count:int package_manager:varchar(16)
+    """,
+}
+# table -> {column: type before this revision}
 NARROW: dict[str, dict[str, str]] = {
-    "devices": {"address": "VARCHAR(255)", "port": "INTEGER", "username": "VARCHAR(64)",
-                "transport": "VARCHAR(16)", "device_type": "VARCHAR(50)"},
-    "system_metrics": {"cpu_count": "INTEGER"},
-    "container_snapshots": {"container_id": "VARCHAR(255)", "name": "VARCHAR(255)", "image": "VARCHAR(512)",
-                            "status": "VARCHAR(255)", "state": "VARCHAR(50)", "health": "VARCHAR(50)",
-                            "restart_count": "INTEGER"},
-    "drive_health": {"drive_name": "VARCHAR(255)", "model": "VARCHAR(255)", "serial_number": "VARCHAR(255)",
-                     "firmware": "VARCHAR(64)", "temperature_celsius": "INTEGER", "power_on_hours": "INTEGER",
-                     "smartctl_exit_status": "INTEGER"},
-    "data_collection_audit": {"data_type": "VARCHAR(50)", "collection_method": "VARCHAR(50)",
-                              "collection_source": "VARCHAR(100)", "trigger": "VARCHAR(20)",
-                              "duration_ms": "INTEGER", "ssh_command_count": "INTEGER", "status": "VARCHAR(20)",
-                              "records_created": "INTEGER", "records_updated": "INTEGER",
-                              "freshness_threshold": "INTEGER"},
-    "configuration_snapshots": {"config_type": "VARCHAR(50)", "file_path": "VARCHAR(4096)",
-                                "content_hash": "VARCHAR(64)", "change_type": "VARCHAR(20)",
-                                "previous_hash": "VARCHAR(64)", "collection_source": "VARCHAR(50)",
-                                "detection_latency_ms": "INTEGER", "risk_level": "VARCHAR(20)"},
-    "configuration_change_events": {"config_type": "VARCHAR(50)", "file_path": "VARCHAR(4096)",
-                                    "change_type": "VARCHAR(20)", "old_path": "VARCHAR(4096)",
-                                    "risk_level": "VARCHAR(20)", "confidence_score": "NUMERIC(3, 2)"},
-    "service_performance_metrics": {"service_name": "VARCHAR(50)", "instance": "VARCHAR(255)",
-                                    "operations_total": "INTEGER", "operations_successful": "INTEGER",
-                                    "operations_failed": "INTEGER", "operations_cached": "INTEGER",
-                                    "avg_duration_ms": "NUMERIC(10, 2)", "max_duration_ms": "INTEGER",
-                                    "min_duration_ms": "INTEGER", "ssh_connections_created": "INTEGER",
-                                    "ssh_connections_reused": "INTEGER", "ssh_commands_executed": "INTEGER",
-                                    "cache_size_entries": "INTEGER", "cache_hit_ratio": "NUMERIC(5, 2)",
-                                    "cache_evictions": "INTEGER", "database_writes": "INTEGER"},
-    "alert_events": {"rule_name": "VARCHAR(63)", "metric": "VARCHAR(32)", "state": "VARCHAR(16)",
-                     "operator": "VARCHAR(2)"},
-    "alert_notifications": {"format": "VARCHAR(16)", "attempts": "INTEGER", "status": "VARCHAR(16)",
-                            "http_status": "INTEGER"},
-    "network_interfaces": {"interface": "VARCHAR(64)", "state": "VARCHAR(32)", "mtu": "INTEGER",
-                           "mac": "VARCHAR(64)", "link_type": "VARCHAR(32)", "kind": "VARCHAR(32)",
-                           "master": "VARCHAR(64)"},
-    "zfs_pools": {"pool": "VARCHAR(255)", "health": "VARCHAR(20)", "fragmentation_percent": "INTEGER",
-                  "capacity_percent": "INTEGER", "scrub_state": "VARCHAR(20)", "last_scrub_end": "VARCHAR(32)",
-                  "scrub_errors": "INTEGER"},
-    "systemd_snapshots": {"units_total": "INTEGER", "units_active": "INTEGER", "units_failed": "INTEGER"},
-    "inventory_snapshots": {"hostname": "VARCHAR(255)", "os_name": "VARCHAR(255)", "os_version": "VARCHAR(64)",
-                            "kernel": "VARCHAR(255)", "architecture": "VARCHAR(32)", "cpu_model": "VARCHAR(255)",
-                            "cpu_count": "INTEGER", "package_manager": "VARCHAR(16)"},
+    table: {column.name: column.type.compile(dialect=postgresql.dialect()) for column in ddl.columns(spec)}
+    for table, spec in _NARROW_COLUMNS.items()
 }
 
 

@@ -11,10 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-import sqlalchemy as sa
-
 from schema.migrations import ddl
-from schema.migrations.ddl import JSONB
 
 revision: str = "0006"
 down_revision: str | Sequence[str] | None = "0005"
@@ -27,20 +24,10 @@ TABLE = "mounts"
 
 
 def upgrade() -> None:
-    ddl.series_table(
-        TABLE,
-        [sa.Column("mount_id", sa.BigInteger(), nullable=False)],
-        sa.Column("parent_id", sa.BigInteger(), nullable=False),
-        sa.Column("device", sa.Text(), nullable=False),
-        sa.Column("root", sa.Text(), nullable=False),
-        sa.Column("mount_point", sa.Text(), nullable=False),
-        sa.Column("fs_type", sa.Text(), nullable=False),
-        sa.Column("source", sa.Text(), nullable=False),
-        sa.Column("read_only", sa.Boolean(), nullable=False),
-        sa.Column("options", JSONB, nullable=True),
-        sa.Column("super_options", JSONB, nullable=True),
-        sa.Column("propagation", JSONB, nullable=True),
-    )
+    ddl.series_table(TABLE, ddl.columns("mount_id:bigint"), *ddl.columns("""
+        parent_id:bigint device:text root:text mount_point:text fs_type:text source:text read_only:bool
+        options:jsonb? super_options:jsonb? propagation:jsonb?
+    """))
     if ddl.timescaledb_available():
         ddl.hypertables((TABLE,), {TABLE: ddl.metrics_retention_days()})
     else:
