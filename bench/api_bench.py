@@ -39,7 +39,7 @@ from bench.common import cpu_seconds, pct, record, run_in_workdir  # noqa: E402
 from schema.migrate import upgrade  # noqa: E402
 from services.api.keys import create_api_key  # noqa: E402
 from services.api.settings import ApiSettings  # noqa: E402
-from shared.embedded import NatsServer, PostgresServer, free_port  # noqa: E402
+from shared.runtime.embedded import NatsServer, PostgresServer, free_port  # noqa: E402
 from tests.sshd import start_ssh_server  # noqa: E402
 
 # force_refresh is held to the API's wait for a refreshed collection (INFRAWATCH_API_REFRESH_TIMEOUT_S);

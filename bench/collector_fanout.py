@@ -28,8 +28,20 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import nats  # noqa: E402
 import psutil  # noqa: E402
 
-from bench.common import (RSS_BUDGET_MIB, Simulators, check_alive, cpu_seconds, free_port, record,  # noqa: E402
-                          rss_mib, scrape, servers, service_env, start_service, stop_procs)
+from bench.common import (  # noqa: E402
+    RSS_BUDGET_MIB,
+    Simulators,
+    check_alive,
+    cpu_seconds,
+    free_port,
+    record,
+    rss_mib,
+    scrape,
+    servers,
+    service_env,
+    start_service,
+    stop_procs,
+)
 from shared import events  # noqa: E402
 from shared.names import Names  # noqa: E402
 

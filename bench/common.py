@@ -22,7 +22,7 @@ if str(ROOT) not in sys.path:
 
 import psutil  # noqa: E402
 
-from shared.embedded import NatsServer, PostgresServer, free_port, port_is_free  # noqa: E402
+from shared.runtime.embedded import NatsServer, PostgresServer, free_port, port_is_free  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results.json"
 MiB = 2**20

@@ -38,7 +38,7 @@ from bench.common import pct, record, servers, service_env, start_service, stop_
 from schema.migrate import upgrade  # noqa: E402
 from services.api import diffs  # noqa: E402
 from services.api.keys import create_api_key  # noqa: E402
-from shared.embedded import free_port  # noqa: E402
+from shared.runtime.embedded import free_port  # noqa: E402
 
 SIZE = 1 << 20
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)

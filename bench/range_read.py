@@ -37,7 +37,7 @@ from services.api.keys import create_api_key  # noqa: E402
 from services.api.queries import _BUCKET_FUNCTIONS, ORIGIN  # noqa: E402
 from services.api.routes.metrics import _AGGREGATE  # noqa: E402
 from services.api.schemas import parse_bucket  # noqa: E402
-from shared.embedded import NatsServer, free_port  # noqa: E402
+from shared.runtime.embedded import NatsServer, free_port  # noqa: E402
 from tests import timescale  # noqa: E402
 
 RATIO_MIN = 0.5

@@ -23,7 +23,7 @@ BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH.parent))
 
 from bench.common import RESULTS, table  # noqa: E402
-from shared.embedded import stop_process  # noqa: E402
+from shared.runtime.embedded import stop_process  # noqa: E402
 
 # name, script, arguments of a full run, arguments of --quick
 BENCHMARKS: list[tuple[str, str, list[str], list[str]]] = [

@@ -27,8 +27,20 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import httpx  # noqa: E402
 import nats  # noqa: E402
 
-from bench.common import (RSS_BUDGET_MIB, Simulators, check_alive, cpu_seconds, free_port, load_arguments,  # noqa: E402
-                          record, rss_mib, servers, service_env, start_service, stop_procs)
+from bench.common import (  # noqa: E402
+    RSS_BUDGET_MIB,
+    Simulators,
+    check_alive,
+    cpu_seconds,
+    free_port,
+    load_arguments,
+    record,
+    rss_mib,
+    servers,
+    service_env,
+    start_service,
+    stop_procs,
+)
 from schema.migrate import upgrade  # noqa: E402
 from services.api.keys import create_api_key  # noqa: E402
 from services.collector.registry import DATA_TYPES  # noqa: E402

@@ -22,8 +22,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import nats  # noqa: E402
 
-from bench.common import (Simulators, check_alive, free_port, load_arguments, record, scrape, servers,  # noqa: E402
-                          service_env, start_service, stop_procs)
+from bench.common import (  # noqa: E402
+    Simulators,
+    check_alive,
+    free_port,
+    load_arguments,
+    record,
+    scrape,
+    servers,
+    service_env,
+    start_service,
+    stop_procs,
+)
 from services.collector.registry import DATA_TYPES  # noqa: E402
 from shared import events  # noqa: E402
 from shared.names import Names  # noqa: E402

@@ -37,12 +37,12 @@ from services.watcher.service import run as run_watcher
 from services.watcher.settings import WatcherSettings
 from services.writer.service import run as run_writer
 from shared import events
-from shared.bootstrap import ensure
-from shared.devices import register
-from shared.embedded import NatsServer, PostgresServer
 from shared.events import DeviceSpec
 from shared.names import Names
-from shared.nats_conn import connect
+from shared.runtime.bootstrap import ensure
+from shared.runtime.devices import register
+from shared.runtime.embedded import NatsServer, PostgresServer
+from shared.runtime.nats_conn import connect
 from tests.sshd import start_ssh_server
 
 MISSING = "/nonexistent/bin/missing-program"

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 import time
 import uuid
 from datetime import datetime, timedelta, timezone
-
-import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -28,8 +27,8 @@ from services.writer import sink  # noqa: E402
 from services.writer.projection import Rows, merge, rows  # noqa: E402
 from services.writer.service import Writer  # noqa: E402
 from shared import events  # noqa: E402
-from shared.bootstrap import ensure  # noqa: E402
 from shared.names import MSG_ID, Names  # noqa: E402
+from shared.runtime.bootstrap import ensure  # noqa: E402
 from shared.settings import Settings  # noqa: E402
 
 

@@ -32,8 +32,8 @@ from bench.common import check_alive, cpu_seconds, record, servers, service_env,
 from bench.writer_ingest import make_events, publish  # noqa: E402
 from schema.migrate import upgrade  # noqa: E402
 from services.writer.projection import rows  # noqa: E402
-from shared.bootstrap import ensure  # noqa: E402
 from shared.names import Names  # noqa: E402
+from shared.runtime.bootstrap import ensure  # noqa: E402
 from shared.settings import Settings  # noqa: E402
 
 TARGET = 1.6

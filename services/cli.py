@@ -23,7 +23,7 @@ app.add_typer(apikey_app, name="apikey")
 def up() -> None:
     """Run the whole system locally: nats-server, PostgreSQL, migrations, every service, device `local`."""
     from services.up import run_up
-    from shared.embedded import ServerError
+    from shared.runtime.embedded import ServerError
 
     try:
         code = run_up(load_settings())
@@ -63,7 +63,7 @@ def migrate(revision: Annotated[str, typer.Argument(help="target revision")] = "
             down: Annotated[bool, typer.Option("--down", help="downgrade to REVISION")] = False) -> None:
     """Upgrade (or downgrade) the database schema."""
     from schema.migrate import downgrade, upgrade
-    from shared.db_roles import grant
+    from shared.runtime.db_roles import grant
 
     settings = cli_settings("owner")
     try:
@@ -84,7 +84,7 @@ def bootstrap(
     The database part connects with INFRAWATCH_DATABASE_URL as a superuser, creates the roles
     (passwords from INFRAWATCH_DB_OWNER_PASSWORD, _WRITER_, _API_, _READER_PASSWORD), migrates
     as the owner and grants each role its tables. The NATS part logs in as the admin user."""
-    from shared.db_roles import ROLES, bootstrap_database, passwords_from_env
+    from shared.runtime.db_roles import ROLES, bootstrap_database, passwords_from_env
 
     settings = cli_settings()
     if database:
@@ -203,7 +203,7 @@ def simulate(
 ) -> None:
     """Serve simulated SSH hosts on 127.0.0.1 (a test tool: see services/simulator)."""
     from services.simulator import Simulator, parse_specs
-    from shared.nats_conn import stop_event_on_signals
+    from shared.runtime.nats_conn import stop_event_on_signals
 
     settings = cli_settings()
     try:
@@ -217,9 +217,9 @@ def simulate(
         stop = stop_event_on_signals()
         async with sim:
             if register:
-                from shared.bootstrap import ensure
                 from shared.names import Names
-                from shared.nats_conn import connect
+                from shared.runtime.bootstrap import ensure
+                from shared.runtime.nats_conn import connect
 
                 nc = await connect(settings, "simulator")
                 try:

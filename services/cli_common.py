@@ -46,7 +46,7 @@ def run_service(name: str, module: str) -> None:
     settings = load_settings()
     from importlib import import_module
 
-    from shared.nats_conn import stop_event_on_signals
+    from shared.runtime.nats_conn import stop_event_on_signals
 
     mod = import_module(module)
 
@@ -61,8 +61,8 @@ def run_service(name: str, module: str) -> None:
 
 async def with_js(fn):
     """``await fn(settings, js)`` on a NATS connection whose streams and buckets exist."""
-    from shared.bootstrap import ensure
-    from shared.nats_conn import connect
+    from shared.runtime.bootstrap import ensure
+    from shared.runtime.nats_conn import connect
 
     settings = cli_settings()
     try:

@@ -16,8 +16,8 @@ apikey_app = typer.Typer(no_args_is_help=True, help="Manage API keys.")
 
 def _change_device(change, done: str) -> None:
     """Run ``change(js, names, instance)`` (a register or remove), then print ``done``."""
-    from shared import devices
     from shared.names import Names
+    from shared.runtime import devices
 
     async def go(settings, js):
         try:
@@ -40,8 +40,8 @@ def device_add(
     device_type: Annotated[Optional[str], typer.Option("--type")] = None,
 ) -> None:
     """Register a device."""
-    from shared import devices
     from shared.events import DeviceSpec
+    from shared.runtime import devices
 
     if transport not in ("ssh", "local"):
         fail("transport must be ssh or local")
@@ -54,8 +54,8 @@ def device_add(
 @device_app.command("list")
 def device_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """List registered devices."""
-    from shared.devices import DeviceRegistry
     from shared.names import Names
+    from shared.runtime.devices import DeviceRegistry
 
     async def go(settings, js):
         reg = DeviceRegistry(js, Names(settings.subject_prefix))
@@ -76,7 +76,7 @@ def device_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> Non
 @device_app.command("rm")
 def device_rm(name: str) -> None:
     """Remove a device (its history stays in the database)."""
-    from shared import devices
+    from shared.runtime import devices
 
     _change_device(lambda js, names, instance: devices.remove(js, names, name, "cli", instance), f"removed {name}")
 

@@ -10,9 +10,9 @@ from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 
 from shared import events
-from shared.devices import DeviceRegistry
 from shared.events import PerfReported
 from shared.names import Names
+from shared.runtime.devices import DeviceRegistry
 from shared.settings import Settings
 
 

@@ -6,7 +6,7 @@ child process, registers this host as device `local`, prints the API URL and an 
 writes them to <data_dir>/up.json. Ctrl-C stops everything; running it again reuses the data.
 
 Nothing listens without a password: the first run generates one per NATS user of
-deploy/nats/accounts.conf and per database role (shared/db_roles.py) into
+deploy/nats/accounts.conf and per database role (shared/runtime/db_roles.py) into
 <data_dir>/secrets/credentials.json (0600, in a 0700 directory), reused on later runs. The data
 directory is 0700 too (0701 under root: PostgreSQL's own OS user must traverse it). Each service
 logs in as its own NATS user and database role; the command line uses the NATS admin user and
@@ -28,8 +28,8 @@ import time
 import uuid
 from pathlib import Path
 
-from shared.db_roles import ROLES, create_roles, grant, role_url
-from shared.embedded import NATS_USERS, NatsServer, PostgresServer, ServerError, free_port, port_is_free
+from shared.runtime.db_roles import ROLES, create_roles, grant, role_url
+from shared.runtime.embedded import NATS_USERS, NatsServer, PostgresServer, ServerError, free_port, port_is_free
 from shared.settings import Settings, api_bind_problem, redact_url
 
 log = logging.getLogger("infrawatch.up")
@@ -101,11 +101,11 @@ def _port(preferred: int | None, default: int) -> int:
 
 
 async def _register_local(settings: Settings) -> None:
-    from shared import devices
-    from shared.bootstrap import ensure
     from shared.events import DeviceSpec
     from shared.names import Names
-    from shared.nats_conn import connect
+    from shared.runtime import devices
+    from shared.runtime.bootstrap import ensure
+    from shared.runtime.nats_conn import connect
 
     nc = await connect(settings, "up")
     try:

@@ -17,7 +17,7 @@ import asyncpg
 import pytest
 import pytest_asyncio
 
-from shared.embedded import NatsServer, PostgresServer, ServerError
+from shared.runtime.embedded import NatsServer, PostgresServer, ServerError
 from shared.settings import Settings
 from tests import timescale
 from tests.sshd import start_ssh_server
@@ -317,7 +317,7 @@ def settings(nats_url, database_url, tmp_path) -> Settings:
 
 @pytest_asyncio.fixture
 async def nc(settings):
-    from shared.nats_conn import connect
+    from shared.runtime.nats_conn import connect
 
     conn = await connect(settings, "test")
     yield conn
@@ -326,7 +326,7 @@ async def nc(settings):
 
 @pytest_asyncio.fixture
 async def js(nc, settings):
-    from shared.bootstrap import ensure
+    from shared.runtime.bootstrap import ensure
 
     ctx = nc.jetstream()
     await ensure(ctx, settings)

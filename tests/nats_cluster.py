@@ -9,7 +9,7 @@ import secrets
 import subprocess
 from pathlib import Path
 
-from shared.embedded import free_port, nats_server_binary, stop_process, wait_for_port
+from shared.runtime.embedded import free_port, nats_server_binary, stop_process, wait_for_port
 
 DEPLOY_NATS = Path(__file__).resolve().parent.parent / "deploy" / "nats"
 USERS = ("system", "admin", "collector", "watcher", "writer", "api", "alerts")

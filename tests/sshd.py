@@ -18,7 +18,7 @@ from pathlib import Path
 
 import asyncssh
 
-from shared.embedded import free_port, stop_process, wait_for_port
+from shared.runtime.embedded import free_port, stop_process, wait_for_port
 
 log = logging.getLogger(__name__)
 

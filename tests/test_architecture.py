@@ -43,8 +43,9 @@ def _imports(name: str, path: Path, known: set[str]) -> set[str]:
                     pkg = name.split(".") if is_package else name.split(".")[:-1]
                     pkg = pkg[: len(pkg) - node.level + 1]
                     base = ".".join([*pkg, base] if base else pkg)
-                found.add(base)
-                found.update(f"{base}.{a.name}" for a in node.names)
+                # ``from pkg import module`` needs the module; ``from pkg import name`` needs the package
+                for a in node.names:
+                    found.add(f"{base}.{a.name}" if f"{base}.{a.name}" in known else base)
 
     visit(tree.body)
     return {m for m in found if m in known and m != name}
@@ -107,3 +108,13 @@ def test_no_module_over_400_lines() -> None:
     long = {str(p.relative_to(ROOT)): n for p in [*_modules().values(), *scripts]
             if (n := len(p.read_text().splitlines())) > MAX_LINES}
     assert long == {}
+
+
+def test_the_event_contract_does_not_import_the_runtime() -> None:
+    """shared/ outside shared.runtime (events, payloads, data types, names, errors, settings)
+    imports neither the runtime helpers nor any service."""
+    graph = _graph()
+    contract = [m for m in graph if m.startswith("shared") and not m.startswith("shared.runtime")]
+    assert "shared.events" in contract and "shared.datatypes.zfs.collect" in contract
+    wrong = {m: sorted(d for d in graph[m] if d.startswith(("shared.runtime", "services"))) for m in contract}
+    assert {m: d for m, d in wrong.items() if d} == {}

@@ -20,8 +20,8 @@ import asyncpg
 import pytest
 import yaml
 
-from shared.db_roles import API_TABLES, ROLES, SECRET_TABLES, create_roles, grant
-from shared.embedded import nats_server_binary
+from shared.runtime.db_roles import API_TABLES, ROLES, SECRET_TABLES, create_roles, grant
+from shared.runtime.embedded import nats_server_binary
 from shared.settings import Settings, api_bind_problem
 from tests.nats_cluster import password_env, passwords
 
@@ -217,7 +217,7 @@ async def test_bootstrap_gives_each_database_role_only_its_own_rights(empty_data
 def test_up_renders_the_nats_permissions_for_another_subject_prefix(tmp_path):
     """`infrawatch up` runs accounts.conf itself; with INFRAWATCH_SUBJECT_PREFIX=acme every
     subject, stream and bucket name follows, and nats-server accepts the result."""
-    from shared.embedded import accounts_conf
+    from shared.runtime.embedded import accounts_conf
 
     text = accounts_conf("acme")
     assert not re.search(r"(?<![A-Za-z0-9])(infra[._]|INFRA_)", text)
@@ -235,8 +235,8 @@ def test_up_renders_the_nats_permissions_for_another_subject_prefix(tmp_path):
 async def test_bootstrap_creates_the_streams_and_buckets(nats_url, tmp_path):
     import nats
 
-    from shared.bootstrap import kv_configs, stream_configs
     from shared.names import Names
+    from shared.runtime.bootstrap import kv_configs, stream_configs
 
     prefix = f"b{uuid.uuid4().hex[:8]}"
     env = {**os.environ, "INFRAWATCH_NATS_URL": nats_url, "INFRAWATCH_SUBJECT_PREFIX": prefix,

@@ -9,8 +9,8 @@ import shutil
 import httpx
 
 from services.api.keys import create_api_key
-from shared.embedded import free_port
 from shared.names import Names
+from shared.runtime.embedded import free_port
 from tests.util import fetchval, start_service, wait_until
 
 

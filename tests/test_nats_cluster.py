@@ -12,10 +12,10 @@ import pytest
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.api import DeliverPolicy
 
-from shared.bootstrap import ensure
 from shared.names import MSG_ID, Names
-from shared.nats_conn import connect
-from shared.publish import publish_event
+from shared.runtime.bootstrap import ensure
+from shared.runtime.nats_conn import connect
+from shared.runtime.publish import publish_event
 from shared.settings import Settings
 from tests.factories import metrics_event
 from tests.nats_cluster import NatsCluster, password_env, passwords

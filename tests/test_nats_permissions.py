@@ -21,10 +21,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from services.api.keys import create_api_key
-from shared.bootstrap import ensure
-from shared.embedded import free_port
 from shared.names import Names
-from shared.nats_conn import connect
+from shared.runtime.bootstrap import ensure
+from shared.runtime.embedded import free_port
+from shared.runtime.nats_conn import connect
 from shared.settings import Settings
 from tests.nats_cluster import NatsNode, password_env, passwords, render_single
 from tests.util import start_service, wait_until

@@ -8,10 +8,10 @@ import uuid
 from prometheus_client.parser import text_string_to_metric_families
 
 from services.writer.service import run
-from shared.embedded import free_port
 from shared.names import Names
-from shared.perf import Perf
-from shared.publish import publish_event
+from shared.runtime.embedded import free_port
+from shared.runtime.perf import Perf
+from shared.runtime.publish import publish_event
 from tests.factories import metrics_series
 from tests.util import fetch, metric_families, metrics_text, perf_row, wait_until
 
@@ -91,8 +91,8 @@ async def test_collector_and_watcher_publish_perf_and_serve_metrics(settings, js
     from services.collector.settings import CollectorSettings
     from services.watcher.service import run as run_watcher
     from services.watcher.settings import WatcherSettings
-    from shared import devices
     from shared.events import DeviceSpec
+    from shared.runtime import devices
 
     names = Names(settings.subject_prefix)
     root = tmp_path / "root"  # the watched tree, apart from the data directory the transport protects

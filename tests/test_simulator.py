@@ -12,11 +12,11 @@ from services.collector.service import CollectorStats, run
 from services.collector.settings import CollectorSettings
 from services.simulator import Simulator
 from shared import events
-from shared.bootstrap import ensure
 from shared.datatypes.containers import collect as containers
 from shared.datatypes.system_metrics import collect as system_metrics
 from shared.names import Names
-from shared.nats_conn import connect
+from shared.runtime.bootstrap import ensure
+from shared.runtime.nats_conn import connect
 from tests.util import wait_until
 
 pytestmark = pytest.mark.ssh

@@ -14,7 +14,7 @@ from schema.migrate import upgrade
 from services.writer.replay import replay
 from services.writer.service import run as run_writer
 from shared.names import Names
-from shared.publish import publish_event
+from shared.runtime.publish import publish_event
 from tests.api.conftest import api_settings, app, auth, client, device, keys  # noqa: F401  (API fixtures)
 from tests.factories import metrics_event
 from tests.timescale import COMPRESS_OLD_CHUNKS

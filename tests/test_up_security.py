@@ -19,9 +19,9 @@ import httpx
 import nats
 import pytest
 
-from shared.db_roles import ROLES, role_url
-from shared.embedded import free_port, pg_os_user, postgres_bin_dir, stop_process
 from shared.names import Names
+from shared.runtime.db_roles import ROLES, role_url
+from shared.runtime.embedded import free_port, pg_os_user, postgres_bin_dir, stop_process
 from tests.util import wait_until
 
 NAMES = Names("infra")

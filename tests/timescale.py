@@ -16,7 +16,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from shared.embedded import ServerError, free_port, pg_os_user, stop_process, wait_for_port
+from shared.runtime.embedded import ServerError, free_port, pg_os_user, stop_process, wait_for_port
 
 log = logging.getLogger("tests")
 

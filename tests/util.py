@@ -95,7 +95,7 @@ async def start_service(name: str, settings, log_path: Path, extra_env: dict[str
 
 async def publish_many(js, subject: str, evs, window: int = 500) -> None:
     """Publish events with up to ``window`` acknowledgements outstanding."""
-    from shared.publish import publish_event
+    from shared.runtime.publish import publish_event
 
     evs = list(evs)
     for i in range(0, len(evs), window):

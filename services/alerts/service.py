@@ -30,12 +30,12 @@ from services.alerts.rules import applies
 from services.alerts.settings import AlertSettings, alert_settings
 from shared import events
 from shared.alert_events import AlertChanged, AlertRule, NotificationAttempted
-from shared.bootstrap import ensure
-from shared.fetch import batches, unsubscribe
 from shared.names import MSG_ID, Names
-from shared.nats_conn import connect, drain
-from shared.perf import Perf, publish_loop, serve_metrics
-from shared.publish import publish_event
+from shared.runtime.bootstrap import ensure
+from shared.runtime.fetch import batches, unsubscribe
+from shared.runtime.nats_conn import connect, drain
+from shared.runtime.perf import Perf, publish_loop, serve_metrics
+from shared.runtime.publish import publish_event
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -11,8 +11,8 @@ from nats.js import JetStreamContext
 from shared import events
 from shared.events import Audited, DeviceSpec, Status
 from shared.names import MSG_ID, Names
-from shared.perf import Perf
-from shared.publish import ACK_TIMEOUT_S, RETRY_S, publish_event
+from shared.runtime.perf import Perf
+from shared.runtime.publish import ACK_TIMEOUT_S, RETRY_S, publish_event
 
 log = logging.getLogger(__name__)
 

@@ -11,9 +11,9 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Query, Request, Security, status
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from nats.aio.client import Client
-from starlette.datastructures import Headers, State
 from nats.js import JetStreamContext
 from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.datastructures import Headers, State
 
 from services.api.audit import Auditor
 from services.api.cache import CacheMirror
@@ -21,9 +21,9 @@ from services.api.keys import Principal, PrincipalCache, authenticate, hash_key
 from services.api.reads import Reader
 from services.api.refresh import Refresher
 from services.api.settings import ApiSettings
-from shared.devices import DeviceRegistry
 from shared.events import DeviceSpec
 from shared.names import Names
+from shared.runtime.devices import DeviceRegistry
 
 _bearer = HTTPBearer(auto_error=False, description="Authorization: Bearer <API key>")
 _api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="the API key")

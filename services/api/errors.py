@@ -13,9 +13,9 @@ from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from starlette.exceptions import HTTPException as StarletteHTTPException
 from nats.errors import Error as NatsError
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, ProgrammingError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from services.api import openapi_doc
 from services.api.reads import CollectionFailed

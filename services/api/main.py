@@ -24,11 +24,11 @@ from services.api.reads import Reader
 from services.api.refresh import Refresher
 from services.api.routes import ROUTERS, dashboard, rules
 from services.api.settings import ApiSettings
-from shared.bootstrap import ensure
-from shared.devices import DeviceRegistry
 from shared.names import Names
-from shared.nats_conn import connect, drain
-from shared.perf import Perf, publish_loop
+from shared.runtime.bootstrap import ensure
+from shared.runtime.devices import DeviceRegistry
+from shared.runtime.nats_conn import connect, drain
+from shared.runtime.perf import Perf, publish_loop
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)

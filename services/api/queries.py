@@ -13,7 +13,7 @@ from typing import Any, get_args
 
 import msgspec
 from pydantic import BaseModel
-from sqlalchemy import Select, select, text
+from sqlalchemy import Select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from starlette.requests import Request
 

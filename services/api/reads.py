@@ -10,7 +10,7 @@ from typing import Literal
 from services.api.audit import Auditor
 from services.api.cache import CacheMirror
 from services.api.keys import Principal
-from services.api.refresh import RefreshRefused, Refresher, RefreshTimeout
+from services.api.refresh import Refresher, RefreshRefused, RefreshTimeout
 from services.api.settings import ApiSettings
 from shared.events import Collected, DeviceSpec
 

@@ -14,10 +14,10 @@ import msgspec
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model, field_validator, model_validator
 
 from services.api.limits import COUNT_CAP, max_page
-from shared.devices import DeviceError, validate_address
+from shared.datatypes.system_metrics.payload import SystemMetrics
 from shared.events import DeviceSpec
 from shared.names import DEVICE_NAME_RE
-from shared.datatypes.system_metrics.payload import SystemMetrics
+from shared.runtime.devices import DeviceError, validate_address
 
 T = TypeVar("T")
 

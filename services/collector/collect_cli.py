@@ -13,11 +13,12 @@ import msgspec
 from services.collector.registry import DATA_TYPES
 from services.collector.runner import collect
 from services.collector.settings import collector_settings
-from shared import devices, events
+from shared import events
 from shared.names import Names
-from shared.nats_conn import connect
+from shared.runtime import devices
+from shared.runtime.nats_conn import connect
+from shared.runtime.transport import make_transport
 from shared.settings import Settings
-from shared.transport import make_transport
 
 
 async def collect_once(settings: Settings, device: str, data_type: str) -> int:

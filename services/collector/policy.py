@@ -5,7 +5,7 @@ against the collector's own settings before anything runs.
   anything else (``["sh", "-c", …]``) would be a command of the device's author's choosing.
 - ``transport: local``: only for the devices named in ``collector_local_devices`` (default: the
   one ``infrawatch up`` registers, ``local``): the others would run on the collector's host.
-- ``address``: a hostname or an IP address (``shared.devices.validate_address``).
+- ``address``: a hostname or an IP address (``shared.runtime.devices.validate_address``).
 
 A refused device is not polled; the refusal is an ``Audited`` event with action
 ``device_refused`` and the field at fault, and nothing runs for it.
@@ -13,8 +13,8 @@ A refused device is not polled; the refusal is an ``Audited`` event with action
 
 from __future__ import annotations
 
-from shared.devices import DeviceError, validate_address
 from shared.events import DeviceSpec
+from shared.runtime.devices import DeviceError, validate_address
 from shared.settings import Settings
 
 DEFAULT_SUDO_ALLOWED = [["sudo", "-n"]]

@@ -17,7 +17,7 @@ from services.collector.runner import SERVICE
 from services.collector.state import CollectorState
 from shared import events
 from shared.events import Audited, DeviceSpec, RefreshRequested
-from shared.publish import publish_event
+from shared.runtime.publish import publish_event
 
 if TYPE_CHECKING:
     from services.collector.schedule import Device

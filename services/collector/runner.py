@@ -27,8 +27,15 @@ from services.collector.registry import DATA_TYPES, EVENTS
 from shared.datatypes.capture import Output, batch_argv, read
 from shared.datatypes.parsing import CommandFailed, ParseError, Unsupported
 from shared.events import Collected, DeviceSpec, Status, Trigger, new_event
+from shared.runtime.transport import (
+    DEFAULT_MAX_OUTPUT,
+    CommandResult,
+    CommandTimeout,
+    HostKeyError,
+    Transport,
+    TransportError,
+)
 from shared.settings import Settings
-from shared.transport import DEFAULT_MAX_OUTPUT, CommandResult, CommandTimeout, HostKeyError, Transport, TransportError
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from services.collector.runner import freshness_s
 from services.collector.state import CollectorState
 from shared import events
 from shared.events import DeviceSpec
-from shared.transport import Transport
+from shared.runtime.transport import Transport
 
 log = logging.getLogger("services.collector.service")
 

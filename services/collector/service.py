@@ -12,7 +12,7 @@ Refresh requests (core NATS, queue group ``collector``: any instance serves them
 once. Requests for a device and type whose collection is already running join it: each still
 gets its own event, with its own operation_id and ``served_by`` naming the collection.
 
-Sharing. Instances heartbeat into ``infra_collectors`` (services.collector.membership); each
+Sharing. Instances heartbeat into ``infra_collectors`` (shared.runtime.membership); each
 device is polled only by its rendezvous owner among the live instances, and a dead instance's
 devices are taken over within ``collector_member_timeout_s`` plus their interval.
 
@@ -36,23 +36,23 @@ from nats.js.errors import KeyNotFoundError
 from nats.js.kv import KeyValue
 
 from services.collector import policy
-from services.collector.membership import Membership
-from services.collector.requests import Requests
 from services.collector.registry import DATA_TYPES, EVENTS
+from services.collector.requests import Requests
 from services.collector.runner import SERVICE, collect, freshness_s
 from services.collector.schedule import Device, Polls
 from services.collector.settings import CollectorSettings, collector_settings
 from shared import events
-from shared.bootstrap import ensure
-from shared.devices import DeviceRegistry
 from shared.events import Collected, DeviceChanged, DeviceSpec, Trigger
-from shared.lifecycle import DeviceService
 from shared.names import Names
-from shared.nats_conn import connect, drain
-from shared.perf import Perf, publish_loop, serve_metrics
-from shared.publish import publish_event
+from shared.runtime.bootstrap import ensure
+from shared.runtime.devices import DeviceRegistry
+from shared.runtime.lifecycle import DeviceService
+from shared.runtime.membership import Membership
+from shared.runtime.nats_conn import connect, drain
+from shared.runtime.perf import Perf, publish_loop, serve_metrics
+from shared.runtime.publish import publish_event
+from shared.runtime.transport import TransportPool, transport_pool
 from shared.settings import Settings
-from shared.transport import TransportPool, transport_pool
 
 log = logging.getLogger(__name__)
 

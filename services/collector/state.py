@@ -11,12 +11,12 @@ if TYPE_CHECKING:
     from nats.js import JetStreamContext
 
     from services.collector import policy
-    from services.collector.membership import Membership
     from services.collector.schedule import Device
     from services.collector.service import CollectorStats
     from services.collector.settings import CollectorSettings
     from shared.events import Collected, DeviceSpec, Trigger
     from shared.names import Names
+    from shared.runtime.membership import Membership
 
 
 class CollectorState:

@@ -30,8 +30,8 @@ import asyncssh
 
 from services.simulator.answers import Answers, HostState, Reply
 from services.simulator.hosts import Misbehaviour, SimHost, change_files, write_tree
-from shared.embedded import free_port
-from shared.transport.runner import REQUEST_RE, RUNNER_COMMAND
+from shared.runtime.embedded import free_port
+from shared.runtime.transport.runner import REQUEST_RE, RUNNER_COMMAND
 
 log = logging.getLogger(__name__)
 
@@ -143,7 +143,7 @@ class Simulator:
     async def register(self, js, names, hosts: list[str] | None = None, *, service: str = "simulator",
                        instance: str = "simulator") -> list:
         """Register the hosts (all, or those named) as devices; an existing one is updated."""
-        from shared.devices import DeviceExists, register, update
+        from shared.runtime.devices import DeviceExists, register, update
 
         specs = []
         for host in self.hosts:
@@ -232,7 +232,7 @@ def _garbage(n: float) -> bytes:
 
 
 async def _runner(process: asyncssh.SSHServerProcess, host: SimHost, state: HostState, answers: Answers) -> None:
-    """A client's long-lived shell (shared.transport.runner): each request is answered like an
+    """A client's long-lived shell (shared.runtime.transport.runner): each request is answered like an
     exec channel's command, then marked on both streams."""
     buf = b""
     while True:

@@ -31,9 +31,9 @@ from shared.envelope import Trigger
 from shared.events import DeviceSpec
 from shared.names import Names
 from shared.payloads.config import WatchMode
-from shared.perf import Perf
-from shared.publish import publish_event
-from shared.transport import TransportError, transport_pool
+from shared.runtime.perf import Perf
+from shared.runtime.publish import publish_event
+from shared.runtime.transport import TransportError, transport_pool
 
 log = logging.getLogger(__name__)
 

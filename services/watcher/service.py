@@ -3,7 +3,7 @@ instance owns, each publishing ``ConfigChanged`` events on ``<prefix>.config.<de
 NATS only, no database.
 
 Sharing. Instances heartbeat into the watch-state bucket (keys ``_watchers.<member>``,
-``shared.membership``); each device is watched by the live instance with the highest rendezvous
+``shared.runtime.membership``); each device is watched by the live instance with the highest rendezvous
 hash, so N instances are not N times the SSH load. When an instance dies, its devices move to
 the others, whose first scan compares with the hashes last published (kept in the same bucket):
 a change made meanwhile is published once, and a change published but not yet recorded is
@@ -23,14 +23,14 @@ from nats.js.kv import KeyValue
 from services.watcher.device import DeviceWatcher
 from services.watcher.settings import WatcherSettings, watcher_settings
 from services.watcher.state import MEMBERS_PREFIX, WatchState
-from shared.bootstrap import ensure
-from shared.devices import DeviceRegistry
 from shared.events import DeviceChanged, DeviceSpec
-from shared.lifecycle import DeviceService
-from shared.membership import Membership
 from shared.names import Names
-from shared.nats_conn import connect, drain
-from shared.perf import Perf, publish_loop, serve_metrics
+from shared.runtime.bootstrap import ensure
+from shared.runtime.devices import DeviceRegistry
+from shared.runtime.lifecycle import DeviceService
+from shared.runtime.membership import Membership
+from shared.runtime.nats_conn import connect, drain
+from shared.runtime.perf import Perf, publish_loop, serve_metrics
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -8,7 +8,7 @@ import logging
 import time
 
 from services.watcher import remote
-from shared.transport import StreamingCommand, open_stream
+from shared.runtime.transport import StreamingCommand, open_stream
 
 log = logging.getLogger(__name__)
 

@@ -17,8 +17,8 @@ import nats.errors
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from services.writer.service import PROJECTED, Writer, create_pool
-from shared.bootstrap import ensure
-from shared.nats_conn import connect
+from shared.runtime.bootstrap import ensure
+from shared.runtime.nats_conn import connect
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)

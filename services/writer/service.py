@@ -15,11 +15,11 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from services.writer import sink
 from services.writer.projection import ProjectionError, Rows, merge, rows
 from shared import events
-from shared.bootstrap import ensure
-from shared.fetch import batches, unsubscribe
 from shared.names import DLQ_REASON, DLQ_STREAM_SEQ, DLQ_SUBJECT, MSG_ID, Names
-from shared.nats_conn import connect, drain
-from shared.perf import Perf, publish_loop, serve_metrics
+from shared.runtime.bootstrap import ensure
+from shared.runtime.fetch import batches, unsubscribe
+from shared.runtime.nats_conn import connect, drain
+from shared.runtime.perf import Perf, publish_loop, serve_metrics
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -9,7 +9,7 @@ from nats.js.errors import KeyNotFoundError
 
 from shared.alert_events import AlertRule
 from shared.names import Names
-from shared.publish import publish_event
+from shared.runtime.publish import publish_event
 from tests.alerts.conftest import wait_caught_up
 from tests.api.conftest import auth
 from tests.factories import cpu

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import uuid
 
-from shared.embedded import free_port
 from shared.names import Names
-from shared.publish import publish_event
+from shared.runtime.embedded import free_port
+from shared.runtime.publish import publish_event
 from tests.alerts.conftest import put_rule, wait_caught_up
 from tests.factories import cpu, rule
 from tests.util import metric_families, perf_row

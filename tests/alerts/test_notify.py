@@ -7,9 +7,9 @@ import logging
 import uuid
 
 from shared import events
-from shared.embedded import free_port
 from shared.names import Names
-from shared.publish import publish_event
+from shared.runtime.embedded import free_port
+from shared.runtime.publish import publish_event
 from tests.alerts.conftest import alerts, notifications, put_rule
 from tests.alerts.receiver import Receiver
 from tests.factories import cpu, rule

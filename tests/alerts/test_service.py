@@ -12,7 +12,7 @@ from services.alerts.evaluate import RuleState
 from services.alerts.service import Evaluator, RuleBook, state_key
 from services.alerts.settings import AlertSettings
 from shared.names import Names
-from shared.publish import publish_event
+from shared.runtime.publish import publish_event
 from tests.alerts.conftest import alerts, put_rule, wait_caught_up
 from tests.factories import at, cpu, rule
 from tests.util import wait_until

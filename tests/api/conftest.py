@@ -17,8 +17,8 @@ from services.api.settings import ApiSettings
 from shared import events
 from shared.collected import COLLECTED_TYPES
 from shared.datatypes.system_metrics.payload import Filesystem, SystemMetrics
-from shared.embedded import free_port
 from shared.names import Names
+from shared.runtime.embedded import free_port
 from tests.util import wait_until
 
 REFRESH_TIMEOUT_S = 1.5  # no collector runs in most API tests: a refresh times out after this

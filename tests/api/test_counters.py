@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from shared.perf import Perf
+from shared.runtime.perf import Perf
 
 
 def test_each_prometheus_child_is_looked_up_once(monkeypatch):

@@ -7,8 +7,8 @@ from datetime import datetime, timedelta, timezone
 
 import asyncpg
 
-from shared import devices
 from shared.names import Names
+from shared.runtime import devices
 from tests.api.conftest import auth
 from tests.util import wait_until
 

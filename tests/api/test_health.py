@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 
 from services.api.main import create_app
-from shared.embedded import free_port
+from shared.runtime.embedded import free_port
 
 
 async def test_health_needs_no_key(client):

@@ -97,7 +97,7 @@ def test_an_event_stream_backlog_holds_a_byte_budget_dropping_the_oldest():
 async def test_event_streams_past_the_cap_are_503(api_settings, keys):
     import uvicorn
 
-    from shared.embedded import free_port
+    from shared.runtime.embedded import free_port
 
 
     app = create_app(api_settings.model_copy(update={"api_sse_max_clients": 1}))

@@ -14,10 +14,10 @@ from nats.errors import NoRespondersError, TimeoutError as NatsTimeoutError
 from services.api.main import create_app
 from services.collector import service as collector_service
 from shared import events
-from shared.embedded import free_port
 from shared.events import RefreshRequested
 from shared.names import Names
-from shared.nats_conn import connect
+from shared.runtime.embedded import free_port
+from shared.runtime.nats_conn import connect
 from tests.api.conftest import auth
 from tests.util import wait_until
 

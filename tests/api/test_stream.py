@@ -11,7 +11,7 @@ import httpx
 from shared import events
 from shared.collected import COLLECTED_TYPES
 from shared.names import Names
-from shared.publish import publish_event
+from shared.runtime.publish import publish_event
 from tests.api.conftest import PAYLOAD, auth
 from tests.util import wait_until
 

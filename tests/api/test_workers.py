@@ -15,10 +15,10 @@ import httpx
 import psutil
 
 from shared import events
-from shared.embedded import free_port
-from shared.names import Names
-from tests.api.conftest import PAYLOAD, auth
 from shared.collected import COLLECTED_TYPES
+from shared.names import Names
+from shared.runtime.embedded import free_port
+from tests.api.conftest import PAYLOAD, auth
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -18,14 +18,15 @@ from services.collector.settings import CollectorSettings
 from services.simulator import Simulator
 from services.writer.projection import rows
 from services.writer.registry import COLUMNS
-from shared import devices, events
-from shared.bootstrap import ensure
+from shared import events
 from shared.datatypes.capture import SBIN_SCRIPT
 from shared.datatypes.drive_health import collect as drive_health
 from shared.events import Audited, DeviceChanged, DeviceSpec, RefreshRequested
 from shared.names import Names
-from shared.publish import publish_event
-from shared.transport import (
+from shared.runtime import devices
+from shared.runtime.bootstrap import ensure
+from shared.runtime.publish import publish_event
+from shared.runtime.transport import (
     TOFU_COMMENT,
     ConnectError,
     HostKeyError,

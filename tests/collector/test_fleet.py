@@ -21,10 +21,10 @@ from services.collector.runner import collect
 from services.collector.service import Collector, CollectorStats, run
 from services.collector.settings import CollectorSettings
 from shared import events
-from shared.devices import register
 from shared.events import Audited
 from shared.names import Names
-from shared.transport import SshTransport, TransportPool
+from shared.runtime.devices import register
+from shared.runtime.transport import SshTransport, TransportPool
 from tests.collector.conftest import ssh_spec
 from tests.util import start_service, wait_until
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncssh
 import pytest
 
-from shared.transport import SshTransport, known_hosts_file
+from shared.runtime.transport import SshTransport, known_hosts_file
 from tests.collector.conftest import ssh_spec
 
 pytestmark = pytest.mark.ssh

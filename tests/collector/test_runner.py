@@ -13,9 +13,9 @@ from services.collector.runner import collect, interpret
 from shared.collected import COLLECTED_TYPES
 from shared.datatypes import captures
 from shared.datatypes.system_metrics import collect as system_metrics
-from shared.embedded import free_port
 from shared.events import DeviceSpec
-from shared.transport import CommandResult, LocalTransport, SshTransport
+from shared.runtime.embedded import free_port
+from shared.runtime.transport import CommandResult, LocalTransport, SshTransport
 from tests.collector.conftest import ssh_spec
 
 pytestmark = pytest.mark.ssh
@@ -157,7 +157,7 @@ async def test_sudo_prefix_comes_from_the_device_or_the_settings(ssh_settings) -
 
 
 async def test_password_from_a_file_is_used_and_never_shown(ssh_server, ssh_settings, tmp_path) -> None:
-    from shared.transport import ssh_password
+    from shared.runtime.transport import ssh_password
 
     secret = tmp_path / "pw"
     secret.write_text("hunter2-not-logged\n")

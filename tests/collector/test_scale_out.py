@@ -13,10 +13,10 @@ from services.collector.service import CollectorStats, run
 from services.collector.settings import CollectorSettings
 from services.simulator import Simulator
 from shared import events
-from shared.bootstrap import ensure
 from shared.names import Names
-from shared.nats_conn import connect
-from shared.transport import TransportPool
+from shared.runtime.bootstrap import ensure
+from shared.runtime.nats_conn import connect
+from shared.runtime.transport import TransportPool
 from tests.util import stream_events, wait_until
 
 pytestmark = pytest.mark.ssh

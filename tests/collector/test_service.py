@@ -16,11 +16,11 @@ from services.collector.service import Collector, CollectorStats, run
 from services.collector.settings import CollectorSettings
 from shared import events
 from shared.collected import COLLECTED_TYPES
-from shared.devices import register, remove
-from shared.embedded import free_port
 from shared.envelope import Collected
 from shared.events import Audited, DeviceChanged, RefreshRequested
 from shared.names import Names
+from shared.runtime.devices import register, remove
+from shared.runtime.embedded import free_port
 from tests.collector.conftest import ssh_spec
 
 pytestmark = pytest.mark.ssh

@@ -11,7 +11,7 @@ from services.collector.runner import collect
 from shared.datatypes import captures
 from shared.datatypes.parsing import ParseError, split_sections
 from shared.datatypes.system_metrics import collect as system_metrics
-from shared.transport import SshTransport
+from shared.runtime.transport import SshTransport
 from tests.collector.conftest import ssh_spec
 
 SAMPLES = captures("system_metrics")

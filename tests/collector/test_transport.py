@@ -10,9 +10,9 @@ import asyncssh
 import pytest
 import pytest_asyncio
 
-from shared.embedded import free_port
 from shared.events import DeviceSpec
-from shared.transport import (
+from shared.runtime.embedded import free_port
+from shared.runtime.transport import (
     TOFU_COMMENT,
     CommandTimeout,
     ConnectError,

@@ -19,15 +19,15 @@ from services.collector.settings import CollectorSettings
 from services.simulator import Simulator
 from services.writer.service import run as run_writer
 from shared import events
-from shared.bootstrap import ensure
 from shared.datatypes.containers import collect as containers
 from shared.datatypes.system_metrics import collect as system_metrics
-from shared.embedded import NatsServer
 from shared.names import Names
-from shared.nats_conn import connect
-from shared.publish import publish_event
+from shared.runtime.bootstrap import ensure
+from shared.runtime.embedded import NatsServer
+from shared.runtime.nats_conn import connect
+from shared.runtime.publish import publish_event
+from shared.runtime.transport import TransportPool
 from shared.settings import Settings
-from shared.transport import TransportPool
 from tests.util import fetch, stream_events, wait_until
 
 pytestmark = pytest.mark.ssh
@@ -73,7 +73,7 @@ async def test_nats_restart_during_collection_loses_no_result(database_url, tmp_
     """nats-server stopped for 15 s while 10 hosts are polled every 2 s: each result the collector
     produced is in the stream once and in data_collection_audit once, none failed to publish.
     The outage is longer than a publish's ack timeout, so publishes made during it are retried."""
-    caplog.set_level(logging.WARNING, logger="shared.publish")
+    caplog.set_level(logging.WARNING, logger="shared.runtime.publish")
     server = NatsServer(tmp_path / "nats").start()  # one port and store for both lives
     prefix = f"t{uuid.uuid4().hex[:10]}"
     nc = None

@@ -19,10 +19,10 @@ import pytest
 from schema.migrate import upgrade
 from services.writer import sink
 from services.writer.service import run
-from shared.bootstrap import ensure
-from shared.embedded import PostgresServer, pg_os_user
 from shared.names import Names
-from shared.nats_conn import connect
+from shared.runtime.bootstrap import ensure
+from shared.runtime.embedded import PostgresServer, pg_os_user
+from shared.runtime.nats_conn import connect
 from shared.settings import Settings
 from tests.factories import metrics_series
 from tests.util import fetch, fetchval, publish_many, wait_until

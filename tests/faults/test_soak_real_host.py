@@ -28,9 +28,9 @@ import pytest
 
 from services.up import login_from_up
 from services.watcher.paths import DEFAULT_GLOBS
-from shared.embedded import free_port
 from shared.names import Names
-from shared.nats_conn import connect
+from shared.runtime.embedded import free_port
+from shared.runtime.nats_conn import connect
 from shared.settings import Settings
 from tests.util import wait_until
 

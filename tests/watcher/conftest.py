@@ -17,9 +17,9 @@ from services.watcher.settings import WatcherSettings
 from services.watcher.state import status_key
 from shared import events
 from shared.config_events import ConfigChanged
-from shared.devices import register
 from shared.events import DeviceSpec
 from shared.names import Names
+from shared.runtime.devices import register
 
 WAIT_S = 120  # bounds waits on a shared 2-core machine; not a performance assertion
 MISSING = "/nonexistent/bin/missing-program"

@@ -100,8 +100,8 @@ async def test_the_watch_mode_of_a_device_is_readable_through_the_api(settings, 
     from services.api.keys import create_api_key
     from services.api.main import create_app
     from services.watcher.service import run as run_watcher
-    from shared import devices
     from shared.names import Names
+    from shared.runtime import devices
 
     names = Names(settings.subject_prefix)
     (tmp_path / "etc" / "nginx").mkdir(parents=True)
@@ -132,8 +132,8 @@ async def test_a_device_setting_cannot_make_the_watcher_read_its_own_host(settin
     """``transport: local`` only for the names the watcher allows: another device naming it is
     refused, so its globs never read this host's files into snapshots."""
     from services.watcher.service import run as run_watcher
-    from shared import devices
     from shared.names import Names
+    from shared.runtime import devices
 
     names = Names(settings.subject_prefix)
     (tmp_path / "etc" / "nginx").mkdir(parents=True)

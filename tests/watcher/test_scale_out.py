@@ -23,9 +23,9 @@ from services.simulator.hosts import change_one
 from services.watcher.settings import WatcherSettings
 from services.watcher.state import MEMBERS_PREFIX, status_key
 from shared import events
-from shared.bootstrap import ensure
 from shared.names import Names
-from shared.nats_conn import connect
+from shared.runtime.bootstrap import ensure
+from shared.runtime.nats_conn import connect
 from tests.util import start_service, stream_events, wait_until
 
 pytestmark = pytest.mark.ssh

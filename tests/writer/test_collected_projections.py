@@ -15,7 +15,7 @@ from shared import events
 from shared.collected import COLLECTED_TYPES
 from shared.datatypes import captures
 from shared.names import Names
-from shared.publish import publish_event
+from shared.runtime.publish import publish_event
 from shared.settings import Settings
 from tests.util import fetch, wait_until
 
@@ -90,8 +90,8 @@ async def test_writer_projects_real_events(nats_url, database_url, tmp_path) -> 
 
     settings = Settings(nats_url=nats_url, database_url=database_url, subject_prefix=f"t{uuid.uuid4().hex[:10]}",
                         data_dir=tmp_path, instance="test", writer_batch_wait_s=0.2)
-    from shared.bootstrap import ensure
-    from shared.nats_conn import connect
+    from shared.runtime.bootstrap import ensure
+    from shared.runtime.nats_conn import connect
 
     nc = await connect(settings, "test")
     names = Names(settings.subject_prefix)

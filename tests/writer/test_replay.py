@@ -10,10 +10,11 @@ from nats.js.errors import NotFoundError
 from schema.migrate import upgrade
 from services.writer.replay import replay
 from services.writer.service import run
-from shared import devices, events
+from shared import events
 from shared.events import Audited
 from shared.names import Names
-from shared.publish import publish_event
+from shared.runtime import devices
+from shared.runtime.publish import publish_event
 from tests.factories import device_event, metrics_event, metrics_series
 from tests.util import fetch, wait_until
 

@@ -10,9 +10,10 @@ import pytest
 from nats.js.errors import NotFoundError
 
 from services.writer.service import run
-from shared import devices, events
+from shared import events
 from shared.names import DLQ_REASON, DLQ_STREAM_SEQ, DLQ_SUBJECT, MSG_ID, Names
-from shared.publish import publish_event
+from shared.runtime import devices
+from shared.runtime.publish import publish_event
 from tests.factories import device_event, metrics_event, metrics_series
 from tests.util import fetch, fetchval, start_service, wait_until
 

@@ -11,8 +11,8 @@ from nats.js.errors import NotFoundError
 
 from schema.migrate import upgrade
 from services.writer.service import run
-from shared.embedded import PostgresServer
 from shared.names import Names
+from shared.runtime.embedded import PostgresServer
 from tests.factories import metrics_series
 from tests.util import fetchval, publish_many, start_service, wait_until
 
@@ -82,8 +82,8 @@ async def test_two_writers_on_one_durable_consumer_write_each_event_once(setting
 
 
 async def test_database_stopped_for_20_s_during_ingest_loses_nothing(nats_url, tmp_path):
-    from shared.bootstrap import ensure
-    from shared.nats_conn import connect
+    from shared.runtime.bootstrap import ensure
+    from shared.runtime.nats_conn import connect
     from shared.settings import Settings
 
     pg = PostgresServer(tmp_path / "pg").start()

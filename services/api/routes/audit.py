@@ -11,9 +11,9 @@ from pydantic import BaseModel, ConfigDict
 from sqlalchemy import select
 
 from schema.models import DataCollectionAudit as Audit, ServicePerformanceMetric as Perf
-from services.api.queries import time_range
 from services.api.deps import UNKNOWN_DEVICE, DeviceFilterDep, SessionDep, ViewerKey
 from services.api.limits import bounded_count, max_page
+from services.api.queries import time_range
 from services.api.schemas import Page, TimeFilter
 from shared.events import Status, Trigger
 from shared.names import TOKEN_RE

@@ -9,7 +9,15 @@ from nats.js.kv import KV_DEL
 from pydantic import BaseModel
 
 from services.api.deps import (
-    AuditorDep, CacheDep, DeviceDep, JsDep, NamesDep, OperatorKey, RefresherDep, SettingsDep, ViewerKey,
+    AuditorDep,
+    CacheDep,
+    DeviceDep,
+    JsDep,
+    NamesDep,
+    OperatorKey,
+    RefresherDep,
+    SettingsDep,
+    ViewerKey,
 )
 from services.api.reads import age_s
 from services.api.routes.data import DataType

@@ -7,12 +7,12 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, HTTPException, Query, Response, status
 
 from services.api.deps import AdminKey, DeviceDep, JsDep, NamesDep, RegistryDep, SessionDep, SettingsDep, ViewerKey
+from services.api.limits import max_page
 from services.api.queries import collections
-from services.api.limits import bounded_count, max_page
 from services.api.schemas import DeviceCreate, DeviceResponse, DeviceUpdate, Page
-from shared import devices
-from shared.devices import DeviceRegistry
 from shared.events import DeviceSpec
+from shared.runtime import devices
+from shared.runtime.devices import DeviceRegistry
 
 router = APIRouter(prefix="/devices", tags=["devices"])
 

@@ -20,22 +20,28 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from schema.models import AlertEvent as AlertRecord
-from schema.models import AlertRule as Rule
-from services.api.queries import time_range
+from schema.models import AlertEvent as AlertRecord, AlertRule as Rule
 from services.alerts import targets
 from services.api.deps import (
-    AdminKey, JsDep, NamesDep, RegistryDep, SessionDep, SettingsDep, ViewerKey, device_filter,
+    AdminKey,
+    JsDep,
+    NamesDep,
+    RegistryDep,
+    SessionDep,
+    SettingsDep,
+    ViewerKey,
+    device_filter,
 )
 from services.api.errors import unprocessable
 from services.api.keys import Principal
 from services.api.limits import bounded_count, max_page
+from services.api.queries import time_range
 from services.api.schemas import Page, TimeFilter, absent
 from services.api.settings import ApiSettings
 from shared import alert_events
 from shared.alert_events import RISK_RANK, Metric, Operator, WebhookFormat, redact_url
-from shared.devices import DeviceRegistry
 from shared.names import DEVICE_NAME_RE
+from shared.runtime.devices import DeviceRegistry
 
 router = APIRouter(tags=["alerts"])
 

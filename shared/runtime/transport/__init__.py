@@ -16,7 +16,7 @@ Modules: ``base`` (results, errors), ``known_hosts``, ``ssh``, ``runner``, ``loc
 (the service's secrets on its own host), ``pool`` (one transport per device per process), ``stream``.
 """
 
-from shared.transport.base import (
+from shared.runtime.transport.base import (
     DEFAULT_MAX_OUTPUT,
     DEFAULT_SSH_PORT,
     MAX_SESSIONS,
@@ -30,12 +30,12 @@ from shared.transport.base import (
     Transport,
     TransportError,
 )
-from shared.transport.known_hosts import TOFU_COMMENT, KnownHosts, known_hosts_file, known_hosts_pattern
-from shared.transport.local import LocalTransport
-from shared.transport.pool import TransportPool, make_transport, transport_pool
-from shared.transport.protected import check_argv, filter_paths, is_protected, protected_paths
-from shared.transport.ssh import SshTransport, backoff_delay, ssh_password
-from shared.transport.stream import StreamingCommand, open_stream
+from shared.runtime.transport.known_hosts import TOFU_COMMENT, KnownHosts, known_hosts_file, known_hosts_pattern
+from shared.runtime.transport.local import LocalTransport
+from shared.runtime.transport.pool import TransportPool, make_transport, transport_pool
+from shared.runtime.transport.protected import check_argv, filter_paths, is_protected, protected_paths
+from shared.runtime.transport.ssh import SshTransport, backoff_delay, ssh_password
+from shared.runtime.transport.stream import StreamingCommand, open_stream
 
 __all__ = [
     "DEFAULT_MAX_OUTPUT", "DEFAULT_SSH_PORT", "MAX_SESSIONS", "MiB", "CommandResult", "CommandTimeout", "ConnectError",

@@ -25,7 +25,7 @@ from collections.abc import Callable
 
 import asyncssh
 
-from shared.transport.base import READ_CHUNK, ByteReader
+from shared.runtime.transport.base import READ_CHUNK, ByteReader
 
 RUNNER_COMMAND = "exec sh -s"
 # The request as the device's shell receives it (the simulator reads it with this pattern).

@@ -22,7 +22,7 @@ from nats.js.errors import APIError, NotFoundError
 from shared import events
 from shared.events import DeviceChanged, DeviceSpec
 from shared.names import DEVICE_NAME_RE, EXPECTED_LAST_SUBJECT_SEQ, Names
-from shared.publish import publish_event
+from shared.runtime.publish import publish_event
 
 log = logging.getLogger(__name__)
 

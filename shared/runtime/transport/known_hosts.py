@@ -19,8 +19,8 @@ from pathlib import Path
 
 import asyncssh
 
-from shared.devices import DeviceError, validate_address
-from shared.transport.base import DEFAULT_SSH_PORT, HostKeyError
+from shared.runtime.devices import DeviceError, validate_address
+from shared.runtime.transport.base import DEFAULT_SSH_PORT, HostKeyError
 
 log = logging.getLogger(__name__)
 

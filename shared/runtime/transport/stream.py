@@ -10,10 +10,10 @@ from collections.abc import Awaitable, Callable
 
 import asyncssh
 
-from shared.transport.base import ByteReader, ConnectError, TransportError, _argv_check
-from shared.transport.local import LocalTransport
-from shared.transport.protected import check_argv
-from shared.transport.ssh import SshTransport, _stop_remote
+from shared.runtime.transport.base import ByteReader, ConnectError, TransportError, _argv_check
+from shared.runtime.transport.local import LocalTransport
+from shared.runtime.transport.protected import check_argv
+from shared.runtime.transport.ssh import SshTransport, _stop_remote
 
 
 class StreamingCommand:

@@ -2,7 +2,7 @@
 
 Commands are argv lists sent as ``shlex.join(argv)``, so every argument reaches the remote program
 literally. Host keys are checked against ``settings.known_hosts_path``, parsed once per process
-(:mod:`shared.transport.known_hosts`). A device may opt in to trust-on-first-use, which records
+(:mod:`shared.runtime.transport.known_hosts`). A device may opt in to trust-on-first-use, which records
 an unknown host's key once and never accepts a changed one; such a host is never offered the
 SSH password while its key is only trusted on first use.
 """
@@ -21,10 +21,10 @@ from typing import Any, Literal
 import asyncssh
 
 from shared.events import DeviceSpec
+from shared.runtime.transport import base
+from shared.runtime.transport.known_hosts import known_hosts_file
+from shared.runtime.transport.runner import RunnerBroken, ShellRunner
 from shared.settings import Settings
-from shared.transport import base
-from shared.transport.known_hosts import known_hosts_file
-from shared.transport.runner import RunnerBroken, ShellRunner
 
 log = logging.getLogger(__name__)
 

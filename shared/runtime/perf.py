@@ -16,7 +16,7 @@ from prometheus_client.metrics import MetricWrapperBase
 from shared import events
 from shared.events import PerfReported
 from shared.names import Names
-from shared.publish import publish_event
+from shared.runtime.publish import publish_event
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -17,8 +17,8 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
+from shared.runtime.transport.base import ProtectedPathError
 from shared.settings import Settings
-from shared.transport.base import ProtectedPathError
 
 GLOB_CHARS = "*?["
 MAX_GLOB_MATCHES = 10_000  # paths of one glob looked at on this host

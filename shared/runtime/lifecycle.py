@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from shared.devices import DeviceRegistry
-from shared.membership import Membership
+from shared.runtime.devices import DeviceRegistry
+from shared.runtime.membership import Membership
 
 
 class DeviceService:

@@ -7,10 +7,10 @@ import uuid
 from typing import Any
 
 from shared.events import DeviceSpec
+from shared.runtime.transport.base import Transport
+from shared.runtime.transport.local import LocalTransport
+from shared.runtime.transport.ssh import SshTransport
 from shared.settings import Settings
-from shared.transport.base import Transport
-from shared.transport.local import LocalTransport
-from shared.transport.ssh import SshTransport
 
 
 def make_transport(spec: DeviceSpec, settings: Settings) -> SshTransport | LocalTransport:

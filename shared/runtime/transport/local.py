@@ -1,7 +1,7 @@
 """Local transport: the same argv commands on this machine, with exec (no shell).
 
 It serves the one device that is the service's own host, so it refuses any command naming the
-service's own secrets (:mod:`shared.transport.protected`).
+service's own secrets (:mod:`shared.runtime.transport.protected`).
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ import time
 from typing import Literal
 
 from shared.events import DeviceSpec
+from shared.runtime.transport.base import DEFAULT_MAX_OUTPUT, CommandResult, CommandTimeout, _argv_check, _read_capped
+from shared.runtime.transport.protected import check_argv, protected_paths
 from shared.settings import Settings
-from shared.transport.base import DEFAULT_MAX_OUTPUT, CommandResult, CommandTimeout, _argv_check, _read_capped
-from shared.transport.protected import check_argv, protected_paths
 
 
 class LocalTransport:
