@@ -25,25 +25,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import nats  # noqa: E402
-import psutil  # noqa: E402
+import nats
+import psutil
 
-from bench.common import (  # noqa: E402
-    RSS_BUDGET_MIB,
-    Simulators,
-    check_alive,
-    cpu_seconds,
-    free_port,
-    record,
-    rss_mib,
-    scrape,
-    servers,
-    service_env,
-    start_service,
-    stop_procs,
-)
-from shared import events  # noqa: E402
-from shared.names import Names  # noqa: E402
+from bench import common
+from shared import events
+from shared.names import Names
 
 PERF_INTERVAL_S = 2.0  # how often the collector brings its connection counters to /metrics
 
@@ -59,9 +46,9 @@ def open_connections(pid: int, first_port: int, hosts: int) -> int:
 
 
 async def bench(args, hosts: int) -> dict:
-    with servers(postgres=False) as (nats_srv, _, tmp):
-        env = service_env(nats_srv.url, tmp)
-        with Simulators(tmp, hosts, args.simulators, env) as sim:
+    with common.servers(postgres=False) as (nats_srv, _, tmp):
+        env = common.service_env(nats_srv.url, tmp)
+        with common.Simulators(tmp, hosts, args.simulators, env) as sim:
             names = Names("bench")
             nc = await nats.connect(nats_srv.url)
             polls = {"n": 0, "errors": 0, "skipped": 0}
@@ -80,15 +67,15 @@ async def bench(args, hosts: int) -> dict:
                         print(f"  {ev.device}: {ev.status}: {ev.error}", file=sys.stderr)
 
             await nc.subscribe(names.all("collected"), cb=on_event)
-            port = free_port()
-            cenv = {**env, **sim.ssh_env(), **service_env(
+            port = common.free_port()
+            cenv = {**env, **sim.ssh_env(), **common.service_env(
                 nats_srv.url, tmp, collector_data_types=["containers"],
                 collector_interval_overrides={"containers": args.interval},
                 freshness_overrides={"containers": int(args.interval)},
                 collector_first_poll_within_s=args.interval,  # spread the fleet over one interval
                 collector_max_concurrent=256, ssh_connect_timeout_s=30, metrics_port=port,
                 perf_interval_s=PERF_INTERVAL_S)}
-            collector = start_service("collector", cenv, tmp / "collector.log")
+            collector = common.start_service("collector", cenv, tmp / "collector.log")
             procs = {"collector": collector}
             try:
                 print(f"{hosts} hosts on {sim.processes} simulator processes, containers every "
@@ -99,14 +86,14 @@ async def bench(args, hosts: int) -> dict:
                       "one more interval for the polls delayed by the connects to catch up", flush=True)
                 await asyncio.sleep(args.interval)
                 spy = profile(args, collector.pid, hosts)
-                w0, cpu0, t0, sim0 = time.time(), cpu_seconds(collector.pid), time.monotonic(), sim.cpu_seconds()
+                w0, cpu0, t0, sim0 = time.time(), common.cpu_seconds(collector.pid), time.monotonic(), sim.cpu_seconds()
                 peak = 0.0
                 end = t0 + args.interval * args.cycles
                 while time.monotonic() < end:
                     await asyncio.sleep(1)
-                    peak = max(peak, rss_mib(collector.pid))
-                check_alive(procs, tmp)
-                w1, cpu1, t1, sim1 = time.time(), cpu_seconds(collector.pid), time.monotonic(), sim.cpu_seconds()
+                    peak = max(peak, common.rss_mib(collector.pid))
+                common.check_alive(procs, tmp)
+                w1, cpu1, t1, sim1 = time.time(), common.cpu_seconds(collector.pid), time.monotonic(), sim.cpu_seconds()
                 opened = open_connections(collector.pid, sim.base_port, hosts)
                 if spy is not None:
                     spy.wait()
@@ -114,9 +101,9 @@ async def bench(args, hosts: int) -> dict:
                 drained = time.monotonic() + 60  # events of the window still on their way to this process
                 while not (ended and max(ended[-100:]) >= w1) and time.monotonic() < drained:
                     await asyncio.sleep(0.5)
-                m = scrape(port)
+                m = common.scrape(port)
             finally:
-                stop_procs([collector])
+                common.stop_procs([collector])
                 await nc.close()
 
     elapsed = t1 - t0
@@ -140,10 +127,10 @@ async def bench(args, hosts: int) -> dict:
             f"{args.interval:g}s, {args.cycles} intervals measured after one; {polls['errors']} of {polls['n']} "
             f"polls not success")
     suffix = "" if len(args.hosts) == 1 or hosts == 1000 else f"_{hosts}"
-    record(f"collector_fanout_polls_per_s{suffix}", rate, "polls/s", ideal, cond)
-    record(f"collector_fanout_cpu_pct{suffix}", cpu, "% of one core", 100, cond)
-    record(f"collector_fanout_rss_mib{suffix}", peak, "MiB", RSS_BUDGET_MIB, cond + "; peak over the measured intervals")
-    record(f"collector_fanout_connections_opened{suffix}", created, "connections", hosts,
+    common.record(f"collector_fanout_polls_per_s{suffix}", rate, "polls/s", ideal, cond)
+    common.record(f"collector_fanout_cpu_pct{suffix}", cpu, "% of one core", 100, cond)
+    common.record(f"collector_fanout_rss_mib{suffix}", peak, "MiB", common.RSS_BUDGET_MIB, cond + "; peak over the measured intervals")
+    common.record(f"collector_fanout_connections_opened{suffix}", created, "connections", hosts,
            cond + f"; over the whole run; {reused:.0f} reused, {opened} open at the end")
     return {"hosts": hosts, "rate": rate, "ideal": ideal, "cpu": cpu, "per_poll_ms": per_poll_ms, "cond": cond}
 
@@ -154,9 +141,9 @@ async def connected(port: int, hosts: int, limit_s: float, procs, tmp) -> dict:
     start = time.monotonic()
     created = 0.0
     while time.monotonic() - start < limit_s:
-        check_alive(procs, tmp)
+        common.check_alive(procs, tmp)
         try:
-            created = scrape(port).get("infrawatch_ssh_connections_created_total", 0)
+            created = common.scrape(port).get("infrawatch_ssh_connections_created_total", 0)
         except OSError:
             created = 0.0
         if created >= hosts:
@@ -172,7 +159,7 @@ def profile(args, pid: int, hosts: int):
     out = Path(args.profile) / f"collector-{hosts}.txt"  # collapsed stacks, for any flame graph tool
     out.parent.mkdir(parents=True, exist_ok=True)
     spy = Path(sys.executable).parent / "py-spy"
-    return subprocess.Popen([str(spy), "record", "-p", str(pid), "-d", str(int(args.interval * args.cycles)),
+    return subprocess.Popen([str(spy), "common.record", "-p", str(pid), "-d", str(int(args.interval * args.cycles)),
                              "-o", str(out), "--format", "raw", "--nonblocking"], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
 
 
@@ -185,7 +172,7 @@ def curve(results: list[dict]) -> None:
         print(f"{r['hosts']:>5}  {r['rate']:>8.2f}  {r['ideal']:>6.2f}  {r['rate'] / r['ideal']:>10.3f}  "
               f"{r['cpu']:>5.1f}  {r['per_poll_ms']:>8.2f}  {growth:>8.2f}")
         if r is not base:
-            record(f"collector_fanout_cpu_per_poll_growth_{r['hosts']}", growth, f"x of {base['hosts']} hosts", 1.5,
+            common.record(f"collector_fanout_cpu_per_poll_growth_{r['hosts']}", growth, f"x of {base['hosts']} hosts", 1.5,
                    f"CPU per poll at {r['hosts']} hosts / at {base['hosts']} hosts ({base['per_poll_ms']:.2f} ms); "
                    + r["cond"])
     print("goals: rate/ideal >= 0.95 below 100 % of one core; ms/poll growth <= 1.5", flush=True)

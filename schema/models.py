@@ -80,28 +80,33 @@ class DataCollectionAudit(Base):
     )
 
 
-class ConfigurationSnapshot(Base):
-    __tablename__ = "configuration_snapshots"
+class ConfigFileChange:
+    """What both configuration tables record of one change of one file."""
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     time: Mapped[datetime] = mapped_column(primary_key=True)
     device_id: Mapped[uuid.UUID]
-    event_id: Mapped[uuid.UUID]
     config_type: Mapped[str]
     file_path: Mapped[str]
+    change_type: Mapped[str]
+    affected_services: Mapped[list[Any] | None]
+    requires_restart: Mapped[bool] = mapped_column(default=False)
+    risk_level: Mapped[str] = mapped_column(default="MEDIUM")
+
+
+class ConfigurationSnapshot(ConfigFileChange, Base):
+    __tablename__ = "configuration_snapshots"
+
+    event_id: Mapped[uuid.UUID]
     content_hash: Mapped[str]
     file_size_bytes: Mapped[int | None]
     raw_content: Mapped[str | None]
     content_truncated: Mapped[bool] = mapped_column(default=False)
     parsed_data: Mapped[dict[str, Any] | None]
-    change_type: Mapped[str]
     previous_hash: Mapped[str | None]
     file_modified_time: Mapped[datetime | None]
     collection_source: Mapped[str]
     detection_latency_ms: Mapped[int | None]
-    affected_services: Mapped[list[Any] | None]
-    requires_restart: Mapped[bool] = mapped_column(default=False)
-    risk_level: Mapped[str] = mapped_column(default="MEDIUM")
 
     # Paths reach 4 KiB, past a btree entry's limit: a hash index finds a path's versions.
     __table_args__ = (
@@ -110,23 +115,14 @@ class ConfigurationSnapshot(Base):
     )
 
 
-class ConfigurationChangeEvent(Base):
+class ConfigurationChangeEvent(ConfigFileChange, Base):
     __tablename__ = "configuration_change_events"
 
-    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
-    time: Mapped[datetime] = mapped_column(primary_key=True)
-    device_id: Mapped[uuid.UUID]
     snapshot_id: Mapped[uuid.UUID]
-    config_type: Mapped[str]
-    file_path: Mapped[str]
-    change_type: Mapped[str]
     old_path: Mapped[str | None]
-    affected_services: Mapped[list[Any] | None]
     service_dependencies: Mapped[list[Any] | None]
-    requires_restart: Mapped[bool] = mapped_column(default=False)
     restart_services: Mapped[list[Any] | None]
     changes_summary: Mapped[dict[str, Any] | None]
-    risk_level: Mapped[str] = mapped_column(default="MEDIUM")
     confidence_score: Mapped[Decimal | None] = mapped_column(Numeric)
     processed: Mapped[bool] = mapped_column(default=False)
     notifications_sent: Mapped[list[Any] | None]
