@@ -13,6 +13,8 @@ from shared.datatypes.spec import TableRows
 
 
 class ContainerSnapshot(DeviceSeries, Base):
+    """One row per container per snapshot; a container gone since the last one has a row with ``removed``."""
+
     __tablename__ = "container_snapshots"
 
     container_id: Mapped[str] = mapped_column(primary_key=True)

@@ -12,6 +12,8 @@ from shared.datatypes.spec import TableRows
 
 
 class DriveHealth(DeviceSeries, Base):
+    """One row per drive per collection; the SMART attribute table as JSONB."""
+
     __tablename__ = "drive_health"
 
     drive_name: Mapped[str] = mapped_column(primary_key=True)

@@ -12,6 +12,8 @@ from shared.datatypes.system_metrics.payload import SystemMetrics
 
 
 class SystemMetric(DeviceSeries, Base):
+    """One row per collection; filesystems, disks and interfaces as JSONB."""
+
     __tablename__ = "system_metrics"
 
     cpu_usage: Mapped[float | None] = mapped_column(comment="percent")
