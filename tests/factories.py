@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 from shared import events
 from shared.alert_events import AlertRule
 from shared.collected import COLLECTED_TYPES
-from shared.config_events import ConfigChanged
+from shared.config_events import ConfigChanged, Impact
 from shared.datatypes.containers.payload import Container, Containers, Port
 from shared.datatypes.drive_health.payload import Attribute, Drive, DriveHealth
 from shared.datatypes.inventory.payload import Inventory, Package
@@ -18,7 +18,6 @@ from shared.datatypes.systemd_services.payload import SystemdServices, Unit
 from shared.datatypes.zfs.payload import Dataset, Pool, Vdev, Zfs
 from shared.envelope import Collected
 from shared.events import DeviceChanged, DeviceSpec
-from shared.payloads.config import Impact
 
 
 def payload(cpu: float = 12.5) -> SystemMetrics:

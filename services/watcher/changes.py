@@ -15,11 +15,10 @@ from services.watcher.configtypes import config_type as declared
 from services.watcher.impact import Side, assess
 from services.watcher.redact import DEFAULT_RULES, Rule, redact
 from services.watcher.remote import FileStat
-from shared.config_events import ConfigChanged
+from shared.config_events import ChangeType, ConfigChanged, WatchMode
 from shared.envelope import Trigger
 from shared.errors import ParseError
 from shared.events import DeviceSpec
-from shared.payloads.config import ChangeType, WatchMode
 
 SERVICE = "watcher"
 EVENT_NS = uuid.UUID("5b8f4c1e-2f7d-4f43-9a51-6f0c1d7e9a11")

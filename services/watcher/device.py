@@ -26,11 +26,10 @@ from services.watcher.settings import WatcherSettings
 from services.watcher.state import WatchState
 from services.watcher.streams import StreamEnded, WatchUnavailable
 from shared import events
-from shared.config_events import ConfigChanged
+from shared.config_events import ConfigChanged, WatchMode
 from shared.envelope import Trigger
 from shared.events import DeviceSpec
 from shared.names import Names
-from shared.payloads.config import WatchMode
 from shared.runtime.perf import Perf
 from shared.runtime.publish import publish_event
 from shared.runtime.transport import TransportError, transport_pool

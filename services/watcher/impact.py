@@ -13,7 +13,7 @@ from typing import Any
 
 from services.watcher.configtypes import config_type as declared
 from services.watcher.configtypes.base import Effects, Risk
-from shared.payloads.config import ChangeType, DiffSummary, Impact
+from shared.config_events import ChangeType, DiffSummary, Impact
 
 MAX_DIFF_CHARS = 64 * 1024
 MAX_KEYS = 200

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from services.watcher.configtypes import config_type as declared
 from services.watcher.redaction.common import MASK, Span, apply, merge
 from services.watcher.redaction.text import has_secrets, lower, scan
-from shared.payloads.config import Redaction
+from shared.config_events import Redaction
 
 __all__ = ["DEFAULT_RULES", "MASK", "Rule", "compile_rules", "redact"]
 log = logging.getLogger(__name__)

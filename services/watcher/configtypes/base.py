@@ -10,7 +10,7 @@ from typing import Any
 import msgspec
 
 from services.watcher.redaction.common import Span
-from shared.payloads.config import ChangeType, DiffSummary, RiskLevel
+from shared.config_events import ChangeType, DiffSummary, RiskLevel
 
 RISK_ORDER: tuple[RiskLevel, ...] = ("LOW", "MEDIUM", "HIGH", "CRITICAL")
 

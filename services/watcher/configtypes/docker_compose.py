@@ -12,8 +12,8 @@ import yaml
 
 from services.watcher.configtypes.base import ConfigType, Effects, Risk
 from services.watcher.redaction import yaml_doc
+from shared.config_events import ChangeType, DiffSummary
 from shared.errors import ParseError
-from shared.payloads.config import ChangeType, DiffSummary
 
 NAMES = ("docker-compose.yml", "docker-compose.yaml", "compose.yml", "compose.yaml")
 

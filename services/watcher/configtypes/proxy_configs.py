@@ -20,8 +20,8 @@ from services.watcher.configtypes.base import ConfigType, Effects, Risk
 from services.watcher.redaction import nginx_conf
 from services.watcher.redaction.common import Span
 from services.watcher.redaction.text import pem
+from shared.config_events import ChangeType, DiffSummary
 from shared.errors import ParseError
-from shared.payloads.config import ChangeType, DiffSummary
 
 _VAR = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?")
 

@@ -14,8 +14,8 @@ from services.watcher.configtypes.base import ConfigType, Effects, Risk, touches
 from services.watcher.redaction import unit as unit_redaction
 from services.watcher.redaction.common import Span
 from services.watcher.redaction.text import pem
+from shared.config_events import ChangeType, DiffSummary
 from shared.errors import ParseError
-from shared.payloads.config import ChangeType, DiffSummary
 
 SUFFIXES = ("service", "socket", "timer", "mount", "target", "path")
 # units whose failure takes the host off the network, or out of reach over SSH

@@ -12,7 +12,7 @@ from functools import lru_cache
 from itertools import pairwise
 from typing import NamedTuple
 
-from shared.payloads.config import Redaction
+from shared.config_events import Redaction
 
 MASK = "<redacted>"  # a plain token in YAML, nginx, unit and env files alike
 MAX_RECORDS = 1000  # redaction records per file; further ones are counted in one last record

@@ -1,1 +1,0 @@
-"""Typed payloads carried by events, one module per data type."""
