@@ -34,13 +34,13 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench import wrk  # noqa: E402
-from bench.common import cpu_seconds, pct, record, run_in_workdir  # noqa: E402
-from schema.migrate import upgrade  # noqa: E402
-from services.api.keys import create_api_key  # noqa: E402
-from services.api.settings import ApiSettings  # noqa: E402
-from shared.runtime.embedded import NatsServer, PostgresServer, free_port  # noqa: E402
-from tests.sshd import start_ssh_server  # noqa: E402
+from bench import wrk
+from bench.common import cpu_seconds, pct, record, run_in_workdir
+from schema.migrate import upgrade
+from services.api.keys import create_api_key
+from services.api.settings import ApiSettings
+from shared.runtime.embedded import NatsServer, PostgresServer, free_port
+from tests.sshd import start_ssh_server
 
 # force_refresh is held to the API's wait for a refreshed collection (INFRAWATCH_API_REFRESH_TIMEOUT_S);
 # its p99 over SSH to REFRESH_P99_MAX_MS.
@@ -135,9 +135,9 @@ async def bench(args: argparse.Namespace, work: Path) -> None:
             "INFRAWATCH_API_WORKERS": "1",
         }
         for name in ("collector", "api"):
-            log = open(work / f"{name}.log", "ab")
-            procs.append(await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "services.cli", name, env=env, cwd=ROOT, stdout=log, stderr=log))
+            with open(work / f"{name}.log", "ab") as log:  # the child keeps its own copy of the descriptor
+                procs.append(await asyncio.create_subprocess_exec(
+                    sys.executable, "-m", "services.cli", name, env=env, cwd=ROOT, stdout=log, stderr=log))
         base = f"http://127.0.0.1:{port}"
         async with httpx.AsyncClient(base_url=base, timeout=60, headers={"Authorization": f"Bearer {key}"}) as client:
             await wait_ready(client)

@@ -20,9 +20,9 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-import psutil  # noqa: E402
+import psutil
 
-from shared.runtime.embedded import NatsServer, PostgresServer, free_port, port_is_free  # noqa: E402
+from shared.runtime.embedded import NatsServer, PostgresServer, free_port, port_is_free
 
 RESULTS = ROOT / "bench" / "results.json"
 MiB = 2**20
@@ -32,7 +32,7 @@ RSS_BUDGET_MIB = 256
 
 def pct(values: list[float], p: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
 def machine() -> str:

@@ -33,12 +33,12 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench import wrk  # noqa: E402
-from bench.common import pct, record, servers, service_env, start_service, stop_procs, tail  # noqa: E402
-from schema.migrate import upgrade  # noqa: E402
-from services.api import diffs  # noqa: E402
-from services.api.keys import create_api_key  # noqa: E402
-from shared.runtime.embedded import free_port  # noqa: E402
+from bench import wrk
+from bench.common import pct, record, servers, service_env, start_service, stop_procs, tail
+from schema.migrate import upgrade
+from services.api import diffs
+from services.api.keys import create_api_key
+from shared.runtime.embedded import free_port
 
 SIZE = 1 << 20
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
@@ -116,7 +116,7 @@ async def loop_lag(seconds: float) -> dict[str, list[float]]:
     for name, ex in (("thread", ThreadPoolExecutor(1)), ("process", diffs._workers())):
         done = asyncio.Event()
 
-        async def run(executor: Executor) -> None:
+        async def run(executor: Executor, done: asyncio.Event = done) -> None:
             while not done.is_set():
                 await loop.run_in_executor(executor, diffs.unified, a, b, "a", "b", "", "", 3, diffs.DIFF_BUDGET_S)
 

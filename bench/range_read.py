@@ -29,16 +29,16 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench import wrk  # noqa: E402
-from bench.api_bench import hour_floor, range_path, wait_ready  # noqa: E402
-from bench.common import pct, record, run_in_workdir  # noqa: E402
-from schema.migrate import upgrade  # noqa: E402
-from services.api.keys import create_api_key  # noqa: E402
-from services.api.queries import _BUCKET_FUNCTIONS, ORIGIN  # noqa: E402
-from services.api.routes.metrics import _AGGREGATE  # noqa: E402
-from services.api.schemas import parse_bucket  # noqa: E402
-from shared.runtime.embedded import NatsServer, free_port  # noqa: E402
-from tests import timescale  # noqa: E402
+from bench import wrk
+from bench.api_bench import hour_floor, range_path, wait_ready
+from bench.common import pct, record, run_in_workdir
+from schema.migrate import upgrade
+from services.api.keys import create_api_key
+from services.api.queries import _BUCKET_FUNCTIONS, ORIGIN
+from services.api.routes.metrics import _AGGREGATE
+from services.api.schemas import parse_bucket
+from shared.runtime.embedded import NatsServer, free_port
+from tests import timescale
 
 RATIO_MIN = 0.5
 

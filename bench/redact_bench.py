@@ -20,8 +20,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import MiB, record  # noqa: E402
-from services.watcher.redact import redact  # noqa: E402
+from bench.common import MiB, record
+from services.watcher.redact import redact
 
 LIMIT_MS = 100.0
 CORPUS = {"nginx": "proxy_configs", "compose": "docker_compose", "systemd": "systemd_units"}
@@ -75,7 +75,7 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--corpus", type=Path, default=ROOT / "tests" / "corpus")
     opts = ap.parse_args()
-    load = "load average %.1f" % os.getloadavg()[0]
+    load = f"load average {os.getloadavg()[0]:.1f}"
     rows = []
     for name, (text, config_type) in hostile().items():
         mib = len(text.encode()) / MiB

@@ -22,8 +22,8 @@ from pathlib import Path
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH.parent))
 
-from bench.common import RESULTS, table  # noqa: E402
-from shared.runtime.embedded import stop_process  # noqa: E402
+from bench.common import RESULTS, table
+from shared.runtime.embedded import stop_process
 
 # name, script, arguments of a full run, arguments of --quick
 BENCHMARKS: list[tuple[str, str, list[str], list[str]]] = [

@@ -24,10 +24,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import httpx  # noqa: E402
-import nats  # noqa: E402
+import httpx
+import nats
 
-from bench.common import (  # noqa: E402
+from bench.common import (
     RSS_BUDGET_MIB,
     Simulators,
     check_alive,
@@ -41,10 +41,10 @@ from bench.common import (  # noqa: E402
     start_service,
     stop_procs,
 )
-from schema.migrate import upgrade  # noqa: E402
-from services.api.keys import create_api_key  # noqa: E402
-from services.collector.registry import DATA_TYPES  # noqa: E402
-from shared.names import Names  # noqa: E402
+from schema.migrate import upgrade
+from services.api.keys import create_api_key
+from services.collector.registry import DATA_TYPES
+from shared.names import Names
 
 SERVICES = ("writer", "alerts", "api", "watcher", "collector")
 READS = ("/devices/{d}", "/devices/{d}/data/system_metrics", "/devices/{d}/containers", "/devices/{d}/metrics",

@@ -20,9 +20,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import nats  # noqa: E402
+import nats
 
-from bench.common import (  # noqa: E402
+from bench.common import (
     Simulators,
     check_alive,
     free_port,
@@ -34,9 +34,9 @@ from bench.common import (  # noqa: E402
     start_service,
     stop_procs,
 )
-from services.collector.registry import DATA_TYPES  # noqa: E402
-from shared import events  # noqa: E402
-from shared.names import Names  # noqa: E402
+from services.collector.registry import DATA_TYPES
+from shared import events
+from shared.names import Names
 
 PERF_INTERVAL_S = 1.0  # how often the collector brings its connection counters to /metrics
 CREATED = "infrawatch_ssh_connections_created_total"

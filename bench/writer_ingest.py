@@ -17,19 +17,19 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import asyncpg  # noqa: E402
-import nats  # noqa: E402
-from nats.js.api import AckPolicy, ConsumerConfig  # noqa: E402
+import asyncpg
+import nats
+from nats.js.api import AckPolicy, ConsumerConfig
 
-from bench.common import record, servers  # noqa: E402
-from schema.migrate import upgrade  # noqa: E402
-from services.writer import sink  # noqa: E402
-from services.writer.projection import Rows, merge, rows  # noqa: E402
-from services.writer.service import Writer  # noqa: E402
-from shared import events  # noqa: E402
-from shared.names import MSG_ID, Names  # noqa: E402
-from shared.runtime.bootstrap import ensure  # noqa: E402
-from shared.settings import Settings  # noqa: E402
+from bench.common import record, servers
+from schema.migrate import upgrade
+from services.writer import sink
+from services.writer.projection import Rows, merge, rows
+from services.writer.service import Writer
+from shared import events
+from shared.names import MSG_ID, Names
+from shared.runtime.bootstrap import ensure
+from shared.settings import Settings
 
 
 def make_events(kind: str, n: int, per_event: int) -> list[events.Event]:

@@ -23,18 +23,18 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import asyncpg  # noqa: E402
-import nats  # noqa: E402
-import psutil  # noqa: E402
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy  # noqa: E402
+import asyncpg
+import nats
+import psutil
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
-from bench.common import check_alive, cpu_seconds, record, servers, service_env, start_service, stop_procs  # noqa: E402
-from bench.writer_ingest import make_events, publish  # noqa: E402
-from schema.migrate import upgrade  # noqa: E402
-from services.writer.projection import rows  # noqa: E402
-from shared.names import Names  # noqa: E402
-from shared.runtime.bootstrap import ensure  # noqa: E402
-from shared.settings import Settings  # noqa: E402
+from bench.common import check_alive, cpu_seconds, record, servers, service_env, start_service, stop_procs
+from bench.writer_ingest import make_events, publish
+from schema.migrate import upgrade
+from services.writer.projection import rows
+from shared.names import Names
+from shared.runtime.bootstrap import ensure
+from shared.settings import Settings
 
 TARGET = 1.6
 

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sys
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -100,12 +99,12 @@ def bootstrap(
 
 @app.command()
 def replay(
-    seq: Annotated[Optional[int], typer.Option("--seq", help="start at this stream sequence")] = None,
-    since: Annotated[Optional[datetime], typer.Option("--since", help="start at this time (ISO 8601)")] = None,
-    kind: Annotated[Optional[list[str]], typer.Option("--kind", help="only these streams, e.g. collected")] = None,
+    seq: Annotated[int | None, typer.Option("--seq", help="start at this stream sequence")] = None,
+    since: Annotated[datetime | None, typer.Option("--since", help="start at this time (ISO 8601)")] = None,
+    kind: Annotated[list[str] | None, typer.Option("--kind", help="only these streams, e.g. collected")] = None,
 ) -> None:
     """Rebuild the database projections from the streams (from the beginning by default)."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
     from services.writer.replay import replay as run_replay
 
@@ -114,7 +113,7 @@ def replay(
         since = since.replace(tzinfo=timezone.utc)
     with Progress(TextColumn("{task.description:>10}"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn()) as bar:
-        tasks: dict[str, int] = {}
+        tasks: dict[str, TaskID] = {}
 
         def progress(k: str, done: int, total: int) -> None:
             if k not in tasks:
@@ -192,11 +191,11 @@ def status(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
 @app.command()
 def simulate(
     devices: Annotated[int, typer.Option("--devices", min=1, help="number of simulated hosts")] = 10,
-    base_port: Annotated[Optional[int], typer.Option(help="host i listens on BASE_PORT+i (default: free ports)")] = None,
+    base_port: Annotated[int | None, typer.Option(help="host i listens on BASE_PORT+i (default: free ports)")] = None,
     register: Annotated[bool, typer.Option("--register", help="register the hosts as devices on NATS")] = False,
-    misbehave: Annotated[Optional[list[str]], typer.Option(
+    misbehave: Annotated[list[str] | None, typer.Option(
         help="HOST=KIND[:VALUE], KIND one of slow:S, hang, garbage, huge:MB, unreachable; repeatable")] = None,
-    state_dir: Annotated[Optional[Path], typer.Option(help="keys, known_hosts and file trees "
+    state_dir: Annotated[Path | None, typer.Option(help="keys, known_hosts and file trees "
                                                       "(default: <data dir>/simulator)")] = None,
     change_every: Annotated[float, typer.Option(help="seconds between file changes on each host; 0: never")] = 60.0,
     prefix: Annotated[str, typer.Option(help="host names are PREFIX-0, PREFIX-1, ...")] = "host",
@@ -254,4 +253,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

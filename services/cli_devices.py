@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -34,10 +34,10 @@ def device_add(
     name: str,
     address: Annotated[str, typer.Option(help="host name or IP address")] = "127.0.0.1",
     port: Annotated[int, typer.Option()] = 22,
-    username: Annotated[Optional[str], typer.Option()] = None,
+    username: Annotated[str | None, typer.Option()] = None,
     transport: Annotated[str, typer.Option(help="ssh, or local for the collector's own host")] = "ssh",
     tofu: Annotated[bool, typer.Option("--tofu", help="trust the host key on first use")] = False,
-    device_type: Annotated[Optional[str], typer.Option("--type")] = None,
+    device_type: Annotated[str | None, typer.Option("--type")] = None,
 ) -> None:
     """Register a device."""
     from shared.events import DeviceSpec

@@ -87,10 +87,10 @@ def service_env(settings) -> dict[str, str]:
 
 async def start_service(name: str, settings, log_path: Path, extra_env: dict[str, str] | None = None):
     """Start ``infrawatch <name>`` as a child process with the test's settings."""
-    out = open(log_path, "ab")
     env = {**service_env(settings), **(extra_env or {})}
-    return await asyncio.create_subprocess_exec(sys.executable, "-m", "services.cli", name, env=env,
-                                                stdout=out, stderr=asyncio.subprocess.STDOUT, cwd=ROOT)
+    with open(log_path, "ab") as out:  # the child keeps its own copy of the descriptor
+        return await asyncio.create_subprocess_exec(sys.executable, "-m", "services.cli", name, env=env,
+                                                    stdout=out, stderr=asyncio.subprocess.STDOUT, cwd=ROOT)
 
 
 async def publish_many(js, subject: str, evs, window: int = 500) -> None:

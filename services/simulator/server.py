@@ -23,6 +23,7 @@ import logging
 import os
 import random
 import shutil
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Self
 
@@ -61,7 +62,7 @@ class Simulator:
     ``base_port + i``; default: free ports. ``change_interval_s``: every so often one file of
     each host changes (None: never)."""
 
-    def __init__(self, n: int, state_dir: Path, misbehave: dict[str, Misbehaviour | str] | None = None, *,
+    def __init__(self, n: int, state_dir: Path, misbehave: Mapping[str, Misbehaviour | str] | None = None, *,
                  prefix: str = "host", username: str = "sim", base_port: int | None = None,
                  change_interval_s: float | None = None, seed: int = 0) -> None:
         self.state_dir = Path(state_dir)
@@ -83,7 +84,7 @@ class Simulator:
 
     # ------------------------------------------------------------ lifecycle
 
-    async def start(self) -> Simulator:
+    async def start(self) -> Self:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.state_dir.chmod(0o700)
         host_key = _load_or_make_key(self.host_key)
@@ -166,6 +167,7 @@ class Simulator:
 
     def _handler(self, host: SimHost, state: HostState):
         answers = self._answers
+        assert answers is not None  # set by start()
 
         async def handle(process: asyncssh.SSHServerProcess) -> None:
             command = process.command or ""
@@ -273,7 +275,9 @@ async def _run_sh(command: str, host: SimHost, stdin: bytes | None) -> Reply:
         stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )
     out, err = await proc.communicate(stdin or b"")
-    return Reply(out, err, proc.returncode if proc.returncode >= 0 else 128 - proc.returncode)
+    status = proc.returncode
+    assert status is not None  # communicate() waits for the exit
+    return Reply(out, err, status if status >= 0 else 128 - status)
 
 
 async def _write(stream, data: bytes) -> None:

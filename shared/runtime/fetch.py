@@ -7,6 +7,8 @@ import logging
 from collections.abc import AsyncIterator
 
 import nats.errors
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
 
 log = logging.getLogger(__name__)
 
@@ -16,16 +18,17 @@ _EMPTY = (nats.errors.TimeoutError, asyncio.TimeoutError)
 _CLOSED = (nats.errors.ConnectionClosedError, nats.errors.ConnectionDrainingError)
 
 
-async def _available(psub, n: int) -> list:
+async def _available(psub: JetStreamContext.PullSubscription, n: int) -> list[Msg]:
     """Up to ``n`` messages the stream already holds, without waiting for more."""
     try:
-        return await psub.fetch(n, timeout=TOP_UP_S)
+        msgs: list[Msg] = await psub.fetch(n, timeout=TOP_UP_S)
+        return msgs
     except _EMPTY:
         return []
 
 
-async def batches(psub, size: int, wait: float, stop: asyncio.Event, *, eager: bool = False,
-                  label: str = "") -> AsyncIterator[list]:
+async def batches(psub: JetStreamContext.PullSubscription, size: int, wait: float, stop: asyncio.Event, *, eager: bool = False,
+                  label: str = "") -> AsyncIterator[list[Msg]]:
     """Yield non-empty batches of up to ``size`` messages until ``stop`` is set or the connection closes.
 
     A fetch waits up to ``wait`` seconds for a full batch; one that finds nothing is retried, one
@@ -54,7 +57,7 @@ async def batches(psub, size: int, wait: float, stop: asyncio.Event, *, eager: b
         yield msgs
 
 
-async def unsubscribe(psub, label: str = "") -> None:
+async def unsubscribe(psub: JetStreamContext.PullSubscription, label: str = "") -> None:
     """Drop a pull subscription (one left to the connection's drain never finishes draining)."""
     try:
         await psub.unsubscribe()
