@@ -32,7 +32,7 @@ from urllib.parse import quote
 log = logging.getLogger(__name__)
 
 PG_SYSTEM_USER = "infrawatch-pg"
-ACCOUNTS_CONF = Path(__file__).resolve().parent.parent / "deploy" / "nats" / "accounts.conf"
+ACCOUNTS_CONF = Path(__file__).resolve().parents[2] / "deploy" / "nats" / "accounts.conf"
 NATS_USERS = ("system", "admin", "collector", "watcher", "writer", "api", "alerts")
 
 
