@@ -8,7 +8,7 @@ import uuid
 from collections import Counter
 
 from nats.js import JetStreamContext
-from nats.js.kv import KV_DEL, KV_PURGE
+from nats.js.kv import KV_DEL, KV_PURGE, KeyValue
 
 from shared import events
 from shared.events import AnyEvent, Collected
@@ -24,7 +24,7 @@ class CacheMirror:
         self._js = js
         self.bucket = bucket
         self.entries: dict[str, AnyEvent] = {}
-        self._watcher = None
+        self._watcher: KeyValue.KeyWatcher | None = None
         self._task: asyncio.Task | None = None
         self._synced = asyncio.Event()
         self.hits: Counter[str] = Counter()  # per data type, this process only

@@ -6,7 +6,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Query, Request, Security, status
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
@@ -162,7 +162,8 @@ def device_filter(registry: DeviceRegistry, device: str | None) -> uuid.UUID | N
     return spec.id
 
 
-UNKNOWN_DEVICE = {404: {"description": "unknown device"}}  # a route's responses
+Responses = dict[int | str, dict[str, Any]]  # a route's documented answers by status code
+UNKNOWN_DEVICE: Responses = {404: {"description": "unknown device"}}
 
 
 async def _device_filter(

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Awaitable, Callable
+from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Response
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -116,14 +118,19 @@ async def unexpected(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": "internal error"}, status_code=500)
 
 
+def _on(app: FastAPI, exc_class: type[Exception], handler: Callable[[Request, Any], Awaitable[Response]]) -> None:
+    """Register ``handler`` for ``exc_class`` (Starlette types every handler as taking Exception)."""
+    app.add_exception_handler(exc_class, handler)
+
+
 def install(app: FastAPI) -> None:
     """Register every handler on ``app``."""
-    app.add_exception_handler(RequestValidationError, validation_error)
-    app.add_exception_handler(StarletteHTTPException, http_error)
-    app.add_exception_handler(RefreshTimeout, refresh_timeout)
-    app.add_exception_handler(RefreshRefused, refresh_refused)
-    app.add_exception_handler(CollectionFailed, collection_failed)
-    app.add_exception_handler(DBAPIError, database_error)
+    _on(app, RequestValidationError, validation_error)
+    _on(app, StarletteHTTPException, http_error)
+    _on(app, RefreshTimeout, refresh_timeout)
+    _on(app, RefreshRefused, refresh_refused)
+    _on(app, CollectionFailed, collection_failed)
+    _on(app, DBAPIError, database_error)
     app.add_exception_handler(OSError, _unavailable("database"))
     app.add_exception_handler(NatsError, _unavailable("NATS"))
     app.add_exception_handler(Exception, unexpected)

@@ -8,6 +8,7 @@ import logging
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
@@ -80,7 +81,7 @@ def create_app(settings: Settings) -> FastAPI:
                      len(cache.entries), {True: "time_bucket", False: "date_bin"}.get(app.state.timescaledb, "?"))
             yield
         finally:
-            if perf_task is not None:
+            if perf_task is not None and perf_stop is not None:
                 perf_stop.set()
                 await asyncio.gather(perf_task, return_exceptions=True)
             if refresher is not None:
@@ -131,7 +132,7 @@ def serve(settings: Settings) -> None:
     come from the environment.
     """
     s = ApiSettings.of(settings)
-    options = dict(host=s.api_host, port=s.api_port, log_level=s.log_level.lower(), proxy_headers=True,
+    options: dict[str, Any] = dict(host=s.api_host, port=s.api_port, log_level=s.log_level.lower(), proxy_headers=True,
                    http="httptools", loop="uvloop", access_log=s.log_level.upper() == "DEBUG")
     if s.api_workers > 1:
         uvicorn.run("services.api.main:worker_app", factory=True, workers=s.api_workers, **options)

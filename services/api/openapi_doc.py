@@ -53,7 +53,7 @@ _COMMON = {
     422: "invalid parameters or body",
     503: "NATS or the database is unavailable",
 }
-_MODELS = {Error: "Error", RefreshError: "RefreshError", ValidationErrorBody: "ValidationErrorBody",
+_MODELS: dict[type[BaseModel], str] = {Error: "Error", RefreshError: "RefreshError", ValidationErrorBody: "ValidationErrorBody",
            ValidationItem: "ValidationItem"}
 
 
@@ -72,7 +72,7 @@ def complete(doc: dict[str, Any]) -> dict[str, Any]:
         schemas[name] = model.model_json_schema(ref_template="#/components/schemas/{model}")
         schemas[name].pop("$defs", None)
     for path, ops in doc.get("paths", {}).items():
-        for method, op in ops.items():
+        for op in ops.values():
             responses = op.setdefault("responses", {})
             codes: set[int] = set()
             if op.get("security"):
@@ -86,9 +86,8 @@ def complete(doc: dict[str, Any]) -> dict[str, Any]:
             for code in sorted(codes):
                 responses.setdefault(str(code), {"description": _COMMON[code]})
             for code, answer in responses.items():
-                if code.isdigit() and int(code) >= 400:
-                    if int(code) == 422 or "content" not in answer:
-                        answer["content"] = _ref(_body_of(int(code)))
+                if code.isdigit() and int(code) >= 400 and (int(code) == 422 or "content" not in answer):
+                    answer["content"] = _ref(_body_of(int(code)))
     return doc
 
 

@@ -60,6 +60,7 @@ async def collections(session: AsyncSession, device_ids: list[uuid.UUID]) -> dic
         return out
     # Read-only, of rows only the writer writes: on a pooled connection of the session's engine,
     # without the session's transaction round trips.
+    assert isinstance(session.bind, AsyncEngine)  # sessions are bound to the app's engine
     rows = await fetch_rows(session.bind, _COLLECTIONS.text, {
         "ids": device_ids, "types": sorted(COLLECTED_TYPES), "methods": COLLECTION_METHODS,
     })
@@ -147,6 +148,7 @@ async def fetch_rows(engine: AsyncEngine, sql: str, params: dict[str, Any]) -> l
     query, args = driver_query(sql, params)
     async with engine.connect() as conn:
         driver = (await conn.get_raw_connection()).driver_connection
+        assert driver is not None  # an open connection has its driver's
         return await driver.fetch(query, *args)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Literal
+from typing import Any, Literal
 
 from services.api.audit import Auditor
 from services.api.cache import CacheMirror
@@ -72,7 +72,7 @@ class Reader:
     async def latest(self, spec: DeviceSpec, data_type: str, *, force: bool, principal: Principal) -> Reading:
         """The latest collection of ``data_type``; raises RefreshTimeout, RefreshRefused or CollectionFailed."""
         started = asyncio.get_running_loop().time()
-        audit = {"cache_hit": False, "force_refresh": force, "key_prefix": principal.prefix}
+        audit: dict[str, Any] = {"cache_hit": False, "force_refresh": force, "key_prefix": principal.prefix}
         reading = None if force else self.cached(spec, data_type, principal)
         if reading is not None:
             return reading

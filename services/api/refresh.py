@@ -142,9 +142,9 @@ class Refresher:
                 ev = events.decode(msg.data)
             except Exception:
                 return
-            if ev.operation_id == op and not answer.done():
-                if isinstance(ev, Collected) or (isinstance(ev, Audited) and ev.status == "error"):
-                    answer.set_result(ev)
+            if ev.operation_id == op and not answer.done() and (
+                    isinstance(ev, Collected) or (isinstance(ev, Audited) and ev.status == "error")):
+                answer.set_result(ev)
 
         # Subscribe before publishing, so the answer cannot slip past.
         subs = [
@@ -157,7 +157,7 @@ class Refresher:
             await self._nc.flush()
             try:
                 ev = await asyncio.wait_for(answer, self.timeout_s)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 raise RefreshTimeout(op, self.timeout_s) from None
         finally:
             for sub in subs:

@@ -12,6 +12,7 @@ from typing import Annotated, Any, Generic, Literal, TypeVar, Union, get_args, g
 
 import msgspec
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model, field_validator, model_validator
+from pydantic.json_schema import JsonDict
 
 from services.api.limits import COUNT_CAP, max_page
 from shared.datatypes.system_metrics.payload import SystemMetrics
@@ -34,7 +35,7 @@ def _pydantic_type(tp: Any) -> Any:
     if isinstance(tp, type) and issubclass(tp, msgspec.Struct):
         return model_of(tp)
     if origin in (Union, types.UnionType):
-        return Union[tuple(_pydantic_type(a) for a in get_args(tp))]
+        return Union[tuple(_pydantic_type(a) for a in get_args(tp))]  # noqa: UP007 (of a computed tuple)
     if origin in (list, dict, tuple, set):
         return origin[tuple(_pydantic_type(a) for a in get_args(tp))]
     return tp
@@ -71,7 +72,7 @@ class Page(BaseModel, Generic[T]):
         default=False, description=f"counting stopped {COUNT_CAP} rows past this page: there may be more")
 
     @classmethod
-    def of(cls, items: list[Any], total_count: int, page: int, page_size: int) -> "Page[Any]":
+    def of(cls, items: list[Any], total_count: int, page: int, page_size: int) -> Page[Any]:
         return cls(
             items=items, total_count=total_count, page=page, page_size=page_size,
             total_pages=math.ceil(total_count / page_size) if page_size else 0,
@@ -96,7 +97,7 @@ def absent(extra: dict[str, Any] | None = None, **kwargs: Any) -> Any:
 
 
 # A hostname (with a letter: all-digit names are IPv4 addresses) or an IP address; checked by validate_address.
-_ADDRESS_SCHEMA = {"anyOf": [{"type": "string", "format": "ipv4"}, {"type": "string", "format": "ipv6"},
+_ADDRESS_SCHEMA: JsonDict = {"anyOf": [{"type": "string", "format": "ipv4"}, {"type": "string", "format": "ipv6"},
                              {"type": "string", "format": "hostname", "pattern": "[A-Za-z]", "maxLength": 253}]}
 
 
@@ -171,7 +172,7 @@ class DeviceResponse(DeviceSpecModel):  # type: ignore[misc, valid-type]
     last_collection_status: dict[str, str] = {}
 
     @classmethod
-    def build(cls, spec: DeviceSpec, collections: dict[str, tuple[str | None, datetime | None]]) -> "DeviceResponse":
+    def build(cls, spec: DeviceSpec, collections: dict[str, tuple[str | None, datetime | None]]) -> DeviceResponse:
         return cls(
             **msgspec.structs.asdict(spec),
             status="enabled" if spec.enabled else "disabled",
@@ -241,7 +242,7 @@ class TimeRange(BaseModel):
     end: DateTime | None = None
 
     @model_validator(mode="after")
-    def _ordered(self) -> "TimeRange":
+    def _ordered(self) -> TimeRange:
         if self.start is None:
             if self.end is not None:
                 raise ValueError("end needs a start")
@@ -268,7 +269,7 @@ class MetricsQuery(TimeRange):
     force_refresh: bool = Field(default=False, description="latest values only: collect now (operator)")
 
     @model_validator(mode="after")
-    def _bucket(self) -> "MetricsQuery":
+    def _bucket(self) -> MetricsQuery:
         if self.bucket is not None:
             if self.start is None:
                 raise ValueError("bucket needs a start")
@@ -285,7 +286,7 @@ class TimeFilter(BaseModel):
     end: DateTime | None = None
 
     @model_validator(mode="after")
-    def _ordered(self) -> "TimeFilter":
+    def _ordered(self) -> TimeFilter:
         try:
             self.start = as_utc(self.start) if self.start is not None else None
             self.end = as_utc(self.end) if self.end is not None else None

@@ -35,7 +35,7 @@ from shared.datatypes.spec import Api
 def collected_model(payload: type[msgspec.Struct]) -> type[CollectedData]:
     """``CollectedData`` with the payload typed as ``payload`` (for the OpenAPI document)."""
     return create_model(f"{payload.__name__}Data", __base__=CollectedData,
-                        payload=(model_of(payload) | None, None))  # type: ignore[operator]
+                        payload=(model_of(payload) | None, None))  # type: ignore[arg-type]  # a model built at run time
 
 
 class HistoryQuery(TimeFilter):
@@ -54,7 +54,7 @@ def history_query(api: Api) -> type[HistoryQuery]:
         return HistoryQuery
     key = Field(default=None, min_length=1, max_length=api.key_max_length, description=api.key_doc or f"one {api.key}")
     name = api.path.title().replace("_", "") + "HistoryQuery"
-    return create_model(name, __base__=HistoryQuery, **{api.key: (str | None, key)})
+    return create_model(name, __base__=HistoryQuery, **{api.key: (str | None, key)})  # type: ignore[call-overload]
 
 
 def _json_type(table: type[Base], attr: str) -> Any:

@@ -28,7 +28,7 @@ class ApiSettings(Settings):
     api_workers: int = Field(default=1, ge=1, le=64, description="uvicorn worker processes, each with its own mirrors")
 
     @classmethod
-    def of(cls, settings: Settings) -> "ApiSettings":
+    def of(cls, settings: Settings) -> ApiSettings:
         """The API settings for ``settings`` (API fields from the environment unless already set)."""
         if isinstance(settings, cls):
             return settings

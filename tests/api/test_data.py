@@ -36,13 +36,15 @@ async def test_settings_override_the_events_threshold(api_settings, js, keys, de
 
     s = ApiSettings(**{**api_settings.model_dump(), "freshness_overrides": {"system_metrics": 2}})
     app = create_app(s)
-    async with app.router.lifespan_context(app):
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api") as c:
-            await put_cached(app, js, api_settings, device, age_s=5, freshness_threshold_s=600)
-            r = await c.get("/devices/web-1/data/system_metrics", headers=auth(keys["viewer"]))
-            assert r.status_code == 504  # 5 s old, fresh for 2 s: a refresh was asked for
-            stats = (await c.get("/cache/stats", headers=auth(keys["viewer"]))).json()
-            assert stats["by_data_type"]["system_metrics"]["stale"] == 1
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api") as c,
+    ):
+        await put_cached(app, js, api_settings, device, age_s=5, freshness_threshold_s=600)
+        r = await c.get("/devices/web-1/data/system_metrics", headers=auth(keys["viewer"]))
+        assert r.status_code == 504  # 5 s old, fresh for 2 s: a refresh was asked for
+        stats = (await c.get("/cache/stats", headers=auth(keys["viewer"]))).json()
+        assert stats["by_data_type"]["system_metrics"]["stale"] == 1
 
 
 @pytest.mark.parametrize("device_name, data_type, status", [("web-1", "nope", 422), ("ghost", "system_metrics", 404)])

@@ -62,9 +62,11 @@ async def _serving(settings) -> None:
 @asynccontextmanager
 async def api(api_settings, timeout_s: float):
     app = create_app(api_settings.model_copy(update={"api_refresh_timeout_s": timeout_s}))
-    async with app.router.lifespan_context(app):
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api") as c:
-            yield app, c
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api") as c,
+    ):
+        yield app, c
 
 
 async def test_force_refresh_collects_over_ssh(api_settings, keys, ssh_server, tmp_path):
@@ -104,7 +106,7 @@ async def test_failed_collection_is_502_with_its_error(api_settings, nc, keys, s
 
     sub = await nc.subscribe(Names(api_settings.subject_prefix).collected("closed", "system_metrics"),
                              cb=on_collected)
-    async with api(api_settings, 30) as (app, client), collector(api_settings, ssh_server, tmp_path):
+    async with api(api_settings, 30) as (_, client), collector(api_settings, ssh_server, tmp_path):
         r = await client.post("/devices", headers=auth(keys["admin"]), json={
             "name": "closed", "address": "127.0.0.1", "port": free_port(), "username": ssh_server.username})
         assert r.status_code == 201
@@ -118,7 +120,7 @@ async def test_failed_collection_is_502_with_its_error(api_settings, nc, keys, s
 
 
 async def test_refresh_refused_by_the_collector_is_502(api_settings, keys, ssh_server, tmp_path):
-    async with api(api_settings, 30) as (app, client), collector(api_settings, ssh_server, tmp_path):
+    async with api(api_settings, 30) as (_, client), collector(api_settings, ssh_server, tmp_path):
         r = await client.post("/devices", headers=auth(keys["admin"]), json={"name": "off", "enabled": False})
         assert r.status_code == 201
         r = await client.get("/devices/off/data/system_metrics", headers=auth(keys["viewer"]))

@@ -17,7 +17,7 @@ from tests.api.conftest import auth, project, put_cached, put_event
 COLLECTED = (factories.containers_event, factories.drive_health_event, factories.network_event,
              factories.zfs_event, factories.systemd_event, factories.inventory_event)
 
-V, O, A = "viewer", "operator", "admin"
+V, O, A = "viewer", "operator", "admin"  # noqa: E741 (the roles' initials)
 READ = {V: 200, O: 200, A: 200}
 ADMIN_ONLY = {V: 403, O: 403}
 

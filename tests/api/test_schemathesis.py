@@ -23,7 +23,7 @@ MAX_EXAMPLES = 8
 
 
 async def test_the_api_matches_its_document_under_every_check(live, settings, tmp_path):
-    app, base = live
+    _, base = live
     key, _ = await create_api_key(settings.database_url, "admin", "schemathesis")
     async with httpx.AsyncClient(base_url=base) as client:  # a device, so some generated paths exist
         assert (await client.post("/devices", json={"name": "web-1"}, headers=auth(key))).status_code == 201

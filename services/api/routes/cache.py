@@ -81,7 +81,7 @@ async def cache_stats(
 @router.delete("/{device}/{data_type}", status_code=status.HTTP_204_NO_CONTENT,
                responses={404: {"description": "unknown device"}})
 async def invalidate(
-    data_type: Annotated[DataType, Path(description="a collected data type")],
+    data_type: Annotated[DataType, Path(description="a collected data type")],  # type: ignore[valid-type]
     _: OperatorKey, spec: DeviceDep, js: JsDep, names: NamesDep, cache: CacheDep,
 ) -> Response:
     """Delete the cached value, so the next read refreshes it."""

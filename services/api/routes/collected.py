@@ -9,17 +9,24 @@ rows of its first table in [start, end), oldest first, paged, optionally of one 
 # Without ``from __future__ import annotations``: the route functions' annotations name per-type models
 # that only exist in the factories' scopes.
 
-from typing import Annotated
+from typing import Annotated, Any, cast
 
 from fastapi import APIRouter, Query, Response
-from sqlalchemy import select
+from sqlalchemy import Table, select
 from sqlalchemy.dialects import postgresql
 
 from services.api.deps import UNKNOWN_DEVICE, DeviceDep, ReaderDep, SessionDep, ViewerKey
 from services.api.queries import page_of, window
 from services.api.routes.data import RESPONSES, ForceRefresh, latest_response
 from services.api.schemas import Page
-from services.api.schemas_collected import ColumnInfo, DataTypeInfo, collected_model, history_query, row_model
+from services.api.schemas_collected import (
+    ColumnInfo,
+    DataTypeInfo,
+    HistoryQuery,
+    collected_model,
+    history_query,
+    row_model,
+)
 from shared.datatypes import REGISTRY
 from shared.datatypes.spec import DataType
 
@@ -41,20 +48,22 @@ def _add_latest(t: DataType) -> None:
 
 
 def _add_history(t: DataType) -> None:
-    table, key = t.tables[0], t.api.key
+    table: Any = t.tables[0]  # a mapped class: its columns are its attributes
+    key = t.api.key
     Row, Q = row_model(table), history_query(t.api)
     order = [table.time, *(c for c in table.__table__.primary_key.columns if c.name not in ("time", "device_id"))]
 
     async def history(_: ViewerKey, spec: DeviceDep, session: SessionDep,
                       query: Annotated[Q, Query()]) -> Page[Row]:  # type: ignore[valid-type]
-        where = window(table, spec.id, query.start, query.end)
+        q: HistoryQuery = query  # Q: a HistoryQuery built at run time
+        where = window(table, spec.id, q.start, q.end)
         if key is not None and getattr(query, key) is not None:
             where.append(getattr(table, key) == getattr(query, key))
-        return await page_of(session, select(table).where(*where).order_by(*order), Row, query.page, query.page_size)
+        return await page_of(session, select(table).where(*where).order_by(*order), Row, q.page, q.page_size)
 
     router.add_api_route(
         f"/devices/{{device}}/{t.api.path}/history", history, methods=["GET"], name=f"{t.api.path}_history",
-        tags=[t.api.path], response_model=Page[Row], responses=UNKNOWN_DEVICE, summary=f"{t.name} history",
+        tags=[t.api.path], response_model=Page[Row], responses=UNKNOWN_DEVICE, summary=f"{t.name} history",  # type: ignore[valid-type]
         description=f"Stored ``{table.__tablename__}`` rows in [start, end), oldest first"
                     + (f", of one ``{key}`` or all." if key else ".") + f"\n\n{t.doc}",
     )
@@ -62,7 +71,7 @@ def _add_history(t: DataType) -> None:
 
 def describe(t: DataType) -> DataTypeInfo:
     """What a client needs to read a type: its paths, history key and the columns of its table."""
-    table = t.tables[0].__table__
+    table = cast(Table, t.tables[0].__table__)
     return DataTypeInfo(
         name=t.name, doc=t.doc.strip(), path=t.api.path, latest=t.api.latest, history=t.api.history, key=t.api.key,
         table=table.name, columns=[ColumnInfo(name=c.name, type=c.type.compile(dialect=_DIALECT).lower(),

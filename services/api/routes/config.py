@@ -12,7 +12,7 @@ from sqlalchemy.orm import defer
 
 from schema.models import ConfigurationChangeEvent as Change, ConfigurationSnapshot as Snap
 from services.api import diffs
-from services.api.deps import UNKNOWN_DEVICE, DeviceDep, DeviceFilterDep, SessionDep, ViewerKey
+from services.api.deps import UNKNOWN_DEVICE, DeviceDep, DeviceFilterDep, Responses, SessionDep, ViewerKey
 from services.api.errors import unprocessable
 from services.api.limits import bounded_count, max_page
 from services.api.queries import time_range
@@ -26,7 +26,7 @@ TOKEN = TOKEN_RE.pattern
 PATH_PATTERN = r"^[^\x00]+$"
 GONE = "deleted"
 _NO_CONTENT = (defer(Snap.raw_content), defer(Snap.parsed_data))
-_ERRORS = {404: {"description": "unknown device or snapshot"}}
+_ERRORS: Responses = {404: {"description": "unknown device or snapshot"}}
 
 
 async def _snapshot(session, device_id: uuid.UUID, snapshot_id: uuid.UUID, content: bool = True) -> Snap:

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 import msgspec
 from fastapi import APIRouter, Path, Query, Response
 
-from services.api.deps import DeviceDep, ReaderDep, ViewerKey, require_force
+from services.api.deps import DeviceDep, ReaderDep, Responses, ViewerKey, require_force
 from services.api.keys import Principal
 from services.api.reads import Reader
 from services.api.schemas import CollectedData
@@ -18,7 +18,7 @@ router = APIRouter(prefix="/devices", tags=["data"])
 DataType = Literal[tuple(sorted(COLLECTED_TYPES))]  # type: ignore[valid-type]
 _encoder = msgspec.json.Encoder()
 
-RESPONSES = {
+RESPONSES: Responses = {
     200: {"model": CollectedData},
     404: {"description": "unknown device"},
     502: {"description": "the collection failed, or a collector refused the request"},
@@ -48,7 +48,7 @@ async def latest_response(reader: Reader, spec: DeviceSpec, data_type: str, prin
 
 @router.get("/{device}/data/{data_type}", response_model=CollectedData, responses=RESPONSES)
 async def collected_data(
-    data_type: Annotated[DataType, Path(description="a collected data type")],
+    data_type: Annotated[DataType, Path(description="a collected data type")],  # type: ignore[valid-type]
     principal: ViewerKey,
     spec: DeviceDep,
     reader: ReaderDep,

@@ -6,6 +6,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Response, status
 
+from services.api import deps
 from services.api.deps import AdminKey, DeviceDep, JsDep, NamesDep, RegistryDep, SessionDep, SettingsDep, ViewerKey
 from services.api.limits import max_page
 from services.api.queries import collections
@@ -17,7 +18,7 @@ from shared.runtime.devices import DeviceRegistry
 router = APIRouter(prefix="/devices", tags=["devices"])
 
 SERVICE = "api"
-_ERRORS = {404: {"description": "unknown device"}}
+_ERRORS: deps.Responses = {404: {"description": "unknown device"}}
 
 
 def resolve(registry: DeviceRegistry, device: str) -> DeviceSpec:

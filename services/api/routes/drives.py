@@ -41,7 +41,7 @@ async def _drive_name(session, spec, drive: str) -> str:
     return name
 
 
-@router.get("/{device}/drives/{drive:path}/history", response_model=Page[DriveRow] | DriveBuckets,
+@router.get("/{device}/drives/{drive:path}/history", response_model=Page[DriveRow] | DriveBuckets,  # type: ignore[valid-type]
             responses={404: {"description": "unknown device, or no such drive on it"}})
 async def drive_history(
     _: ViewerKey, spec: DeviceDep, session: SessionDep, request: Request,

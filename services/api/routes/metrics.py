@@ -68,7 +68,7 @@ async def _buckets(request: Request, spec: DeviceSpec, query: MetricsQuery) -> R
 
 
 @router.get(
-    "/{device}/metrics", response_model=SystemMetricsLatest | Page[SystemMetricRow] | MetricBuckets,
+    "/{device}/metrics", response_model=SystemMetricsLatest | Page[SystemMetricRow] | MetricBuckets,  # type: ignore[valid-type]
     responses={404: {"description": "unknown device"}, 502: {"description": "collection failed"},
                504: {"description": "refresh timed out; the body carries its operation_id"}},
 )

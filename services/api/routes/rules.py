@@ -27,6 +27,7 @@ from services.api.deps import (
     JsDep,
     NamesDep,
     RegistryDep,
+    Responses,
     SessionDep,
     SettingsDep,
     ViewerKey,
@@ -50,7 +51,7 @@ SELECTOR = r"^[^\x00-\x1f\x7f]{1,255}$"
 DAY = 86400
 DNS_TIMEOUT_S = 2.0
 RiskName = Literal["LOW", "MEDIUM", "HIGH", "CRITICAL"]
-_ERRORS = {404: {"description": "unknown rule"}}
+_ERRORS: Responses = {404: {"description": "unknown rule"}}
 _DEFAULT_OPERATOR = {"config_risk": ">="}
 
 
@@ -128,7 +129,7 @@ class RuleInfo(BaseModel):
     updated_at: datetime
 
     @classmethod
-    def of(cls, row: Rule, registry: DeviceRegistry, principal: Principal) -> "RuleInfo":
+    def of(cls, row: Rule, registry: DeviceRegistry, principal: Principal) -> RuleInfo:
         spec = registry.get(str(row.device_id)) if row.device_id else None
         url = row.webhook_url
         if url is not None and not principal.allows("admin"):
@@ -187,7 +188,7 @@ async def _check_webhook(url: str | None, settings: ApiSettings) -> None:
         return
     try:
         await asyncio.wait_for(targets.check(url, settings.alerts_webhook_allow_private), DNS_TIMEOUT_S)
-    except (targets.Unresolvable, asyncio.TimeoutError):
+    except (TimeoutError, targets.Unresolvable):
         return
     except targets.TargetRefused as exc:
         raise unprocessable("webhook_url", str(exc), "body") from None

@@ -54,7 +54,7 @@ class Backlog:
             self.ready.clear()
             try:
                 await asyncio.wait_for(self.ready.wait(), timeout)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 return None
         if self.dropped:
             n, self.dropped = self.dropped, 0
