@@ -6,7 +6,7 @@ fired or resolved, on ``<prefix>.alert.<device>.<rule>``) and ``NotificationAtte
 from __future__ import annotations
 
 import uuid
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 from urllib.parse import urlsplit
 
 import msgspec
@@ -46,6 +46,26 @@ class AlertRule(msgspec.Struct, kw_only=True):
     webhook_url: str | None = None  # may hold a token: never logged, never put in an event
     webhook_format: WebhookFormat = "json"
     updated_at: UtcDatetime | None = None
+    cause_window_s: int = 1800  # how far back a fired alert looks for its likely causes
+    cause_top: int = 5  # how many causes it keeps
+
+
+class Cause(msgspec.Struct, kw_only=True):
+    """A likely cause of a fired alert: something that changed on its device shortly before.
+
+    ``kind`` is config, container, package, unit, alert or collection; ``ref`` the id of the event
+    it was read from; ``score`` its rank (higher is likelier) and ``reasons`` why.
+    """
+
+    time: UtcDatetime
+    kind: str
+    subject: str
+    summary: str
+    risk: str | None = None
+    ref: str = ""
+    score: float = 0.0
+    reasons: list[str] = []
+    detail: dict[str, Any] = {}
 
 
 class AlertChanged(Event, kw_only=True, tag="alert"):
@@ -69,6 +89,7 @@ class AlertChanged(Event, kw_only=True, tag="alert"):
     detail: str = ""  # what the value is of, e.g. "mount /data" or "containers: web, db"
     message: str = ""
     source_event_id: uuid.UUID | None = None
+    causes: list[Cause] = []  # on "fired" only: the likeliest causes, likeliest first
 
 
 class NotificationAttempted(Event, kw_only=True, tag="alert_notification"):

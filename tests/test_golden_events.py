@@ -87,3 +87,20 @@ def test_golden_event_has_every_field(kind):
     if unseen:
         problems.append(f"struct types the file never holds (fill them): {sorted(c.__name__ for c in unseen)}")
     assert not problems, "\n".join(problems)
+
+
+
+class _Inner(msgspec.Struct):
+    x: int = 0
+
+
+class _Outer(msgspec.Struct):
+    a: int = 0
+    added: list[_Inner] = []
+
+
+def test_a_new_optional_field_of_a_new_struct_type_is_not_required_in_v1():
+    """Struct types reachable only through fields the file lacks are not asked for; the rest are."""
+    root = event_info(_Outer)
+    assert reachable(root, {_Outer: {"a"}}) == {_Outer}
+    assert reachable(root, {_Outer: {"a", "added"}}) == {_Outer, _Inner}
