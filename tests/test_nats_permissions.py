@@ -410,3 +410,32 @@ async def test_the_api_may_purge_a_cache_key_but_not_write_one(secured, tmp_path
     finally:
         await api.close()
         await admin.close()
+
+
+async def test_the_api_reads_a_devices_recent_events_with_ordered_consumers(secured, tmp_path):
+    """GET /devices/{device}/changes reads the collected, config and alerts streams through
+    unnamed ordered consumers; a durable consumer there stays out of the api's reach."""
+    node, pw = secured
+    subjects = {NAMES.stream_collected: NAMES.collected("dev1", "containers"),
+                NAMES.stream_config: NAMES.config("dev1", "proxy_configs"),
+                NAMES.stream_alerts: NAMES.alert("dev1", "cpu-high")}
+    admin = await _login(node, pw, "admin")
+    try:
+        await ensure(admin.jetstream(), Settings(nats_url=node.url, subject_prefix="infra", data_dir=tmp_path))
+        for subject in subjects.values():
+            await admin.jetstream().publish(subject, subject.encode())
+    finally:
+        await admin.close()
+    api = await _login(node, pw, "api")
+    try:
+        js = api.jetstream(timeout=2)
+        for stream, subject in subjects.items():
+            sub = await js.subscribe(subject, stream=stream, ordered_consumer=True)
+            try:
+                assert (await sub.next_msg(timeout=5)).data == subject.encode()
+            finally:
+                await sub.unsubscribe()
+            with pytest.raises(Exception):
+                await js.pull_subscribe(subject, durable="api-reader", stream=stream)
+    finally:
+        await api.close()
