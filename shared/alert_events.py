@@ -16,6 +16,7 @@ from shared.envelope import Event, UtcDatetime
 Metric = Literal[
     "cpu", "memory", "disk", "load", "drive_temperature", "drive_failing", "container_state", "container_health",
     "container_restarts", "systemd_failed", "zfs_pool_not_online", "collection_failures", "config_risk",
+    "no_data",
 ]
 Operator = Literal[">", ">=", "<", "<=", "==", "!="]
 WebhookFormat = Literal["json", "ntfy", "slack"]

@@ -16,6 +16,7 @@ import msgspec
 
 from shared.alert_events import RISK_RANK, AlertRule
 from shared.config_events import ConfigChanged
+from shared.datatypes import REGISTRY
 from shared.envelope import Collected, Event
 
 COMPARE: dict[str, Callable[[float, float], bool]] = {
@@ -141,7 +142,21 @@ def applies(rule: AlertRule, ev: Event) -> bool:
         return False
     if rule.metric == "collection_failures":
         return True
+    if rule.metric == "no_data":
+        return _match(rule.selector, ev.data_type)
     return PAYLOAD_METRICS[rule.metric][0] == ev.data_type
+
+
+def no_data_types(selector: str | None) -> list[str]:
+    """The registered data types a no_data selector watches (None and ``*``: all of them)."""
+    return [name for name in REGISTRY if _match(selector, name)]
+
+
+def no_data_interval_s(selector: str | None, overrides: dict[str, float] | None = None) -> float | None:
+    """The shortest collection interval of the watched types (None when the selector matches none)."""
+    overrides = overrides or {}
+    intervals = [float(overrides.get(n, REGISTRY[n].collect.INTERVAL_S)) for n in no_data_types(selector)]
+    return min(intervals, default=None)
 
 
 def failure_streaks(rule: AlertRule, streaks: dict[str, int], ev: Collected) -> dict[str, int]:

@@ -16,6 +16,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 import httpx
 import msgspec
@@ -24,14 +26,15 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError, NotFoundError
 from nats.js.kv import KV_DEL, KV_PURGE, KeyValue
 
-from services.alerts import notify
-from services.alerts.evaluate import SERVICE, RuleState, apply
+from services.alerts import nodata, notify
+from services.alerts.evaluate import SERVICE, RuleState, apply, state_key
 from services.alerts.rules import applies
 from services.alerts.settings import AlertSettings, alert_settings
 from shared import events
 from shared.alert_events import AlertChanged, AlertRule, NotificationAttempted
 from shared.names import MSG_ID, Names
 from shared.runtime.bootstrap import ensure
+from shared.runtime.devices import DeviceRegistry
 from shared.runtime.fetch import batches, unsubscribe
 from shared.runtime.nats_conn import connect, drain
 from shared.runtime.perf import Perf, publish_loop, serve_metrics
@@ -50,15 +53,20 @@ _decode_state = msgspec.json.Decoder(RuleState).decode
 _encode = msgspec.json.Encoder().encode
 
 
-def state_key(rule_id: uuid.UUID, device_id: uuid.UUID) -> str:
-    return f"{rule_id}.{device_id}"
+Retire = Callable[[uuid.UUID, AlertRule | None, str], Coroutine[Any, Any, None]]
 
 
 class RuleBook:
-    """The rules, kept current by a watch over the rules KV bucket (key: rule id)."""
+    """The rules, kept current by a watch over the rules KV bucket (key: rule id).
 
-    def __init__(self, kv: KeyValue) -> None:
+    A rule deleted or disabled is handed to ``on_retire`` (rule id, the rule if known, the reason),
+    also for deletions and disabled rules found at start: its firing alerts are resolved.
+    """
+
+    def __init__(self, kv: KeyValue, on_retire: Retire | None = None) -> None:
         self.kv = kv
+        self.on_retire = on_retire
+        self._retiring: set[asyncio.Task] = set()
         self.rules: dict[uuid.UUID, AlertRule] = {}
         self._watcher: KeyValue.KeyWatcher | None = None
         self._task: asyncio.Task | None = None
@@ -76,13 +84,22 @@ class RuleBook:
         except ValueError:
             return
         if operation in (KV_DEL, KV_PURGE):
-            self.rules.pop(rule_id, None)
+            self._retire(rule_id, self.rules.pop(rule_id, None), "rule deleted")
             return
         try:
-            self.rules[rule_id] = _decode_rule(value or b"")
+            rule = self.rules[rule_id] = _decode_rule(value or b"")
         except msgspec.MsgspecError as exc:
             self.rules.pop(rule_id, None)
             log.warning("rule %s is unreadable, ignored: %s", key, exc)
+            return
+        if not rule.enabled:
+            self._retire(rule_id, rule, "rule disabled")
+
+    def _retire(self, rule_id: uuid.UUID, rule: AlertRule | None, reason: str) -> None:
+        if self.on_retire is not None:
+            task = asyncio.create_task(self.on_retire(rule_id, rule, reason), name=f"retire-{rule_id}")
+            self._retiring.add(task)
+            task.add_done_callback(self._retiring.discard)
 
     async def _run(self) -> None:
         assert self._watcher is not None
@@ -101,17 +118,19 @@ class RuleBook:
                 await self._watcher.stop()
             except Exception as exc:
                 log.debug("rules watch stop: %s", exc)
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        tasks = [t for t in (self._task, *self._retiring) if t is not None]
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 class Evaluator:
     """Evaluates the rules on collected and config events, and notifies the rules' webhooks."""
 
     def __init__(self, settings: AlertSettings, js: JetStreamContext, rules: RuleBook, state: KeyValue,
-                 http: httpx.AsyncClient) -> None:
+                 http: httpx.AsyncClient, devices: DeviceRegistry | None = None) -> None:
         self.settings = settings
+        self.devices = devices
         self.names = Names(settings.subject_prefix)
         self.js = js
         self.rules = rules
@@ -172,15 +191,21 @@ class Evaluator:
             return entry.revision, RuleState()
 
     async def evaluate(self, rule: AlertRule, ev: events.Event) -> AlertChanged | None:
-        """Apply ``ev`` to the rule's state on its device with compare-and-set; publish what it decides."""
+        """Apply ``ev`` to the rule's state on its device; publish what it decides."""
         assert ev.device_id is not None
-        key = state_key(rule.id, ev.device_id)
+        return await self.decide(rule, state_key(rule.id, ev.device_id),
+                                 lambda state: apply(rule, state, ev, self.settings.instance))
+
+    async def decide(self, rule: AlertRule | None, key: str,
+                     decision: Callable[[RuleState], tuple[RuleState, AlertChanged | None]]) -> AlertChanged | None:
+        """Update one state with compare-and-set by ``decision`` (which returns the state itself for
+        no change); publish the alert it decides."""
         for _ in range(CAS_ATTEMPTS):
             rev, state = await self._read(key)
             if state.outbox is not None:
                 await self._flush(key, rev, state)
                 continue
-            new, alert = apply(rule, state, ev, self.settings.instance)
+            new, alert = decision(state)
             if new is state:
                 return None
             if alert is not None:
@@ -289,20 +314,25 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
     names = Names(s.subject_prefix)
     nc = await connect(s, SERVICE)
     rules: RuleBook | None = None
+    devices: DeviceRegistry | None = None
     try:
         js = nc.jetstream()
         await ensure(js, s)
         rules = RuleBook(await js.key_value(names.alert_rules_bucket))
-        await rules.start()
         state = await js.key_value(names.alert_state_bucket)
+        devices = DeviceRegistry(js, names)
+        await devices.start()
         async with httpx.AsyncClient(follow_redirects=False) as http:
-            ev = Evaluator(s, js, rules, state, http)
+            ev = Evaluator(s, js, rules, state, http, devices)
+            rules.on_retire = lambda rule_id, rule, reason: nodata.retire(ev, rule_id, rule, reason)
+            await rules.start()
             # Every consumer exists before anything is evaluated, so no alert predates its notifier.
             subs = [(await ev.subscribe(names.all(kind), getattr(names, attr), s.alerts_durable), ev.evaluate_batch)
                     for kind, attr in EVALUATED]
             subs.append((await ev.subscribe(f"{names.prefix}.alert.*.*", names.stream_alerts,
                                             s.alerts_notify_durable, ev.notify_ack_wait()), ev.notify_batch))
             tasks = [asyncio.create_task(ev.consume(psub, handle, stop)) for psub, handle in subs]
+            tasks.append(asyncio.create_task(nodata.tick_loop(ev, stop), name="alerts-no-data"))
             serve_metrics(ev.perf, s)
             tasks.append(asyncio.create_task(publish_loop(js, s, ev.perf, stop, lambda: _gauges(ev)),
                                              name="alerts-perf"))
@@ -315,6 +345,8 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
     finally:
         if rules is not None:
             await rules.stop()
+        if devices is not None:
+            await devices.stop()
         await drain(nc)
 
 
