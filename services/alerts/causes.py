@@ -4,12 +4,16 @@ The ``from_*`` functions turn the project's events into :class:`Change` records;
 keeps those of the alert's device in ``[at - window, at]`` and scores each as the sum of:
 
 - time: ``1 - age / window``, from 1 (at the alert) down to 0 (at the window's start);
-- risk: LOW 0.25, MEDIUM 0.5, HIGH 1, CRITICAL 1.5 (config changes carry their assessed risk;
+- risk: LOW 0.25, MEDIUM 0.5, HIGH 1.5, CRITICAL 2 (config changes carry their assessed risk;
   failures, such as a failed unit or collection, an exited container or a fired alert, are HIGH);
 - relation: 2 when the change concerns what the rule watches (see :func:`relation`), else 0.
+  A HIGH or CRITICAL config change concerns every rule on its host (but a ``config_risk`` rule
+  whose selector leaves its config type out).
 
 So a related change always outranks an unrelated one of the same age and risk, and a related
-change outranks an unrelated one up to a whole window older. Ties go to the newest, then by ref.
+change outranks an unrelated one up to a whole window older. A HIGH config change outranks a
+related container, package or unit change of MEDIUM risk or lower anywhere in the window (short
+of a tie at its very start): risk weighs more than age. Ties go to the newest, then by ref.
 Every :class:`Scored` lists the reasons of its score.
 """
 
@@ -33,7 +37,7 @@ from shared.datatypes.systemd_services.payload import SystemdServices
 from shared.envelope import Collected, Event, UtcDatetime
 
 ChangeKind = Literal["config", "container", "package", "unit", "alert", "collection"]
-RISK_WEIGHT: dict[str, float] = {"LOW": 0.25, "MEDIUM": 0.5, "HIGH": 1.0, "CRITICAL": 1.5}
+RISK_WEIGHT: dict[str, float] = {"LOW": 0.25, "MEDIUM": 0.5, "HIGH": 1.5, "CRITICAL": 2.0}
 RELATED = 2.0
 CONTAINER_METRICS = frozenset({"container_state", "container_health", "container_restarts"})
 STORAGE_METRICS = frozenset({"disk", "zfs_pool_not_online", "drive_temperature", "drive_failing"})
@@ -246,6 +250,14 @@ def _is_storage(c: Change) -> bool:
 
 def relation(c: Change, metric: str, selector: str | None = None) -> str | None:
     """Why ``c`` concerns a rule on ``metric``/``selector``, or None when it does not."""
+    why = _relation(c, metric, selector)
+    if why is None and c.kind == "config" and c.risk in ("HIGH", "CRITICAL"):
+        narrowed = metric == "config_risk" and not _selects(selector, [str(c.detail.get("config_type"))])
+        return None if narrowed else f"a {c.risk} config change on the host"
+    return why
+
+
+def _relation(c: Change, metric: str, selector: str | None) -> str | None:
     config_type = c.detail.get("config_type")
     sel = (selector or "").lower()
     if config_type == "proxy_configs" and ("nginx" in sel or (metric in CONTAINER_METRICS and "swag" in sel)):

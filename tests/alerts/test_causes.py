@@ -105,7 +105,7 @@ def by_subject(changes_: list[Change]) -> dict[str, Change]:
 
 # --- the scenario ---------------------------------------------------------------------------------
 
-def test_a_cpu_alert_ranks_the_redeployed_container_before_the_riskier_older_nginx_change():
+def test_a_cpu_alert_ranks_the_high_risk_nginx_change_before_the_newer_redeployed_container():
     nginx = from_config(nginx_change(before(20)))
     web = [c for c in container_changes(before(5)) if c.subject == "web-nginx-1"]
     too_old = from_config(nginx_change(before(45)))
@@ -113,12 +113,12 @@ def test_a_cpu_alert_ranks_the_redeployed_container_before_the_riskier_older_ngi
 
     got = rank(too_old + elsewhere + nginx + web, device_id=DEV, at=T, metric="cpu")
 
-    # container: 1 - 5/30 + MEDIUM 0.5 + related 2; nginx: 1 - 20/30 + HIGH 1, unrelated to cpu
-    assert [s.change for s in got] == [web[0], nginx[0]]
-    assert [s.score for s in got] == [pytest.approx(3.3333), pytest.approx(1.3333)]
-    assert got[0].change.summary == "container web-nginx-1 restarted with a new image nginx:1.25-alpine → nginx:1.27-alpine"
-    assert got[0].reasons == ("5m before", "risk MEDIUM", "container changes affect cpu")
-    assert got[1].reasons == ("20m before", "risk HIGH")
+    # nginx: 1 - 20/30 + HIGH 1.5 + related 2 (a HIGH config change); container: 1 - 5/30 + MEDIUM 0.5 + related 2
+    assert [s.change for s in got] == [nginx[0], web[0]]
+    assert [s.score for s in got] == [pytest.approx(3.8333), pytest.approx(3.3333)]
+    assert got[1].change.summary == "container web-nginx-1 restarted with a new image nginx:1.25-alpine → nginx:1.27-alpine"
+    assert got[0].reasons == ("20m before", "risk HIGH", "a HIGH config change on the host")
+    assert got[1].reasons == ("5m before", "risk MEDIUM", "container changes affect cpu")
     refs = {s.change.ref for s in got}
     assert not refs & {c.ref for c in too_old + elsewhere}
 
@@ -128,9 +128,10 @@ def test_a_rule_on_the_nginx_container_relates_the_nginx_config_too():
     web = [c for c in container_changes(before(5)) if c.subject == "web-nginx-1"]
     got = rank(nginx + web, device_id=DEV, at=T, metric="container_restarts", selector="web-nginx-*")
     assert all(len(s.reasons) == 3 for s in got)
-    assert "nginx config, and the rule watches web-nginx-*" in got[1].reasons
-    # the same score (both related): the newer first
-    assert got[0].score == got[1].score and [s.change for s in got] == [web[0], nginx[0]]
+    assert "nginx config, and the rule watches web-nginx-*" in got[0].reasons
+    # both related: the HIGH config change before the newer MEDIUM container change
+    assert [s.change for s in got] == [nginx[0], web[0]]
+    assert got[0].score - got[1].score == pytest.approx(0.5)
 
 
 # --- extraction -------------------------------------------------------------------------------------
@@ -259,7 +260,8 @@ def test_relations_by_metric():
     nginx_conf = from_config(nginx_change(before(1)))[0]
     assert relation(nginx_conf, "config_risk", "proxy_*") and relation(nginx_conf, "config_risk", "docker_*") is None
     assert relation(nginx_conf, "systemd_failed", "nginx.service")  # the selector mentions nginx
-    assert relation(nginx_conf, "systemd_failed", "backup.service") is None
+    assert relation(nginx_conf, "systemd_failed", "backup.service") == "a HIGH config change on the host"
+    assert relation(msgspec.structs.replace(nginx_conf, risk="MEDIUM"), "systemd_failed", "backup.service") is None
 
 
 def test_top_cuts_after_the_best():
