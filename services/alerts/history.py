@@ -29,9 +29,10 @@ from services.alerts.causes import (
     from_containers,
     from_inventory,
     from_systemd,
+    rank,
 )
 from shared import events
-from shared.alert_events import AlertChanged, Cause
+from shared.alert_events import AlertChanged, AlertRule, Cause
 from shared.config_events import ConfigChanged
 from shared.datatypes import REGISTRY
 from shared.envelope import Collected
@@ -153,3 +154,16 @@ def to_causes(scored: list[Scored]) -> list[Cause]:
     return [Cause(time=s.change.time, kind=s.change.kind, subject=s.change.subject, summary=s.change.summary,
                   risk=s.change.risk, ref=s.change.ref, score=s.score, reasons=list(s.reasons),
                   detail=dict(s.change.detail)) for s in scored]
+
+
+async def causes_of(js: JetStreamContext, names: Names, rule: AlertRule, alert: AlertChanged) -> list[Cause]:
+    """The likely causes of a fired ``alert`` of ``rule``: its device's changes in the rule's
+    look-back window, ranked, the alert itself left out. Raises when the streams cannot be read."""
+    if alert.device_id is None or not alert.device:
+        return []
+    window = timedelta(seconds=rule.cause_window_s)
+    changes = await device_changes(js, names, alert.device, alert.device_id, alert.occurred_at - window,
+                                   alert.occurred_at)
+    changes = [c for c in changes if c.ref != str(alert.event_id)]
+    return to_causes(rank(changes, device_id=alert.device_id, at=alert.occurred_at, metric=rule.metric,
+                          selector=rule.selector, window=window, top=rule.cause_top))

@@ -26,12 +26,12 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError, NotFoundError
 from nats.js.kv import KV_DEL, KV_PURGE, KeyValue
 
-from services.alerts import nodata, notify
+from services.alerts import history, nodata, notify
 from services.alerts.evaluate import SERVICE, RuleState, apply, state_key
 from services.alerts.rules import applies
 from services.alerts.settings import AlertSettings, alert_settings
 from shared import events
-from shared.alert_events import AlertChanged, AlertRule, NotificationAttempted
+from shared.alert_events import AlertChanged, AlertRule, Cause, NotificationAttempted
 from shared.names import MSG_ID, Names
 from shared.runtime.bootstrap import ensure
 from shared.runtime.devices import DeviceRegistry
@@ -200,6 +200,7 @@ class Evaluator:
                      decision: Callable[[RuleState], tuple[RuleState, AlertChanged | None]]) -> AlertChanged | None:
         """Update one state with compare-and-set by ``decision`` (which returns the state itself for
         no change); publish the alert it decides."""
+        found: dict[uuid.UUID, list[Cause]] = {}
         for _ in range(CAS_ATTEMPTS):
             rev, state = await self._read(key)
             if state.outbox is not None:
@@ -209,6 +210,7 @@ class Evaluator:
             if new is state:
                 return None
             if alert is not None:
+                alert = await self._with_causes(rule, alert, found)
                 new = msgspec.structs.replace(new, outbox=alert)
             try:
                 rev = await self.state.update(key, _encode(new), last=rev)
@@ -219,6 +221,22 @@ class Evaluator:
                 await self._flush(key, rev, new)
             return alert
         raise RuntimeError(f"alert state {key} kept changing under {CAS_ATTEMPTS} attempts")
+
+    async def _with_causes(self, rule: AlertRule | None, alert: AlertChanged,
+                           found: dict[uuid.UUID, list[Cause]]) -> AlertChanged:
+        """A fired ``alert`` with its likely causes (read once per alert, kept in ``found``); without
+        them when its device's history cannot be read."""
+        if rule is None or alert.state != "fired":
+            return alert
+        if alert.event_id not in found:
+            try:
+                found[alert.event_id] = await history.causes_of(self.js, self.names, rule, alert)
+            except Exception as exc:
+                log.warning("history of %s unreadable, %s fires without causes: %s: %s", alert.device, alert.rule,
+                            type(exc).__name__, exc)
+                self.perf.error("history_unreadable")
+                found[alert.event_id] = []
+        return msgspec.structs.replace(alert, causes=found[alert.event_id])
 
     async def _flush(self, key: str, rev: int | None, state: RuleState) -> None:
         """Publish the state's outbox (unless it is already the last alert on its subject), then clear it."""
