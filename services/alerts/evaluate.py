@@ -192,9 +192,9 @@ def check(rule: AlertRule, state: RuleState, device_id: uuid.UUID, device: str, 
         t = Transition(state="fired", value=value, since=state.since, at=now, refire=True)
     else:
         t = Transition(state="fired", value=value, since=base, at=now)
-    what = rule.selector if rule.selector not in (None, "*") else "any data type"
-    detail = f"last successful {what} collection at {base.isoformat()}" if state.last_ok \
-        else f"no successful {what} collection since {base.isoformat()}"
+    what = f" {rule.selector}" if rule.selector not in (None, "*") else ""
+    detail = f"last successful{what} collection at {base.isoformat()}" if state.last_ok \
+        else f"no successful{what} collection since {base.isoformat()}"
     alert = build_alert(rule, device_id, device, t, detail, instance)
     new = msgspec.structs.replace(state, status="firing", since=t.since, fired_at=now, value=value, detail=detail,
                                   fired=alert)

@@ -9,8 +9,8 @@ import msgspec
 import pytest
 
 from services.alerts import notify
-from services.alerts.evaluate import RuleState, alert_id, apply, step
-from services.alerts.rules import applies, read
+from services.alerts.evaluate import RuleState, alert_id, apply, check, retire, step
+from services.alerts.rules import applies, no_data_interval_s, no_data_types, read
 from shared import events
 from tests.factories import at, config_change, containers, cpu, drives, metrics_event, pools, rule, units
 
@@ -192,3 +192,57 @@ def test_webhook_requests_of_each_format():
     assert ntfy.headers["Title"] == f"{r.name} fired on dev1"
     slack = json.loads(notify.request(alert, "slack").content)
     assert alert.message in slack["text"] and slack["attachments"][0]["color"] == "danger"
+
+
+def test_no_data_fires_after_n_intervals_without_a_success_and_resolves_on_the_next_one():
+    r = rule("no_data", selector="system_metrics", operator=">=", threshold=3, duration_s=0, refire_interval_s=600)
+    state, alert = check(r, RuleState(), DEV, "dev1", at(0), 60, "i")
+    assert state.watched_from == at(0) and alert is None  # first seen: the clock starts
+    state, alert = check(r, state, DEV, "dev1", at(179), 60, "i")
+    assert alert is None
+    state, alert = check(r, state, DEV, "dev1", at(180), 60, "i")
+    assert (alert.state, alert.value, alert.since, alert.occurred_at) == ("fired", 3, at(0), at(180))
+    assert "no successful system_metrics collection since" in alert.detail and state.fired == alert
+    same, none = check(r, state, DEV, "dev1", at(300), 60, "i")
+    assert same is state and none is None  # no repeat before refire_interval_s
+    state, again = check(r, state, DEV, "dev1", at(780), 60, "i")
+    assert again.refire and again.since == at(0)
+
+    failed, none = apply(r, state, metrics_event(DEV, at=at(790), status="error"), "i")
+    assert failed is state and none is None  # a failed collection is no data
+    ok = metrics_event(DEV, at=at(800))
+    state, resolved = apply(r, state, ok, "i")
+    assert (resolved.state, resolved.since, resolved.source_event_id) == ("resolved", at(0), ok.event_id)
+    assert (state.status, state.last_ok, state.fired) == ("ok", at(800), None)
+    stale, none = apply(r, state, metrics_event(DEV, at=at(700)), "i")
+    assert stale is state and none is None
+    _, alert = check(r, state, DEV, "dev1", at(979), 60, "i")
+    assert alert is None  # counted from the last success now
+    _, alert = check(r, state, DEV, "dev1", at(980), 60, "i")
+    assert alert.since == at(800) and "last successful system_metrics collection at" in alert.detail
+
+
+def test_no_data_watches_the_selected_types_at_their_shortest_interval():
+    ev = metrics_event(DEV, at=at(0))
+    assert applies(rule("no_data"), ev) and applies(rule("no_data", selector="system_*"), ev)
+    assert not applies(rule("no_data", selector="drive_health"), ev)
+    assert no_data_interval_s("drive_health") == 3600
+    assert no_data_interval_s("*") == min(no_data_interval_s(n) for n in no_data_types("*"))
+    assert no_data_interval_s("system_metrics", {"system_metrics": 1.5}) == 1.5
+    assert no_data_interval_s("nothing") is None and no_data_types("nothing") == []
+
+
+def test_retiring_a_rule_resolves_its_firing_alert_even_when_the_rule_is_gone():
+    r = rule(threshold=90, duration_s=0)
+    state, fired = apply(r, RuleState(), cpu(DEV, 0, 95), "i")
+    assert state.fired == fired
+    for known in (r, None):
+        new, resolved = retire(known, state, DEV, at(50), "rule deleted", "i")
+        assert (new.status, new.fired) == ("ok", None)
+        assert (resolved.state, resolved.rule, resolved.device, resolved.since, resolved.detail) == \
+               ("resolved", r.name, "dev1", at(0), "rule deleted")
+        assert "rule deleted" in resolved.message
+    pending, _ = apply(rule(threshold=90, duration_s=60), RuleState(), cpu(DEV, 0, 95), "i")
+    reset, none = retire(r, pending, DEV, at(5), "rule disabled", "i")
+    assert reset.status == "ok" and none is None
+    assert retire(r, RuleState(), DEV, at(5), "rule disabled", "i") == (RuleState(), None)

@@ -22,6 +22,7 @@ from sqlalchemy.exc import IntegrityError
 
 from schema.models import AlertEvent as AlertRecord, AlertRule as Rule
 from services.alerts import targets
+from services.alerts.rules import no_data_types
 from services.api.deps import (
     AdminKey,
     JsDep,
@@ -52,7 +53,8 @@ DAY = 86400
 DNS_TIMEOUT_S = 2.0
 RiskName = Literal["LOW", "MEDIUM", "HIGH", "CRITICAL"]
 _ERRORS: Responses = {404: {"description": "unknown rule"}}
-_DEFAULT_OPERATOR = {"config_risk": ">="}
+_DEFAULT_OPERATOR = {"config_risk": ">=", "no_data": ">="}
+MAX_NO_DATA_INTERVALS = 1000
 
 
 class RuleFields(BaseModel):
@@ -175,8 +177,19 @@ def _wire(row: Rule) -> alert_events.AlertRule:
 def _check(row: Rule) -> None:
     if row.metric == "load" and row.selector not in (None, "1", "5", "15"):
         raise unprocessable("selector", "the load selector is 1, 5 or 15 (minutes)", "body")
+    if row.metric == "no_data":
+        _check_no_data(row)
     if not math.isfinite(row.threshold):
         raise unprocessable("threshold", "threshold must be finite", "body")
+
+
+def _check_no_data(row: Rule) -> None:
+    """A number of collection intervals (``>=`` is implied, a duration has no meaning) of data types."""
+    if not no_data_types(row.selector):
+        raise unprocessable("selector", "no_data watches '*' or a data type name or glob", "body")
+    if not 1 <= row.threshold <= MAX_NO_DATA_INTERVALS:
+        raise unprocessable("threshold", f"no_data counts 1-{MAX_NO_DATA_INTERVALS} collection intervals", "body")
+    row.operator, row.duration_s = ">=", 0
 
 
 async def _check_webhook(url: str | None, settings: ApiSettings) -> None:
