@@ -221,6 +221,7 @@ class AlertEvent(Base):
     refire: Mapped[bool] = mapped_column(default=False)
     detail: Mapped[str | None]
     message: Mapped[str | None]
+    causes: Mapped[list[Any] | None] = mapped_column(comment="likely causes, likeliest first (fired alerts only)")
 
     __table_args__ = (
         Index("ix_alert_events_device_time", "device_id", text("time DESC")),

@@ -25,7 +25,9 @@ from shared.names import Names
 from shared.runtime.bootstrap import ensure
 from shared.runtime.embedded import free_port
 from shared.runtime.nats_conn import connect
+from shared.runtime.publish import publish_event
 from shared.settings import Settings
+from tests.factories import metrics_event
 from tests.nats_cluster import NatsNode, password_env, passwords, render_single
 from tests.util import start_service, wait_until
 
@@ -439,3 +441,54 @@ async def test_the_api_reads_a_devices_recent_events_with_ordered_consumers(secu
                 await js.pull_subscribe(subject, durable="api-reader", stream=stream)
     finally:
         await api.close()
+
+
+async def test_the_evaluator_reads_a_devices_history_and_touches_no_other_consumer(secured, tmp_path):
+    """The causes of a fired alert are read through unnamed ordered consumers on the collected,
+    config and alerts streams; the alerts user still creates no stream, and cannot take over,
+    read from or delete the writer's consumer."""
+    from services.alerts.history import device_changes
+    from tests.alerts.test_causes import DEV, nginx_change
+
+    node, pw = secured
+    settings = Settings(nats_url=node.url, subject_prefix="infra", data_dir=tmp_path, instance="test")
+    now = datetime.datetime.now(datetime.UTC)
+    change = nginx_change(now - datetime.timedelta(minutes=5))
+    failed = metrics_event(DEV, "dev1", at=now - datetime.timedelta(minutes=3), status="error")
+    admin = await _login(node, pw, "admin")
+    try:
+        await ensure(admin.jetstream(), settings)
+        await publish_event(admin.jetstream(), NAMES.config("dev1", "proxy_configs"), change)
+        await publish_event(admin.jetstream(), NAMES.collected("dev1", "system_metrics"), failed)
+        writer = await _login(node, pw, "writer")
+        try:
+            await writer.jetstream().pull_subscribe(NAMES.all("collected"), durable="writer",
+                                                    stream=NAMES.stream_collected)
+        finally:
+            await writer.close()
+        before = (await admin.jetstream().consumer_info(NAMES.stream_collected, "writer")).config
+        alerts = await _login(node, pw, "alerts")
+        try:
+            js = alerts.jetstream(timeout=2)
+            got = await device_changes(js, NAMES, "dev1", DEV, now - datetime.timedelta(minutes=30), now)
+            assert [c.ref for c in got] == [str(change.event_id), str(failed.event_id)]
+            with pytest.raises(Exception):
+                await js.add_stream(name="INFRA_FORGED", subjects=["forged.>"])
+            hijack = {"stream_name": NAMES.stream_collected, "config": {
+                "name": "writer", "deliver_policy": "all", "ack_policy": "none", "filter_subject": "infra.>"}}
+            # an unnamed consumer cannot take the writer's name
+            reply = await alerts.request(f"$JS.API.CONSUMER.CREATE.{NAMES.stream_collected}",
+                                         json.dumps(hijack).encode(), timeout=2)
+            assert "error" in json.loads(reply.data), reply.data
+            for subject in (f"$JS.API.CONSUMER.CREATE.{NAMES.stream_collected}.writer",
+                            f"$JS.API.CONSUMER.MSG.NEXT.{NAMES.stream_collected}.writer",
+                            f"$JS.API.CONSUMER.DELETE.{NAMES.stream_collected}.writer"):
+                with pytest.raises(Exception):
+                    await alerts.request(subject, json.dumps(hijack).encode(), timeout=2)
+        finally:
+            await alerts.close()
+        assert (await admin.jetstream().consumer_info(NAMES.stream_collected, "writer")).config == before
+        with pytest.raises(Exception):
+            await admin.jetstream().stream_info("INFRA_FORGED")
+    finally:
+        await admin.close()

@@ -14,7 +14,8 @@ table(AlertNotification)
 def alert_changed(ev: AlertChanged, seq: int) -> TableRows:
     if ev.device_id is None:
         raise ProjectionError("alert event without device_id")
-    return {"alert_events": [from_fields("alert_events", ev, time=ev.occurred_at, rule_name=ev.rule)]}
+    causes = ev.causes if ev.state == "fired" else None
+    return {"alert_events": [from_fields("alert_events", ev, time=ev.occurred_at, rule_name=ev.rule, causes=causes)]}
 
 
 @projector(NotificationAttempted)
