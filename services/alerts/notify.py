@@ -1,7 +1,8 @@
 """Webhook notifications: the request of each format (pure), and delivery with retries.
 
-Formats: ``json`` posts the ``AlertChanged`` event as it is on the wire; ``ntfy`` posts the
-message as text to a topic URL with ntfy's Title/Priority/Tags headers; ``slack`` posts an
+Formats: ``json`` posts the ``AlertChanged`` event as it is on the wire (its ``causes`` too);
+``ntfy`` posts the message and one line per cause as text to a topic URL with ntfy's
+Title/Priority/Tags (and Click, to the dashboard) headers; ``slack`` posts an
 incoming-webhook body (``text`` plus one coloured attachment), which Mattermost and Rocket.Chat
 accept too. A webhook URL may carry a token in its path, query or user info, so only
 ``redact_url(url)`` (scheme, host and port) is ever logged or recorded. Each attempt first
@@ -13,13 +14,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import datetime
+from urllib.parse import quote
 
 import httpx
 import msgspec
 
 from services.alerts import targets
 from shared import events
-from shared.alert_events import AlertChanged, WebhookFormat, redact_url
+from shared.alert_events import AlertChanged, Cause, WebhookFormat, redact_url
 
 log = logging.getLogger(__name__)
 
@@ -38,19 +41,47 @@ class Outcome(msgspec.Struct, kw_only=True):
     last_error: str | None = None
 
 
-def request(alert: AlertChanged, fmt: WebhookFormat) -> Request:
-    """The body and headers of the webhook POST for ``alert`` in format ``fmt``."""
+def _ago(cause: Cause, at: datetime) -> str:
+    minutes = int((at - cause.time).total_seconds() // 60)
+    return f"{minutes} min before" if minutes >= 1 else "under a minute before"
+
+
+def cause_lines(alert: AlertChanged) -> list[str]:
+    """One readable line per cause, e.g. ``• 12 min before: nginx /etc/nginx/app.conf MODIFY: 2 changed (HIGH)``."""
+    out = []
+    for c in alert.causes:
+        risk = f" ({c.risk})" if c.risk and not c.summary.endswith(f"({c.risk})") else ""
+        out.append(f"• {_ago(c, alert.occurred_at)}: {c.summary}{risk}")
+    return out
+
+
+def dashboard_link(alert: AlertChanged, dashboard_url: str | None) -> str | None:
+    """The device's page on the dashboard, when its public URL is known."""
+    if not dashboard_url:
+        return None
+    return f"{dashboard_url.rstrip('/')}/dashboard/#/devices/{quote(alert.device or str(alert.device_id))}"
+
+
+def request(alert: AlertChanged, fmt: WebhookFormat, dashboard_url: str | None = None) -> Request:
+    """The body and headers of the webhook POST for ``alert`` in format ``fmt``; ntfy and slack
+    list the alert's causes, and link to the device on the dashboard when ``dashboard_url`` is set."""
     fired = alert.state == "fired"
+    lines = cause_lines(alert)
+    link = dashboard_link(alert, dashboard_url)
     if fmt == "ntfy":
-        return Request(alert.message.encode(), {
+        text = "\n".join([alert.message, *(["", "Likely causes:", *lines] if lines else [])])
+        headers = {
             "Content-Type": "text/plain; charset=utf-8",
             "Title": f"{alert.rule} {alert.state} on {alert.device}",
             "Priority": "high" if fired else "default",
             "Tags": "rotating_light" if fired else "white_check_mark",
-        })
+        }
+        return Request(text.encode(), headers | ({"Click": link} if link else {}))
     if fmt == "slack":
+        text = "\n".join([f"{':rotating_light:' if fired else ':white_check_mark:'} {alert.message}",
+                          *(["Likely causes:", *lines] if lines else []), *([f"<{link}|{alert.device}>"] if link else [])])
         body = {
-            "text": f"{':rotating_light:' if fired else ':white_check_mark:'} {alert.message}",
+            "text": text,
             "attachments": [{
                 "color": "danger" if fired else "good",
                 "fields": [

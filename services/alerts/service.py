@@ -295,7 +295,8 @@ class Evaluator:
         s = self.settings
         t0 = asyncio.get_running_loop().time()
         outcome = await notify.deliver(
-            self.http, rule.webhook_url, notify.request(alert, rule.webhook_format), s.alerts_webhook_attempts,
+            self.http, rule.webhook_url, notify.request(alert, rule.webhook_format, s.alerts_dashboard_url),
+            s.alerts_webhook_attempts,
             s.alerts_webhook_timeout_s, s.alerts_webhook_backoff_s, s.alerts_webhook_backoff_max_s,
             s.alerts_webhook_allow_private)
         ms = (asyncio.get_running_loop().time() - t0) * 1000

@@ -20,6 +20,8 @@ class AlertSettings(Settings):
     alerts_webhook_backoff_max_s: float = Field(default=60.0, ge=0)
     alerts_webhook_concurrency: int = Field(default=8, ge=1)
     alerts_webhook_allow_private: bool = False  # loopback, link-local and private targets (tests, a LAN receiver)
+    # the API's public URL (e.g. https://infrawatch.example): ntfy and slack messages link to the device's page
+    alerts_dashboard_url: str | None = None
     alerts_tick_s: float = Field(default=0.0, ge=0)  # no_data checks; 0: a quarter of the shortest interval, <= 30 s
     # The collector's intervals (INFRAWATCH_COLLECTOR_INTERVAL_OVERRIDES): no_data counts in them.
     collector_interval_overrides: dict[str, float] = {}

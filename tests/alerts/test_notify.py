@@ -6,13 +6,17 @@ import json
 import logging
 import uuid
 
+import msgspec
+
+from services.alerts import notify
 from shared import events
+from shared.alert_events import AlertChanged, Cause
 from shared.names import Names
 from shared.runtime.embedded import free_port
 from shared.runtime.publish import publish_event
 from tests.alerts.conftest import alerts, notifications, put_rule
 from tests.alerts.receiver import Receiver
-from tests.factories import cpu, rule
+from tests.factories import at, cpu, rule
 from tests.util import fetch, wait_until
 
 
@@ -138,3 +142,35 @@ async def test_the_evaluator_refuses_a_loopback_webhook_by_default(settings, js,
         assert (recorded[0]["status"], recorded[0]["attempts"]) == ("failed", 1)
         assert "loopback" in recorded[0]["last_error"]
         assert rx.requests == []
+
+
+def _with_causes() -> AlertChanged:
+    from tests.alerts.test_history import fired  # a fired alert on nas-01
+
+    alert = fired(at(600))
+    return msgspec.structs.replace(alert, rule="cpu-high", message="cpu-high fired on nas-01", causes=[
+        Cause(time=at(600 - 12 * 60), kind="config", subject="/etc/nginx/conf.d/app.conf",
+              summary="nginx /etc/nginx/conf.d/app.conf MODIFY: 2 changed (HIGH)", risk="HIGH", score=3.6),
+        Cause(time=at(570), kind="container", subject="web", summary="container web started: nginx:1.27",
+              risk="LOW", score=3.2)])
+
+
+def test_each_format_carries_the_causes_and_a_dashboard_link_when_its_url_is_set():
+    alert = _with_causes()
+    lines = ["• 12 min before: nginx /etc/nginx/conf.d/app.conf MODIFY: 2 changed (HIGH)",
+             "• under a minute before: container web started: nginx:1.27 (LOW)"]
+    body = json.loads(notify.request(alert, "json").content)
+    assert [c["summary"] for c in body["causes"]] == [c.summary for c in alert.causes]
+
+    ntfy = notify.request(alert, "ntfy", "https://iw.example/")
+    assert ntfy.content.decode().splitlines() == ["cpu-high fired on nas-01", "", "Likely causes:", *lines]
+    assert ntfy.headers["Click"] == "https://iw.example/dashboard/#/devices/nas-01"
+    slack = json.loads(notify.request(alert, "slack", "https://iw.example").content)
+    assert slack["text"].splitlines()[1:] == ["Likely causes:", *lines,
+                                              "<https://iw.example/dashboard/#/devices/nas-01|nas-01>"]
+
+    assert "Click" not in notify.request(alert, "ntfy").headers
+    assert "dashboard" not in json.loads(notify.request(alert, "slack").content)["text"]
+    bare = msgspec.structs.replace(alert, causes=[])
+    assert notify.request(bare, "ntfy").content == b"cpu-high fired on nas-01"
+    assert json.loads(notify.request(bare, "slack").content)["text"] == ":rotating_light: cpu-high fired on nas-01"
