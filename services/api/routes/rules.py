@@ -38,10 +38,10 @@ from services.api.errors import unprocessable
 from services.api.keys import Principal
 from services.api.limits import bounded_count, max_page
 from services.api.queries import time_range
-from services.api.schemas import Page, TimeFilter, absent
+from services.api.schemas import Page, TimeFilter, absent, model_of
 from services.api.settings import ApiSettings
 from shared import alert_events
-from shared.alert_events import RISK_RANK, Metric, Operator, WebhookFormat, redact_url
+from shared.alert_events import RISK_RANK, Cause, Metric, Operator, WebhookFormat, redact_url
 from shared.names import DEVICE_NAME_RE
 from shared.runtime.devices import DeviceRegistry
 
@@ -143,8 +143,12 @@ class RuleInfo(BaseModel):
                    updated_at=row.updated_at)
 
 
+class AlertCause(model_of(Cause)):  # type: ignore[misc]
+    """A likely cause of a fired alert: a change on its device just before it, and why it ranks there."""
+
+
 class AlertInfo(BaseModel):
-    """One alert fired or resolved."""
+    """One alert fired or resolved; a fired one lists its likely causes, likeliest first."""
 
     model_config = ConfigDict(from_attributes=True)
 
@@ -162,6 +166,7 @@ class AlertInfo(BaseModel):
     refire: bool
     detail: str | None
     message: str | None
+    causes: list[AlertCause] | None = Field(None, description="fired alerts only (null when resolved)")
 
 
 def _wire(row: Rule) -> alert_events.AlertRule:
