@@ -48,6 +48,7 @@ MATRIX = [
     ("GET", "/devices/web-1/inventory", None, READ),
     ("GET", "/devices/web-1/inventory/drift", None, READ),
     ("GET", "/devices/web-1/timeline", None, READ),
+    ("GET", "/devices/web-1/changes", None, READ),
     ("GET", "/devices/ghost/events", None, {V: 404, O: 404, A: 404}),  # a live stream: see test_stream
     ("GET", "/devices/web-1/config", None, READ),
     ("GET", "/devices/web-1/config/history?path=/etc/app.conf", None, READ),
@@ -69,6 +70,7 @@ MATRIX = [
     ("PATCH", "/rules/{rule}", {"threshold": 95}, {**ADMIN_ONLY, A: 200}),
     ("DELETE", "/rules/{rule}", None, {**ADMIN_ONLY, A: 204}),
     ("GET", "/alerts", None, READ),
+    ("GET", "/alerts/active", None, READ),
     ("GET", "/datatypes", None, READ),
 ]
 # The generic reads of every registered type not listed above. The world caches values only of COLLECTED's types,

@@ -2,8 +2,10 @@
 registered data type has, the others what is particular to one."""
 
 from services.api.routes import (
+    alerts,
     audit,
     cache,
+    changes,
     collected,
     config,
     containers,
@@ -22,6 +24,6 @@ from services.api.routes import (
 
 ROUTERS = [
     health.router, devices.router, metrics.router, data.router, collected.router, containers.router, drives.router,
-    inventory.router, timeline.router, stream.router, config.router, watch.router, audit.router, cache.router,
-    keys.router, prometheus.router,
+    inventory.router, timeline.router, changes.router, stream.router, config.router, watch.router, audit.router,
+    cache.router, keys.router, prometheus.router, alerts.router,
 ]
