@@ -80,3 +80,14 @@ async def test_filters_and_pages(client, keys, world):
     assert (await client.get("/alerts/active", params={"device": "ghost"}, headers=h)).status_code == 404
     assert (await client.get("/alerts/active", params={"metric": "nonsense"}, headers=h)).status_code == 422
     assert (await client.get("/alerts/active")).status_code == 401
+
+
+async def test_each_alert_with_the_causes_found_when_it_fired(client, keys, world):
+    items = (await client.get("/alerts/active", headers=auth(keys["viewer"]))).json()["items"]
+    cpu, disk = items
+    assert cpu["causes"] == []
+    [cause] = disk["causes"]
+    assert datetime.fromisoformat(cause.pop("time")) == NGINX.time
+    assert cause == {"kind": "config", "subject": NGINX.subject, "summary": NGINX.summary, "risk": "HIGH",
+                     "ref": NGINX.ref, "score": 3.5, "reasons": ["4m before", "risk HIGH"],
+                     "detail": {"config_type": "proxy_configs"}}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
@@ -41,12 +41,6 @@ class ActiveAlert(BaseModel):
     causes: list[ChangeItem]
 
 
-def _causes(row: AlertRecord) -> list[ChangeItem]:
-    found: Any = getattr(row, "causes", None)
-    return [ChangeItem.model_validate({"reasons": [], "detail": {}, "risk": None, "ref": "", "score": 0.0} | c)
-            for c in found or []]
-
-
 @router.get("/alerts/active", responses={404: {"description": "unknown device"}})
 async def active_alerts(
     _: ViewerKey, registry: RegistryDep, session: SessionDep,
@@ -79,5 +73,5 @@ async def active_alerts(
             time=row.time, event_id=row.event_id, rule_id=row.rule_id, rule_name=row.rule_name,
             device_id=row.device_id, device=spec.name if spec else None, metric=row.metric, selector=selector,
             value=row.value, threshold=row.threshold, operator=row.operator, since=row.since, message=row.message,
-            detail=row.detail, causes=_causes(row)))
+            detail=row.detail, causes=[ChangeItem.model_validate(c) for c in row.causes or []]))
     return Page[ActiveAlert].of(items, total, page, page_size)
