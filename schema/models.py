@@ -200,6 +200,10 @@ class AlertRule(Base):
     webhook_format: Mapped[str] = mapped_column(String(16), default="json")
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    cause_window_s: Mapped[int] = mapped_column(server_default=text("1800"),
+                                                comment="look-back window of the likely causes, seconds")
+    cause_top: Mapped[int] = mapped_column(server_default=text("5"),
+                                           comment="how many likely causes a fired alert carries")
 
 
 class AlertEvent(Base):

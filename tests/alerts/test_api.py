@@ -69,6 +69,38 @@ async def test_rules_are_stored_and_mirrored_to_kv(client, keys, js, settings, d
     assert (await client.get("/rules/disk-data", headers=viewer)).status_code == 404
 
 
+async def test_the_cause_window_and_count_are_rule_fields_mirrored_to_kv(client, keys, js, settings):
+    admin, viewer = auth(keys["admin"]), auth(keys["viewer"])
+    r = await client.post("/rules", json={"name": "few", "metric": "cpu", "cause_window_s": 600, "cause_top": 2},
+                          headers=admin)
+    assert r.status_code == 201, r.text
+    rule_id = r.json()["id"]
+    seen = (await client.get("/rules/few", headers=viewer)).json()
+    assert (seen["cause_window_s"], seen["cause_top"]) == (600, 2)
+    wire = await _kv_rule(js, settings, rule_id)
+    assert wire is not None and (wire.cause_window_s, wire.cause_top) == (600, 2)
+
+    r = await client.patch("/rules/few", json={"cause_top": 0, "threshold": 80}, headers=admin)
+    assert r.status_code == 200 and (r.json()["cause_window_s"], r.json()["cause_top"]) == (600, 0)
+    wire = await _kv_rule(js, settings, rule_id)
+    assert (wire.cause_window_s, wire.cause_top, wire.threshold) == (600, 0, 80)
+    assert await fetchval(settings.database_url,
+                          "SELECT cause_window_s * 100 + cause_top FROM alert_rules WHERE name = 'few'") == 60000
+
+    plain = (await client.post("/rules", json={"name": "plain", "metric": "cpu"}, headers=admin)).json()
+    assert (plain["cause_window_s"], plain["cause_top"]) == (1800, 5)
+    wire = await _kv_rule(js, settings, plain["id"])
+    assert (wire.cause_window_s, wire.cause_top) == (1800, 5)
+
+    for bad in ({"cause_window_s": 59}, {"cause_window_s": 86401}, {"cause_top": -1}, {"cause_top": 21},
+                {"cause_top": None}, {"cause_window_s": "soon"}):
+        r = await client.post("/rules", json={"name": "bad", "metric": "cpu", **bad}, headers=admin)
+        assert r.status_code == 422 and r.json()["detail"][0]["loc"][-1] == next(iter(bad)), (bad, r.text)
+        r = await client.patch("/rules/few", json=bad, headers=admin)
+        assert r.status_code == 422, (bad, r.text)
+    assert (await client.get("/rules/few", headers=viewer)).json()["cause_top"] == 0
+
+
 async def test_a_rule_made_through_the_api_fires_and_the_alert_is_read_back(client, keys, js, settings, device,
                                                                             services):
     admin, viewer = auth(keys["admin"]), auth(keys["viewer"])

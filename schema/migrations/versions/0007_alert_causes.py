@@ -1,4 +1,5 @@
-"""The likely causes of a fired alert: ``alert_events.causes`` (JSONB, null on a resolved alert).
+"""The likely causes of a fired alert: ``alert_events.causes`` (JSONB, null on a resolved alert), and
+the rule's look-back window and count of them: ``alert_rules.cause_window_s`` and ``cause_top``.
 
 A nullable column without a default is added to a compressed hypertable as it is (TimescaleDB
 2.x allows it: no chunk is rewritten); dropping it works on compressed chunks too.
@@ -22,12 +23,18 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 TABLE = "alert_events"
+RULES = "alert_rules"
 
 
 def upgrade() -> None:
     for column in ddl.columns("causes:jsonb?  # likely causes, likeliest first (fired alerts only)"):
         op.add_column(TABLE, column)
+    for column in ddl.columns("cause_window_s:bigint=1800  # look-back window of the likely causes, seconds\n"
+                              "cause_top:bigint=5  # how many likely causes a fired alert carries"):
+        op.add_column(RULES, column)
 
 
 def downgrade() -> None:
+    op.drop_column(RULES, "cause_top")
+    op.drop_column(RULES, "cause_window_s")
     op.drop_column(TABLE, "causes")

@@ -55,6 +55,8 @@ RiskName = Literal["LOW", "MEDIUM", "HIGH", "CRITICAL"]
 _ERRORS: Responses = {404: {"description": "unknown rule"}}
 _DEFAULT_OPERATOR = {"config_risk": ">=", "no_data": ">="}
 MAX_NO_DATA_INTERVALS = 1000
+_CAUSE_WINDOW: dict[str, Any] = {"ge": 60, "le": DAY, "description": "look-back window of the likely causes, seconds"}
+_CAUSE_TOP: dict[str, Any] = {"ge": 0, "le": 20, "description": "how many likely causes a fired alert carries"}
 
 
 class RuleFields(BaseModel):
@@ -77,6 +79,8 @@ class RuleFields(BaseModel):
     enabled: bool | None = None
     webhook_url: str | None = Field(default=None, max_length=2048, pattern=r"^https?://[^\s]+$")
     webhook_format: WebhookFormat | None = None
+    cause_window_s: int = Field(1800, **_CAUSE_WINDOW)
+    cause_top: int = Field(5, **_CAUSE_TOP)
 
     @field_validator("threshold")
     @classmethod
@@ -109,6 +113,8 @@ class RuleUpdate(RuleFields):
                                     description="fire again while still firing at most this often (0: every event)")
     enabled: bool = absent()
     webhook_format: WebhookFormat = absent()
+    cause_window_s: int = absent(**_CAUSE_WINDOW)
+    cause_top: int = absent(**_CAUSE_TOP)
 
 
 class RuleInfo(BaseModel):
@@ -127,6 +133,8 @@ class RuleInfo(BaseModel):
     enabled: bool
     webhook_url: str | None
     webhook_format: str
+    cause_window_s: int
+    cause_top: int
     created_at: datetime
     updated_at: datetime
 
@@ -139,8 +147,8 @@ class RuleInfo(BaseModel):
         return cls(id=row.id, name=row.name, device_id=row.device_id, device=spec.name if spec else None,
                    metric=row.metric, selector=row.selector, operator=row.operator, threshold=row.threshold,
                    duration_s=row.duration_s, refire_interval_s=row.refire_interval_s, enabled=row.enabled,
-                   webhook_url=url, webhook_format=row.webhook_format, created_at=row.created_at,
-                   updated_at=row.updated_at)
+                   webhook_url=url, webhook_format=row.webhook_format, cause_window_s=row.cause_window_s,
+                   cause_top=row.cause_top, created_at=row.created_at, updated_at=row.updated_at)
 
 
 class AlertCause(model_of(Cause)):  # type: ignore[misc]
@@ -175,7 +183,7 @@ def _wire(row: Rule) -> alert_events.AlertRule:
         selector=row.selector, operator=row.operator, threshold=row.threshold,  # type: ignore[arg-type]
         duration_s=row.duration_s, refire_interval_s=row.refire_interval_s, enabled=row.enabled,
         webhook_url=row.webhook_url, webhook_format=row.webhook_format,  # type: ignore[arg-type]
-        updated_at=row.updated_at,
+        cause_window_s=row.cause_window_s, cause_top=row.cause_top, updated_at=row.updated_at,
     )
 
 
@@ -281,7 +289,8 @@ async def create_rule(body: RuleCreate, principal: AdminKey, session: SessionDep
     fields = body.model_dump(exclude_unset=True, exclude={"name", "metric"})
     row = Rule(id=uuid.uuid4(), name=body.name, metric=body.metric, device_id=None, selector=None,
                operator=_DEFAULT_OPERATOR.get(body.metric, ">"), threshold=0.0, duration_s=0, refire_interval_s=3600,
-               enabled=True, webhook_url=None, webhook_format="json", created_at=datetime.now(timezone.utc))
+               enabled=True, webhook_url=None, webhook_format="json", cause_window_s=body.cause_window_s,
+               cause_top=body.cause_top, created_at=datetime.now(timezone.utc))
     _set(row, {k: v for k, v in fields.items() if v is not None or k == "device"}, registry)
     _check(row)
     session.add(row)
