@@ -14,7 +14,7 @@ from sqlalchemy.orm import aliased
 from schema.models import AlertEvent as AlertRecord, AlertRule as Rule
 from services.api.deps import RegistryDep, SessionDep, ViewerKey, device_filter
 from services.api.limits import bounded_count, max_page
-from services.api.routes.changes import ChangeItem
+from services.api.routes.rules import AlertCause
 from services.api.schemas import Page
 from shared.alert_events import Metric
 
@@ -38,7 +38,7 @@ class ActiveAlert(BaseModel):
     since: datetime
     message: str | None
     detail: str | None
-    causes: list[ChangeItem]
+    causes: list[AlertCause]
 
 
 @router.get("/alerts/active", responses={404: {"description": "unknown device"}})
@@ -73,5 +73,5 @@ async def active_alerts(
             time=row.time, event_id=row.event_id, rule_id=row.rule_id, rule_name=row.rule_name,
             device_id=row.device_id, device=spec.name if spec else None, metric=row.metric, selector=selector,
             value=row.value, threshold=row.threshold, operator=row.operator, since=row.since, message=row.message,
-            detail=row.detail, causes=[ChangeItem.model_validate(c) for c in row.causes or []]))
+            detail=row.detail, causes=[AlertCause.model_validate(c) for c in row.causes or []]))
     return Page[ActiveAlert].of(items, total, page, page_size)

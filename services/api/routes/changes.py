@@ -12,9 +12,9 @@ from pydantic import BaseModel
 from services.alerts import causes, history
 from services.api.deps import DeviceDep, JsDep, NamesDep, ViewerKey
 from services.api.errors import unprocessable
-from services.api.routes.rules import SELECTOR
-from services.api.schemas import _UNITS, DateTime, as_utc, model_of
-from shared.alert_events import Cause, Metric
+from services.api.routes.rules import SELECTOR, AlertCause
+from services.api.schemas import _UNITS, DateTime, as_utc
+from shared.alert_events import Metric
 
 router = APIRouter(prefix="/devices", tags=["timeline"])
 
@@ -25,17 +25,13 @@ _WINDOW_RE = re.compile(WINDOW_PATTERN)
 EARLIEST = datetime(2000, 1, 1, tzinfo=timezone.utc)
 
 
-class ChangeItem(model_of(Cause)):  # type: ignore[misc]
-    """One change and why it ranks where it does (the shape of an alert's causes)."""
-
-
 class Changes(BaseModel):
     """The likeliest causes first."""
 
     device: str
     before: datetime
     window_s: int
-    items: list[ChangeItem]
+    items: list[AlertCause]
 
 
 def parse_window(value: str) -> timedelta:
@@ -72,6 +68,6 @@ async def device_changes(
     ranked = causes.rank(found, device_id=spec.id, at=at, metric=metric or "", selector=selector,
                          window=span, top=top)
     return Changes(device=spec.name, before=at, window_s=int(span.total_seconds()), items=[
-        ChangeItem(time=s.change.time, kind=s.change.kind, subject=s.change.subject, summary=s.change.summary,
+        AlertCause(time=s.change.time, kind=s.change.kind, subject=s.change.subject, summary=s.change.summary,
                    risk=s.change.risk, ref=s.change.ref, score=s.score, reasons=list(s.reasons),
                    detail=s.change.detail) for s in ranked])

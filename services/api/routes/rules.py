@@ -152,7 +152,8 @@ class RuleInfo(BaseModel):
 
 
 class AlertCause(model_of(Cause)):  # type: ignore[misc]
-    """A likely cause of a fired alert: a change on its device just before it, and why it ranks there."""
+    """A likely cause of an alert: a change on its device just before it, and why it ranks there (also
+    the shape of ``GET /devices/{device}/changes``)."""
 
 
 class AlertInfo(BaseModel):
