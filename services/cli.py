@@ -10,12 +10,14 @@ from typing import Annotated
 
 import typer
 
+from services.cli_alerts import alerts_app
 from services.cli_common import cli_settings, fail, load_settings, run_service, with_js
 from services.cli_devices import apikey_app, device_app
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 app.add_typer(device_app, name="device")
 app.add_typer(apikey_app, name="apikey")
+app.add_typer(alerts_app, name="alerts")
 
 
 @app.command()
@@ -40,7 +42,7 @@ def _service_command(name: str, module: str, doc: str) -> None:
 
 
 for _name, _doc in (("collector", "Run the collector service."), ("watcher", "Run the watcher service."),
-                    ("alerts", "Run the alert evaluator service."), ("writer", "Run the writer service.")):
+                    ("writer", "Run the writer service.")):
     _service_command(_name, f"services.{_name}.service", _doc)
 
 

@@ -10,6 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from services.cli import app
+from tests.api.conftest import api_settings, keys, live  # noqa: F401 (fixtures)
 from tests.util import fetch
 
 runner = CliRunner()
@@ -104,3 +105,37 @@ async def test_status_lists_streams_consumers_devices_and_live_services(env, set
 def test_errors_say_what_is_wrong(env, args, env_update, message):
     r = runner.invoke(app, args, env={**env, **env_update})
     assert r.exit_code == 1 and message in r.output, r.output
+
+
+async def test_alerts_active_prints_the_firing_alerts_and_their_causes(env, settings, live, keys, tmp_path):
+    from datetime import UTC, datetime
+
+    import httpx
+
+    from tests.api.conftest import auth, project
+    from tests.api.test_alerts_active import NGINX, alert
+
+    _, base = live
+    async with httpx.AsyncClient(base_url=base, headers=auth(keys["admin"])) as http:
+        device = (await http.post("/devices", json={"name": "web-1"})).json()
+        rule = (await http.post("/rules", json={"name": "cpu-high", "metric": "cpu", "threshold": 90})).json()
+    await project(settings.database_url, alert(rule, device, 0, causes=[NGINX]))
+    viewer = {**env, "INFRAWATCH_API_URL": base, "INFRAWATCH_API_KEY": keys["viewer"]}
+    r = await asyncio.to_thread(runner.invoke, app, ["alerts", "active"], env=viewer)
+    assert r.exit_code == 0, r.output
+    assert r.output.splitlines() == [
+        "cpu-high on web-1: cpu 95 > 90 since 2026-03-01 12:00:00Z",
+        f"  1. [config HIGH] {NGINX.summary} (2026-03-01 11:56:00Z)"]
+    # beside `infrawatch up`: its API and key
+    (tmp_path / "up.json").write_text(json.dumps({"api_url": base, "api_key": keys["viewer"]}))
+    up = {**env, "INFRAWATCH_DATA_DIR": str(tmp_path)}
+    r = await asyncio.to_thread(runner.invoke, app, ["alerts", "active", "--top", "0", "--device", "web-1"], env=up)
+    assert r.exit_code == 0 and r.output.splitlines() == ["cpu-high on web-1: cpu 95 > 90 since 2026-03-01 12:00:00Z"]
+    r = await asyncio.to_thread(runner.invoke, app, ["alerts", "active", "--json"], env=up)
+    assert [a["rule_name"] for a in json.loads(r.output)] == ["cpu-high"]
+    assert datetime.fromisoformat(json.loads(r.output)[0]["time"]) == datetime(2026, 3, 1, 12, tzinfo=UTC)
+    refused = await asyncio.to_thread(runner.invoke, app, ["alerts", "active"], env={**up, "INFRAWATCH_API_KEY": "no"})
+    assert refused.exit_code == 1 and "401" in refused.output
+    alone = await asyncio.to_thread(runner.invoke, app, ["alerts", "active"],
+                                    env={**env, "INFRAWATCH_DATA_DIR": str(tmp_path / "none")})
+    assert alone.exit_code == 1 and "INFRAWATCH_API_URL" in alone.output
