@@ -168,6 +168,37 @@ async def test_dashboard(live, keys, settings, chromium):
             await expect(generic).to_contain_text("<mac>")  # as text
             heads = await page.locator("#network thead th").all_inner_texts()
             assert heads[:4] == ["name", "index", "state", "mtu"] and not {"flags", "addresses"} & set(heads), heads
+
+            # A fired alert opens onto what changed just before it: an nginx change, with its diff.
+            await _alert_after_a_config_change(app, settings, base, keys, device, now)
+            await page.locator("#alerts button.causes-toggle").first.click()
+            cause = page.locator("#alerts ol.causes li[data-kind=config]")
+            await expect(cause).to_contain_text("/etc/nginx/sites-enabled/default", timeout=WAIT_MS)
+            assert await page.locator("#alerts ol.causes li[data-kind=alert]").count() == 0  # not the alert itself
+            await cause.locator("button.diff-toggle").click()
+            await expect(cause.locator(".diff-view")).to_contain_text("/etc/nginx/sites-enabled/default",
+                                                                      timeout=WAIT_MS)
             assert not errors, errors
         finally:
             await browser.close()
+
+
+async def _alert_after_a_config_change(app, settings, base: str, keys: dict, device: dict, now: datetime) -> None:
+    """An nginx change 3 minutes ago (in the config stream and the database), then cpu-high fired."""
+    from shared.alert_events import AlertChanged
+    from shared.runtime.publish import publish_event
+    from tests.alerts.test_causes import nginx_change
+
+    async with httpx.AsyncClient(base_url=base, headers=auth(keys["admin"])) as http:
+        r = await http.post("/rules", json={"name": "cpu-high", "metric": "cpu", "threshold": 90})
+        assert r.status_code == 201, r.text
+        rule = r.json()
+    names, device_id = Names(settings.subject_prefix), uuid.UUID(device["id"])
+    change = nginx_change(now - timedelta(minutes=3), device_id)
+    await publish_event(app.state.js, names.config("web-1", "proxy_configs"), change)
+    fired = events.new_event(
+        AlertChanged, device_id=device_id, device="web-1", service="alerts", instance="test", trigger="watch",
+        occurred_at=now - timedelta(minutes=1), rule_id=uuid.UUID(rule["id"]), rule="cpu-high", metric="cpu",
+        operator=">", state="fired", value=95.0, threshold=90.0, since=now - timedelta(minutes=1))
+    await project(settings.database_url, change, fired)
+    await publish_event(app.state.js, names.alert("web-1", "cpu-high"), fired)  # the page reloads its alerts

@@ -24,7 +24,7 @@ export async function loadTimeline() {
   }
 }
 
-async function toggleDiff(d, snapshot, li, button) {
+export async function toggleDiff(d, snapshot, li, button) {
   const open = li.querySelector(".diff-view");
   if (open) { open.remove(); button.textContent = "show diff"; return; }
   button.textContent = "hide diff";
