@@ -350,6 +350,16 @@ async def _login(node, pw, user: str):
                               max_reconnect_attempts=0, connect_timeout=5)
 
 
+async def _writer_consumer(node, pw) -> None:
+    """The writer's durable consumer on the collected stream, created as the writer creates it."""
+    writer = await _login(node, pw, "writer")
+    try:
+        await writer.jetstream().pull_subscribe(NAMES.all("collected"), durable="writer",
+                                                stream=NAMES.stream_collected)
+    finally:
+        await writer.close()
+
+
 async def test_no_service_creates_streams_or_deletes_the_writers_consumer(secured, tmp_path):
     """Streams come from the bootstrap step alone, and the writer's durable consumer survives
     a delete request by every other service (each gets no answer but the server's refusal)."""
@@ -365,12 +375,7 @@ async def test_no_service_creates_streams_or_deletes_the_writers_consumer(secure
     admin = await _login(node, pw, "admin")
     try:
         await ensure(admin.jetstream(), settings)
-        writer = await _login(node, pw, "writer")
-        try:
-            await writer.jetstream().pull_subscribe(NAMES.all("collected"), durable="writer",
-                                                    stream=NAMES.stream_collected)
-        finally:
-            await writer.close()
+        await _writer_consumer(node, pw)
         jsm = admin.jetstream()
         for user in ("collector", "watcher", "api", "alerts"):
             nc = await _login(node, pw, user)
@@ -460,12 +465,7 @@ async def test_the_evaluator_reads_a_devices_history_and_touches_no_other_consum
         await ensure(admin.jetstream(), settings)
         await publish_event(admin.jetstream(), NAMES.config("dev1", "proxy_configs"), change)
         await publish_event(admin.jetstream(), NAMES.collected("dev1", "system_metrics"), failed)
-        writer = await _login(node, pw, "writer")
-        try:
-            await writer.jetstream().pull_subscribe(NAMES.all("collected"), durable="writer",
-                                                    stream=NAMES.stream_collected)
-        finally:
-            await writer.close()
+        await _writer_consumer(node, pw)
         before = (await admin.jetstream().consumer_info(NAMES.stream_collected, "writer")).config
         alerts = await _login(node, pw, "alerts")
         try:

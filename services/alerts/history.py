@@ -20,17 +20,7 @@ from nats.errors import TimeoutError as NatsTimeout
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
-from services.alerts.causes import (
-    Change,
-    Scored,
-    from_alert,
-    from_collection,
-    from_config,
-    from_containers,
-    from_inventory,
-    from_systemd,
-    rank,
-)
+from services.alerts import causes
 from shared import events
 from shared.alert_events import AlertChanged, AlertRule, Cause
 from shared.config_events import ConfigChanged
@@ -100,38 +90,38 @@ def _decoded(raw: list[bytes]) -> list[events.Event]:
     return out
 
 
-def _collected_changes(evs: list[events.Event]) -> list[Change]:
-    out: list[Change] = []
+def _collected_changes(evs: list[events.Event]) -> list[causes.Change]:
+    out: list[causes.Change] = []
     previous: dict[str, msgspec.Struct] = {}
     for ev in evs:
         if not isinstance(ev, Collected):
             continue
-        out += from_collection(ev)
+        out += causes.from_collection(ev)
         payload = getattr(ev, "payload", None)
         if payload is None:
             continue
         if ev.data_type == "containers":
-            out += from_containers(previous.get("containers"), payload, ev)  # type: ignore[arg-type]
+            out += causes.from_containers(previous.get("containers"), payload, ev)  # type: ignore[arg-type]
         elif ev.data_type == "systemd_services":
-            out += from_systemd(previous.get("systemd_services"), payload, ev)  # type: ignore[arg-type]
+            out += causes.from_systemd(previous.get("systemd_services"), payload, ev)  # type: ignore[arg-type]
         elif ev.data_type == "inventory":
-            out += from_inventory(payload, ev)
+            out += causes.from_inventory(payload, ev)
         previous[ev.data_type] = payload
     return out
 
 
-def _changes(evs: list[events.Event]) -> list[Change]:
+def _changes(evs: list[events.Event]) -> list[causes.Change]:
     out = _collected_changes(evs)
     for ev in evs:
         if isinstance(ev, ConfigChanged):
-            out += from_config(ev)
+            out += causes.from_config(ev)
         elif isinstance(ev, AlertChanged):
-            out += from_alert(ev)
+            out += causes.from_alert(ev)
     return out
 
 
 async def device_changes(js: JetStreamContext, names: Names, device: str, device_id: uuid.UUID, start: datetime,
-                         end: datetime) -> list[Change]:
+                         end: datetime) -> list[causes.Change]:
     """The changes on ``device`` (by name, and only those of ``device_id``) with a time in
     ``[start, end]``, oldest first."""
     deadline = asyncio.get_running_loop().time() + BUDGET_S
@@ -149,7 +139,7 @@ async def device_changes(js: JetStreamContext, names: Names, device: str, device
     return changes
 
 
-def to_causes(scored: list[Scored]) -> list[Cause]:
+def to_causes(scored: list[causes.Scored]) -> list[Cause]:
     """The ranked changes as the causes an alert carries."""
     return [Cause(time=s.change.time, kind=s.change.kind, subject=s.change.subject, summary=s.change.summary,
                   risk=s.change.risk, ref=s.change.ref, score=s.score, reasons=list(s.reasons),
@@ -165,5 +155,5 @@ async def causes_of(js: JetStreamContext, names: Names, rule: AlertRule, alert: 
     changes = await device_changes(js, names, alert.device, alert.device_id, alert.occurred_at - window,
                                    alert.occurred_at)
     changes = [c for c in changes if c.ref != str(alert.event_id)]
-    return to_causes(rank(changes, device_id=alert.device_id, at=alert.occurred_at, metric=rule.metric,
+    return to_causes(causes.rank(changes, device_id=alert.device_id, at=alert.occurred_at, metric=rule.metric,
                           selector=rule.selector, window=window, top=rule.cause_top))
