@@ -110,7 +110,13 @@ def from_config(ev: ConfigChanged) -> list[Change]:
         detail["risk_rule"] = impact.risk_rule
     if ev.config_type == "docker_compose":
         detail["containers"] = _compose_containers(ev.path, ev.parsed)
-    return [_change(ev, "config", ev.path, summary, risk, **detail)]
+    change = _change(ev, "config", ev.path, summary, risk, **detail)
+    # A change found by a scan or a poll (the watcher's first look at a host, a rescan after a
+    # restart) happened when the file was written, not when it was found: a file that has been
+    # there for months is not a change of the last half hour.
+    if ev.trigger != "watch" and ev.mtime is not None and ev.mtime < ev.occurred_at:
+        change = msgspec.structs.replace(change, time=ev.mtime)
+    return [change]
 
 
 def _exit_risk(c: Container) -> RiskLevel:

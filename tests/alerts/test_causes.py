@@ -277,3 +277,14 @@ def test_nothing_to_rank():
     assert rank([], device_id=DEV, at=T, metric="cpu") == []
     later = from_config(nginx_change(T + timedelta(seconds=1)))
     assert rank(later, device_id=DEV, at=T, metric="config_risk") == []
+
+
+def test_a_file_found_by_a_scan_dates_from_its_mtime_not_from_when_it_was_found():
+    """The watcher's first look at a host reports every file it finds; one written months ago is
+    no change of the last half hour, while one an inotify event reported dates from the event."""
+    found = msgspec.structs.replace(nginx_change(before(1)), trigger="scan", mtime=before(60 * 24 * 90))
+    (c,) = from_config(found)
+    assert c.time == found.mtime
+    assert rank([c], device_id=DEV, at=T, metric="cpu") == []
+    watched = msgspec.structs.replace(found, trigger="watch")
+    assert from_config(watched)[0].time == watched.occurred_at
