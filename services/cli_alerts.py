@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 from datetime import datetime
 from typing import Annotated, Any
@@ -43,6 +44,7 @@ def api_access() -> tuple[str, str]:
 def _fetch(url: str, key: str, device: str | None) -> list[dict[str, Any]]:
     import httpx
 
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # its INFO line per request is noise here
     items: list[dict[str, Any]] = []
     page = 1
     with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=30) as client:
