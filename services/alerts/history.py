@@ -91,12 +91,17 @@ def _decoded(raw: list[bytes]) -> list[events.Event]:
 
 
 def _collected_changes(evs: list[events.Event]) -> list[causes.Change]:
+    """Changes between successive collections of each data type. A failing or unsupported
+    collection counts once, when the type's status changes to it, not at every poll."""
     out: list[causes.Change] = []
     previous: dict[str, msgspec.Struct] = {}
+    status: dict[str, str] = {}
     for ev in evs:
-        if not isinstance(ev, Collected):
+        if not isinstance(ev, Collected) or ev.skipped_fresh:
             continue
-        out += causes.from_collection(ev)
+        if status.get(ev.data_type) != ev.status:
+            out += causes.from_collection(ev)
+        status[ev.data_type] = ev.status
         payload = getattr(ev, "payload", None)
         if payload is None:
             continue

@@ -109,3 +109,15 @@ async def test_a_cut_read_is_logged_and_what_was_read_is_used(settings, js, monk
         got = await history.device_changes(js, names, "nas-01", DEV, ago(30), T)
     assert [c.kind for c in got] == ["config"]
     assert "cut after 2 messages (message limit)" in caplog.text
+
+
+def test_a_failing_type_counts_once_when_its_status_changes_not_at_every_poll():
+    """A host without docker reports containers unsupported every poll: that is one change, when
+    it started, not a cause of every alert; a success and a new failure are changes again."""
+    from tests.factories import metrics_event
+
+    statuses = ["unsupported", "unsupported", "unsupported", "success", "error", "error"]
+    evs = [msgspec.structs.replace(metrics_event(DEV, "dev1", at=ago(30 - i), status=s), skipped_fresh=False)
+           for i, s in enumerate(statuses)]
+    found = [(c.kind, c.detail["status"]) for c in history._collected_changes(evs) if c.kind == "collection"]
+    assert found == [("collection", "unsupported"), ("collection", "error")]
