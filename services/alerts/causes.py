@@ -319,4 +319,16 @@ def rank(changes: Sequence[Change], *, device_id: uuid.UUID, at: datetime, metri
     scored = [score(c, at=at, metric=metric, selector=selector, window=window) for c in kept]
     scored.sort(key=lambda s: (-s.score, (at - s.change.time).total_seconds(), s.change.ref, s.change.kind,
                                s.change.subject))
-    return scored[:max(top, 0)]
+    # One entry per thing that changed: the best-scored change of a file, container, package or
+    # unit stands for the others of the window, which its reasons count.
+    best: dict[tuple[str, str], Scored] = {}
+    others: dict[tuple[str, str], int] = {}
+    for s in scored:
+        key = (s.change.kind, s.change.subject)
+        if key in best:
+            others[key] = others.get(key, 0) + 1
+        else:
+            best[key] = s
+    out = [msgspec.structs.replace(s, reasons=(*s.reasons, f"{others[k]} more change(s) of it in the window"))
+           if (k := (s.change.kind, s.change.subject)) in others else s for s in best.values()]
+    return out[:max(top, 0)]

@@ -267,7 +267,7 @@ def test_relations_by_metric():
 def test_top_cuts_after_the_best():
     timeline = container_changes(before(2)) + upgraded(before(4)) + from_config(nginx_change(before(6)))
     full = rank(timeline, device_id=DEV, at=T, metric="memory", top=100)
-    assert len(full) == len(timeline) > 3
+    assert len(full) == len({(c.kind, c.subject) for c in timeline}) > 3
     assert rank(timeline, device_id=DEV, at=T, metric="memory", top=3) == full[:3]
     assert [s.score for s in full] == sorted((s.score for s in full), reverse=True)
     assert rank(timeline, device_id=DEV, at=T, metric="memory", top=0) == []
@@ -288,3 +288,10 @@ def test_a_file_found_by_a_scan_dates_from_its_mtime_not_from_when_it_was_found(
     assert rank([c], device_id=DEV, at=T, metric="cpu") == []
     watched = msgspec.structs.replace(found, trigger="watch")
     assert from_config(watched)[0].time == watched.occurred_at
+
+
+def test_a_file_changed_several_times_is_one_cause_counting_the_others():
+    edits = [c for m in (20, 12, 4) for c in from_config(nginx_change(before(m)))]
+    (only,) = rank(edits, device_id=DEV, at=T, metric="cpu")
+    assert only.change.time == before(4)
+    assert only.reasons[-1] == "2 more change(s) of it in the window"
