@@ -77,7 +77,7 @@ def real_trees():
     shutil.copyfile(_pick("nginx", "*.conf*", 1)[0], nginx)
     written.append(nginx)
     yield written
-    for p in written:
+    for p in [*written, Path(f"/etc/systemd/system/{TAG}-extra.service")]:  # the unit _change creates
         shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)
 
 
