@@ -262,3 +262,105 @@ DATA_TYPE_TABLES: tuple[str, ...] = tuple(m.__tablename__ for t in REGISTRY.valu
 
 COLLECTOR_TABLES = ("network_interfaces", "zfs_pools", "systemd_snapshots", "inventory_snapshots")
 """Time-series tables of revision 0002 (TIME_SERIES_TABLES are those of 0001)."""
+
+
+# --- Fleet configuration (revision 0008) ---------------------------------------------------------
+
+
+class ConfigCurrent(Base):
+    """The latest version of every watched file of every device (a deleted file's row stays, with
+    ``change_type`` DELETE), kept by the writer; what fleet search, drift and policies read."""
+
+    __tablename__ = "config_current"
+
+    device_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    path_key: Mapped[uuid.UUID] = mapped_column(primary_key=True, comment="md5(file_path)::uuid")
+    file_path: Mapped[str]
+    config_type: Mapped[str]
+    time: Mapped[datetime]
+    snapshot_id: Mapped[uuid.UUID]
+    event_id: Mapped[uuid.UUID]
+    change_type: Mapped[str]
+    content_hash: Mapped[str]
+    parsed: Mapped[dict[str, Any] | None] = mapped_column(comment="the config type's parsed data")
+
+    # jsonb_ops, not jsonb_path_ops: only it serves the .* accessor the parsed maps need
+    __table_args__ = (
+        Index("ix_config_current_parsed", "parsed", postgresql_using="gin"),
+        Index("ix_config_current_type_hash", "config_type", "content_hash"),
+    )
+
+
+class ConfigPolicy(Base):
+    """A policy on parsed configuration: config type + JSONPath condition + severity + message.
+    Written by the API (``builtin`` rows are the default pack it seeds); read by the policy evaluator."""
+
+    __tablename__ = "config_policies"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(63), unique=True, comment="a subject token")
+    config_type: Mapped[str] = mapped_column(String(50))
+    jsonpath: Mapped[str] = mapped_column(comment="a PostgreSQL jsonpath over the parsed data")
+    severity: Mapped[str] = mapped_column(String(16))
+    message: Mapped[str]
+    description: Mapped[str | None]
+    enabled: Mapped[bool] = mapped_column(default=True)
+    device_id: Mapped[uuid.UUID | None] = mapped_column(comment="NULL: every device (that has the tags)")
+    tags: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default=text("'{}'::jsonb"),
+                                                 comment="every tag must match; {}: any device")
+    builtin: Mapped[bool] = mapped_column(default=False)
+    webhook_url: Mapped[str | None]
+    webhook_format: Mapped[str] = mapped_column(String(16), default="json")
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class ConfigViolationRecord(Base):
+    """One violation of one policy by one file, open until a later version no longer matches.
+    Written by the policy evaluator in the transaction that decides it; ``published`` and
+    ``notified`` say whether its last transition reached the alert stream and the webhook."""
+
+    __tablename__ = "config_violations"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    policy_id: Mapped[uuid.UUID]
+    policy_name: Mapped[str]
+    severity: Mapped[str]
+    message: Mapped[str]
+    device_id: Mapped[uuid.UUID]
+    config_type: Mapped[str]
+    file_path: Mapped[str]
+    path_key: Mapped[uuid.UUID]
+    state: Mapped[str] = mapped_column(comment="open or resolved")
+    matches: Mapped[list[Any] | None]
+    match_count: Mapped[int] = mapped_column(default=0)
+    opened_at: Mapped[datetime] = mapped_column(comment="time of the introducing version")
+    introduced_by: Mapped[dict[str, Any]]
+    resolved_at: Mapped[datetime | None]
+    fixed_by: Mapped[dict[str, Any] | None]
+    resolution: Mapped[str | None]
+    fired_event_id: Mapped[uuid.UUID]
+    resolved_event_id: Mapped[uuid.UUID | None]
+    published: Mapped[bool] = mapped_column(default=False)
+    notified: Mapped[bool] = mapped_column(default=False)
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+    __table_args__ = (
+        Index("uq_config_violations_open", "policy_id", "device_id", "path_key", unique=True,
+              postgresql_where=text("state = 'open'")),
+        Index("ix_config_violations_file", "device_id", "path_key"),
+        Index("ix_config_violations_state", "state", "severity"),
+        Index("ix_config_violations_outbox", "published", "notified",
+              postgresql_where=text("NOT (published AND notified)")),
+    )
+
+
+class ConfigPolicyProgress(Base):
+    """The last change of each file the policy evaluator applied: an older or repeated one is skipped."""
+
+    __tablename__ = "config_policy_progress"
+
+    device_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    path_key: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    time: Mapped[datetime]
+    event_id: Mapped[uuid.UUID]

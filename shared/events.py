@@ -16,6 +16,7 @@ from shared.alert_events import ALERT_EVENTS
 from shared.collected import COLLECTED_EVENTS, COLLECTED_TYPES
 from shared.config_events import CONFIG_EVENTS
 from shared.envelope import SCHEMA_VERSION, Collected, Event, Status, Trigger, UtcDatetime
+from shared.policy_events import POLICY_EVENTS
 
 __all__ = [
     "SCHEMA_VERSION", "Event", "Collected", "Status", "Trigger", "UtcDatetime",
@@ -93,7 +94,7 @@ OTHER_EVENTS: tuple[type[Event], ...] = (DeviceChanged, Audited, RefreshRequeste
 if TYPE_CHECKING:
     AnyEvent = Event  # the type checker sees the base class; the union is computed at run time
 else:
-    AnyEvent = Union[COLLECTED_EVENTS + OTHER_EVENTS + CONFIG_EVENTS + ALERT_EVENTS]  # noqa: UP007 (of a computed tuple)
+    AnyEvent = Union[COLLECTED_EVENTS + OTHER_EVENTS + CONFIG_EVENTS + ALERT_EVENTS + POLICY_EVENTS]  # noqa: UP007 (of a computed tuple)
 
 _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder(AnyEvent)

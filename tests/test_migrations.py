@@ -20,6 +20,7 @@ from sqlalchemy.pool import NullPool
 from schema.migrate import async_url, current, downgrade, head, upgrade
 from schema.models import ALERT_TIME_SERIES_TABLES, DATA_TYPE_TABLES, TIME_SERIES_TABLES, Base
 from shared.datatypes import REGISTRY, captures
+from shared.policy_events import path_key
 from shared.settings import Settings
 
 MODEL_TABLES = set(Base.metadata.tables)
@@ -90,7 +91,7 @@ def _data_type_rows(now: datetime, device: uuid.UUID, event: uuid.UUID) -> dict[
 def _one_row_per_table() -> dict[str, dict]:
     now = datetime.now(UTC)
     device, event, snapshot = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
-    rule, alert = uuid.uuid4(), uuid.uuid4()
+    rule, alert, policy = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
     return {
         **_data_type_rows(now, device, event),
         "devices": dict(id=device, name="web-1", address="10.0.0.5", stream_seq=1),
@@ -115,6 +116,20 @@ def _one_row_per_table() -> dict[str, dict]:
         "alert_notifications": dict(time=now, event_id=uuid.uuid4(), alert_event_id=alert, rule_id=rule,
                                     device_id=device, url="https://hooks.example.com/…", format="slack", attempts=3,
                                     status="failed", last_error="HTTP 500"),
+        "config_current": dict(device_id=device, path_key=path_key("/srv/compose.yaml"), file_path="/srv/compose.yaml",
+                               config_type="docker_compose", time=now, snapshot_id=snapshot, event_id=event,
+                               change_type="CREATE", content_hash="0" * 64, parsed={"services": {}}),
+        "config_policies": dict(id=policy, name="compose-privileged", config_type="docker_compose",
+                                jsonpath="$.services.* ? (@.privileged == true)", severity="high",
+                                message="privileged service", enabled=True, builtin=True, webhook_format="json"),
+        "config_violations": dict(id=uuid.uuid4(), policy_id=policy, policy_name="compose-privileged",
+                                  severity="high", message="privileged service", device_id=device,
+                                  config_type="docker_compose", file_path="/srv/compose.yaml",
+                                  path_key=path_key("/srv/compose.yaml"), state="open", matches=[{"image": "x"}],
+                                  match_count=1, opened_at=now, introduced_by={"event_id": str(event)},
+                                  fired_event_id=uuid.uuid4(), published=True, notified=True),
+        "config_policy_progress": dict(device_id=device, path_key=path_key("/srv/compose.yaml"), time=now,
+                                       event_id=event),
     }
 
 

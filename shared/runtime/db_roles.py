@@ -3,7 +3,7 @@
 - ``infrawatch_owner`` owns the database, its schema and every table, and runs the migrations;
 - ``infrawatch_writer`` writes the projections (every table but those the API manages) and
   reads them; it cannot read API keys;
-- ``infrawatch_api`` reads everything and writes only API keys and alert rules;
+- ``infrawatch_api`` reads everything and writes only API keys, alert rules and config policies;
 - ``infrawatch_reader`` reads everything but API keys (Grafana).
 
 No role but the owner may create objects, and PUBLIC may not even connect. :func:`create_roles`
@@ -21,7 +21,7 @@ from schema.migrate import upgrade
 
 ROLES = {"owner": "infrawatch_owner", "writer": "infrawatch_writer", "api": "infrawatch_api",
          "reader": "infrawatch_reader"}
-API_TABLES = ("api_keys", "alert_rules")  # written by the API; every other table is a projection
+API_TABLES = ("api_keys", "alert_rules", "config_policies")  # written by the API; every other table is a projection
 SECRET_TABLES = ("api_keys",)  # hashes of API keys: the API alone reads them
 
 _TAKE_OWNERSHIP = """
