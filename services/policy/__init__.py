@@ -1,0 +1,1 @@
+"""The configuration policy evaluator: policies on parsed configuration files, their violations."""
