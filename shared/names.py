@@ -45,6 +45,8 @@ class Names:
         self.collectors_bucket = COLLECTORS_BUCKET if prefix == "infra" else f"{prefix}_collectors"
         self.alert_rules_bucket = ALERT_RULES_BUCKET if prefix == "infra" else f"{prefix}_alert_rules"
         self.alert_state_bucket = ALERT_STATE_BUCKET if prefix == "infra" else f"{prefix}_alert_state"
+        # core NATS request/reply: evaluate the config policies over the fleet's current files now
+        self.policy_evaluate = f"{prefix}.policy.evaluate"
 
     # subject builders
     def collected(self, device: str, data_type: str) -> str:
