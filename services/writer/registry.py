@@ -23,6 +23,7 @@ Projector = Callable[[Any, int], TableRows]
 COLUMNS: dict[str, tuple[str, ...]] = {}
 JSON_COLUMNS: dict[str, frozenset[int]] = {}
 CONFLICT: dict[str, str] = {}
+NEWEST: dict[str, tuple[str, str]] = {}  # table -> (key columns, order): one row per key in a batch
 PROJECTORS: dict[type[Event], Projector] = {}
 IMMUTABLE = "ON CONFLICT DO NOTHING"
 
@@ -33,13 +34,17 @@ class ProjectionError(ValueError):
     """An event that decodes but cannot be projected (e.g. no device_id)."""
 
 
-def table(model: type[Base], conflict: str = IMMUTABLE) -> None:
-    """Declare a projected table by its model, and how a repeated key is resolved."""
+def table(model: type[Base], conflict: str = IMMUTABLE, newest: tuple[str, str] | None = None) -> None:
+    """Declare a projected table by its model, and how a repeated key is resolved. ``newest``
+    (key columns, order) keeps only the first row of each key in that order within a batch: an
+    ``ON CONFLICT DO UPDATE`` cannot touch one row twice."""
     cols = model.__table__.columns
     name = model.__tablename__
     COLUMNS[name] = tuple(c.name for c in cols)
     JSON_COLUMNS[name] = frozenset(i for i, c in enumerate(cols) if isinstance(c.type, JSONB))
     CONFLICT[name] = conflict
+    if newest is not None:
+        NEWEST[name] = newest
 
 
 def projector(*event_types: type[Event]) -> Callable[[Projector], Projector]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncpg
 
 from services.writer.nul import REFUSED_NUL, without_nul
-from services.writer.registry import COLUMNS, CONFLICT, Rows
+from services.writer.registry import COLUMNS, CONFLICT, NEWEST, Rows
 
 # Bad values in the rows themselves (raised client-side while encoding them).
 DATA_ERRORS = (asyncpg.exceptions.DataError, OverflowError, ValueError)
@@ -72,6 +72,9 @@ async def _write(conn: asyncpg.Connection, batch: Rows) -> int:
                 # again (under a new id) in the same batch never has two live rows.
                 source = (f"(SELECT DISTINCT ON (id) {collist} FROM {stage} ORDER BY id, stream_seq DESC) s "
                           "ORDER BY deleted_at IS NULL, stream_seq")
+            elif table in NEWEST:
+                key, order = NEWEST[table]
+                source = f"(SELECT DISTINCT ON ({key}) {collist} FROM {stage} ORDER BY {key}, {order}) s"
             status = await conn.execute(f"INSERT INTO {table} ({collist}) SELECT {collist} FROM {source} {CONFLICT[table]}")
             inserted += int(status.rsplit(" ", 1)[-1])
     return inserted

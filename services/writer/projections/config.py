@@ -1,4 +1,5 @@
-"""configuration_snapshots and configuration_change_events: one row each per ConfigChanged.
+"""configuration_snapshots and configuration_change_events: one row each per ConfigChanged;
+config_current: the latest version of each file.
 
 Row ids are derived from the event id (uuid5), so a redelivered event makes no second row.
 What has no column of its own goes into the JSONB columns: ``parsed_data`` holds the parsed
@@ -6,20 +7,34 @@ data with the parse error, redactions and file metadata; ``changes_summary`` hol
 structured and unified diffs, the risk rule, the actions and the watch mode. A DELETE's
 snapshot has an empty ``content_hash`` (there is no content) and the deleted version in
 ``previous_hash``.
+
+``config_current`` keeps one row per (device, path), replaced only by a later change (by time,
+then event id), so an older or redelivered event never overwrites a newer one. A MOVE also marks
+its old path DELETE: the watcher emits no DELETE of its own for a moved file.
 """
 
 from __future__ import annotations
 
 import uuid
 
-from schema.models import ConfigurationChangeEvent, ConfigurationSnapshot
+from schema.models import ConfigCurrent, ConfigurationChangeEvent, ConfigurationSnapshot
 from services.writer.registry import ProjectionError, TableRows, projector, table
 from shared.config_events import ConfigChanged
+from shared.policy_events import path_key
 
 ROW_NS = uuid.UUID("0f7e4d52-8b1a-4c3e-9d6f-2a5b7c9e1d40")
 
 table(ConfigurationSnapshot)
 table(ConfigurationChangeEvent)
+
+_CURRENT_SET = ", ".join(f"{c} = EXCLUDED.{c}" for c in ConfigCurrent.__table__.columns.keys()
+                         if c not in ("device_id", "path_key"))
+table(
+    ConfigCurrent,
+    f"ON CONFLICT (device_id, path_key) DO UPDATE SET {_CURRENT_SET} "
+    "WHERE (config_current.time, config_current.event_id) < (EXCLUDED.time, EXCLUDED.event_id)",
+    newest=("device_id, path_key", "time DESC, event_id DESC"),
+)
 
 
 def row_ids(event_id: uuid.UUID) -> tuple[uuid.UUID, uuid.UUID]:
@@ -63,7 +78,16 @@ def config_changed(ev: ConfigChanged, seq: int) -> TableRows:
     affected = imp.affected_services if imp else []
     restart = imp.requires_restart if imp else False
     latency = None if ev.detection_latency_ms is None else round(ev.detection_latency_ms)
+    current = [{
+        "device_id": ev.device_id, "path_key": path_key(ev.path), "file_path": ev.path,
+        "config_type": ev.config_type, "time": ev.occurred_at, "snapshot_id": snapshot_id, "event_id": ev.event_id,
+        "change_type": ev.change_type, "content_hash": ev.sha256 or "", "parsed": ev.parsed,
+    }]
+    if ev.change_type == "MOVE" and ev.old_path and ev.old_path != ev.path:
+        current.append({**current[0], "path_key": path_key(ev.old_path), "file_path": ev.old_path,
+                        "change_type": "DELETE", "content_hash": "", "parsed": None})
     return {
+        "config_current": current,
         "configuration_snapshots": [{
             "id": snapshot_id, "time": ev.occurred_at, "device_id": ev.device_id, "event_id": ev.event_id,
             "config_type": ev.config_type, "file_path": ev.path, "content_hash": ev.sha256 or "",
