@@ -42,7 +42,8 @@ def _service_command(name: str, module: str, doc: str) -> None:
 
 
 for _name, _doc in (("collector", "Run the collector service."), ("watcher", "Run the watcher service."),
-                    ("writer", "Run the writer service.")):
+                    ("writer", "Run the writer service."),
+                    ("policy", "Run the configuration policy evaluator service.")):
     _service_command(_name, f"services.{_name}.service", _doc)
 
 

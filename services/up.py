@@ -34,8 +34,8 @@ from shared.settings import Settings, api_bind_problem, redact_url
 
 log = logging.getLogger("infrawatch.up")
 
-SERVICES = ("writer", "collector", "watcher", "alerts", "api")
-DB_ROLE = {"writer": "writer", "api": "api"}  # the other services use no database
+SERVICES = ("writer", "collector", "watcher", "alerts", "policy", "api")
+DB_ROLE = {"writer": "writer", "policy": "writer", "api": "api"}  # the other services use no database
 CREDENTIALS = Path("secrets") / "credentials.json"
 
 

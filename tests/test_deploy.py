@@ -68,7 +68,7 @@ async def test_grafana_queries_run_against_the_schema_as_the_read_only_role(data
         await conn.close()
 
 
-SERVICE_UNITS = ("collector", "watcher", "writer", "api", "alerts")
+SERVICE_UNITS = ("collector", "watcher", "writer", "api", "alerts", "policy")
 
 
 def _unit(name: str) -> dict[str, list[str]]:
@@ -138,9 +138,10 @@ def test_compose_publishes_the_api_over_tls_only_and_grafana_on_loopback_with_a_
         for port in svc.get("ports", []):
             assert str(port).startswith("127.0.0.1:") or (name, port) == ("api", "8443:8443"), (name, port)
     # each service gets its own NATS user, and those with a database their own role
-    for name in ("writer", "collector", "watcher", "api", "alerts"):
+    for name in ("writer", "collector", "watcher", "api", "alerts", "policy"):
         assert services[name]["environment"]["INFRAWATCH_NATS_USER"] == name
     assert "infrawatch_writer:" in services["writer"]["environment"]["INFRAWATCH_DATABASE_URL"]
+    assert "infrawatch_writer:" in services["policy"]["environment"]["INFRAWATCH_DATABASE_URL"]
     assert "infrawatch_api:" in services["api"]["environment"]["INFRAWATCH_DATABASE_URL"]
     assert "INFRAWATCH_DATABASE_URL" not in (DEPLOY / "infrawatch.env.example").read_text()
     assert "volumes" not in services["api"]  # no SSH key in the API's container

@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 
 PG_SYSTEM_USER = "infrawatch-pg"
 ACCOUNTS_CONF = Path(__file__).resolve().parents[2] / "deploy" / "nats" / "accounts.conf"
-NATS_USERS = ("system", "admin", "collector", "watcher", "writer", "api", "alerts")
+NATS_USERS = ("system", "admin", "collector", "watcher", "writer", "api", "alerts", "policy")
 
 
 class ServerError(RuntimeError):

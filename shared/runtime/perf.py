@@ -21,7 +21,7 @@ from shared.settings import Settings
 
 log = logging.getLogger(__name__)
 
-DEFAULT_METRICS_PORTS = {"collector": 9101, "watcher": 9102, "writer": 9103, "alerts": 9104}
+DEFAULT_METRICS_PORTS = {"collector": 9101, "watcher": 9102, "writer": 9103, "alerts": 9104, "policy": 9105}
 COUNTERS = ("ssh_connections_created", "ssh_connections_reused", "ssh_commands_executed", "cache_evictions",
             "data_collected_bytes", "database_writes")
 
