@@ -1,17 +1,21 @@
 """``docker_compose``: docker compose files, redacted by their YAML structure.
 
-Parsed: services, images, ports, volumes, networks, environment KEYS (never values), depends_on.
-Both the short (string) and long (mapping) syntaxes are normalised, and the legacy version-1
+Parsed: services, images, ports (also as structured ``port_bindings``), volumes, networks,
+environment KEYS (never values), the names of environment variables that look like secrets and
+hold a literal value in the file (``environment_literal_secrets``), depends_on. Both the short (string) and long (mapping) syntaxes are normalised, and the legacy version-1
 format (services at the top level, no ``services:`` key) is read too."""
 
 from __future__ import annotations
 
 from typing import Any
 
+import re
+
 import yaml
 
 from services.watcher.configtypes.base import ConfigType, Effects, Risk
 from services.watcher.redaction import yaml_doc
+from services.watcher.redaction.common import MASK, kept
 from shared.config_events import ChangeType, DiffSummary
 from shared.errors import ParseError
 
@@ -43,6 +47,56 @@ def _env_keys(value: Any) -> list[str]:
     if isinstance(value, list):
         return sorted(str(v).split("=", 1)[0] for v in value)
     return []
+
+
+# A variable whose name ends in one of these words names a secret; ``*_FILE`` (a path to one) does not.
+SECRET_NAME = re.compile(
+    r"(?:^|_)(?:PASSWORD|PASSWD|PASS|SECRET|SECRET_KEY|SECRET_KEY_BASE|TOKEN|API_?KEY|PRIVATE_?KEY|"
+    r"ACCESS_?KEY|AUTH_?KEY|ENCRYPTION_?KEY|MASTER_?KEY|SALT|CREDENTIALS?)$", re.IGNORECASE)
+
+
+def _env_items(value: Any) -> list[tuple[str, str | None]]:
+    """(name, value) of each variable; None when the file gives no value (taken from the shell)."""
+    if isinstance(value, dict):
+        return [(str(k), None if v is None else str(v)) for k, v in value.items()]
+    if isinstance(value, list):
+        return [(k, v if sep else None) for k, sep, v in (str(e).partition("=") for e in value)]
+    return []
+
+
+def _literal_secrets(value: Any) -> list[str]:
+    """Names of the variables that look like secrets (``SECRET_NAME``) and whose value is written
+    in the file: not empty, not a yes/no switch, not only a ``${VAR}``/``$VAR`` reference (what
+    redaction keeps, ``redaction.common.kept``); a value redaction masked was such a literal."""
+    return sorted({k for k, v in _env_items(value)
+                   if SECRET_NAME.search(k) and v is not None and (v.strip() == MASK or not kept(v))})
+
+
+_INTERPOLATION = re.compile(r"\$\{[^}]*\}")
+
+
+def _port_binding(p: Any) -> dict[str, Any]:
+    """One published port as {host_ip, host_port, container_port, protocol} (strings; None when unset)."""
+    if isinstance(p, dict):
+        published = p.get("published")
+        return {"host_ip": str(p["host_ip"]) if p.get("host_ip") else None,
+                "host_port": None if published in (None, "") else str(published),
+                "container_port": str(p.get("target")), "protocol": str(p.get("protocol") or "tcp")}
+    # [HOST_IP:][HOST_PORT:]CONTAINER_PORT[/PROTOCOL]; a ${VAR:-x} may hold colons: split around them
+    text = str(p)
+    held = _INTERPOLATION.findall(text)
+    masked = _INTERPOLATION.sub("\0", text)
+
+    def back(part: str) -> str:
+        while "\0" in part:
+            part = part.replace("\0", held.pop(0), 1)
+        return part
+
+    masked, _, proto = masked.partition("/")
+    parts = [back(x) for x in masked.rsplit(":", 2)]  # [::1]:8080:80 splits after the address too
+    return {"host_ip": parts[0].strip("[]") or None if len(parts) == 3 else None,
+            "host_port": parts[-2] or None if len(parts) >= 2 else None,
+            "container_port": parts[-1], "protocol": back(proto) or "tcp"}
 
 
 def _port(p: Any) -> str:
@@ -104,9 +158,11 @@ def parse(text: str, path: str = "docker-compose.yml") -> dict[str, Any]:
             "build": build.get("context") if isinstance(build, dict) else build,
             "container_name": svc.get("container_name"),
             "ports": [_port(p) for p in svc.get("ports") or []],
+            "port_bindings": [_port_binding(p) for p in svc.get("ports") or []],
             "volumes": [_volume(v) for v in svc.get("volumes") or []],
             "networks": _names(svc.get("networks")),
             "environment": _env_keys(svc.get("environment")),
+            "environment_literal_secrets": _literal_secrets(svc.get("environment")),
             "env_file": _list(svc.get("env_file")),
             "depends_on": _names(svc.get("depends_on")),
             "restart": svc.get("restart"),

@@ -3,7 +3,9 @@
 Parsed via crossplane. A file is parsed on its own (includes are listed, not followed) and
 without context checks, so a SWAG snippet that holds only ``location`` blocks parses too.
 ``set $upstream_app ...`` variables are substituted into ``proxy_pass`` so that SWAG confs name
-their containers. Redacted by directive (``redaction/nginx_conf.py``); a change reloads nginx.
+their containers. Each server and location also carries the settings in effect there, as nginx
+inherits them from the enclosing blocks of this file (``add_header`` and ``proxy_set_header``
+header names, ``ssl_certificate``, ``autoindex``); what an include sets is not known. Redacted by directive (``redaction/nginx_conf.py``); a change reloads nginx.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import os
 import re
 import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import crossplane
@@ -50,7 +53,33 @@ def _host(url: str) -> str | None:
     return m.group(1) if m and m.group(1) else None
 
 
-def _locations(block: list[dict[str, Any]], variables: dict[str, str]) -> dict[str, dict[str, Any]]:
+def _header_names(block: list[dict[str, Any]], directive: str) -> list[str] | None:
+    """Lower-cased header names a block sets with ``directive``, or None when it sets none."""
+    names = sorted({x["args"][0].lower() for x in block if x["directive"] == directive and x["args"]})
+    return names or None
+
+
+@dataclass(frozen=True)
+class _Inherited:
+    """Settings in effect at one level of the file, as nginx inherits them into inner blocks:
+    ``add_header``/``proxy_set_header``/``ssl_certificate`` only when the inner block sets none."""
+
+    add_header: list[str]
+    proxy_set_header: list[str]
+    ssl_certificate: bool = False
+    autoindex: bool = False
+
+    def within(self, block: list[dict[str, Any]]) -> _Inherited:
+        auto = [x["args"][0].lower() for x in block if x["directive"] == "autoindex" and x["args"]]
+        return _Inherited(
+            add_header=_header_names(block, "add_header") or self.add_header,
+            proxy_set_header=_header_names(block, "proxy_set_header") or self.proxy_set_header,
+            ssl_certificate=self.ssl_certificate or any(x["directive"] == "ssl_certificate" for x in block),
+            autoindex=auto[-1] == "on" if auto else self.autoindex,
+        )
+
+
+def _locations(block: list[dict[str, Any]], variables: dict[str, str], outer: _Inherited) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     for d in block:
         if d["directive"] != "location":
@@ -58,13 +87,16 @@ def _locations(block: list[dict[str, Any]], variables: dict[str, str]) -> dict[s
         local = dict(variables)
         local.update(_sets(d.get("block", [])))
         key = " ".join(d["args"])
+        inner = outer.within(d.get("block", []))
         proxy = [" ".join(x["args"]) for x in d.get("block", []) if x["directive"] == "proxy_pass"]
         out[key] = {
             "proxy_pass": proxy[0] if proxy else None,
             "upstream": _resolve(proxy[0], local) if proxy else None,
             "includes": [" ".join(x["args"]) for x in d.get("block", []) if x["directive"] == "include"],
+            "proxy_set_header": inner.proxy_set_header,
+            "autoindex": inner.autoindex,
         }
-        nested = _locations(d.get("block", []), local)
+        nested = _locations(d.get("block", []), local, inner)
         for k, v in nested.items():
             out[f"{key} > {k}"] = v
     return out
@@ -74,6 +106,15 @@ def _sets(block: list[dict[str, Any]]) -> dict[str, str]:
     return {d["args"][0].lstrip("$"): d["args"][1] for d in block if d["directive"] == "set" and len(d["args"]) >= 2}
 
 
+def _server_blocks(block: list[dict[str, Any]], outer: _Inherited) -> Iterator[tuple[dict[str, Any], _Inherited]]:
+    """Each ``server { }`` block with the settings it inherits from its enclosing blocks."""
+    here = outer.within(block)
+    for d in block:
+        if d["directive"] == "server" and "block" in d:
+            yield d, here
+        yield from _server_blocks(d.get("block", []), here)
+
+
 def _walk(block: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
     for d in block:
         yield d
@@ -81,16 +122,17 @@ def _walk(block: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
 
 
 def parse(text: str, path: str = "nginx.conf") -> dict[str, Any]:
-    """Servers (names, listen, locations, proxy_pass), upstreams and includes of one file."""
+    """Servers (names, listen, locations, proxy_pass, inherited settings), upstreams and includes of one file."""
     tree = _crossplane(text)
+    root = _Inherited(add_header=[], proxy_set_header=[])
     servers: dict[str, dict[str, Any]] = {}
-    for d in _walk(tree):
-        if d["directive"] != "server" or "block" not in d:
-            continue
+    for d, outer in _server_blocks(tree, root):
         block = d["block"]
         names = [a for x in block if x["directive"] == "server_name" for a in x["args"]]
         listen = [" ".join(x["args"]) for x in block if x["directive"] == "listen"]
         variables = _sets(block)
+        here = outer.within(block)
+        locations = _locations(block, variables, here)
         key = names[0] if names else "_"
         while key in servers:
             key += "'"
@@ -98,10 +140,13 @@ def parse(text: str, path: str = "nginx.conf") -> dict[str, Any]:
             "server_names": names,
             "listen": listen,
             "ssl": any("ssl" in x.split() for x in listen) or any(x["directive"] == "ssl_certificate" for x in block),
-            "locations": _locations(block, variables),
+            "locations": locations,
             "includes": [" ".join(x["args"]) for x in block if x["directive"] == "include"],
+            "ssl_certificate": here.ssl_certificate,
+            "add_header": here.add_header,
+            "autoindex": here.autoindex or any(loc["autoindex"] for loc in locations.values()),
         }
-    top_locations = _locations([d for d in tree if d["directive"] == "location"], _sets(tree))
+    top_locations = _locations([d for d in tree if d["directive"] == "location"], _sets(tree), root.within(tree))
     upstreams = {
         " ".join(d["args"]): [x["args"][0] for x in d.get("block", []) if x["directive"] == "server" and x["args"]]
         for d in _walk(tree) if d["directive"] == "upstream"
