@@ -7,9 +7,8 @@ format (services at the top level, no ``services:`` key) is read too."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import re
+from typing import Any
 
 import yaml
 

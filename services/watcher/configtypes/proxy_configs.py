@@ -132,7 +132,7 @@ def parse(text: str, path: str = "nginx.conf") -> dict[str, Any]:
         listen = [" ".join(x["args"]) for x in block if x["directive"] == "listen"]
         variables = _sets(block)
         here = outer.within(block)
-        locations = _locations(block, variables, here)
+        locs = _locations(block, variables, here)
         key = names[0] if names else "_"
         while key in servers:
             key += "'"
@@ -140,11 +140,11 @@ def parse(text: str, path: str = "nginx.conf") -> dict[str, Any]:
             "server_names": names,
             "listen": listen,
             "ssl": any("ssl" in x.split() for x in listen) or any(x["directive"] == "ssl_certificate" for x in block),
-            "locations": locations,
+            "locations": locs,
             "includes": [" ".join(x["args"]) for x in block if x["directive"] == "include"],
             "ssl_certificate": here.ssl_certificate,
             "add_header": here.add_header,
-            "autoindex": here.autoindex or any(loc["autoindex"] for loc in locations.values()),
+            "autoindex": here.autoindex or any(loc["autoindex"] for loc in locs.values()),
         }
     top_locations = _locations([d for d in tree if d["directive"] == "location"], _sets(tree), root.within(tree))
     upstreams = {
