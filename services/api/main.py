@@ -23,7 +23,7 @@ from services.api.limits import BodyLimit
 from services.api.queries import has_timescaledb
 from services.api.reads import Reader
 from services.api.refresh import Refresher
-from services.api.routes import ROUTERS, dashboard, rules
+from services.api.routes import ROUTERS, dashboard, policies, rules
 from services.api.settings import ApiSettings
 from shared.names import Names
 from shared.runtime.bootstrap import ensure
@@ -105,6 +105,7 @@ def create_app(settings: Settings) -> FastAPI:
     for router in ROUTERS:
         app.include_router(router)
     app.include_router(rules.router)
+    app.include_router(policies.router)
     dashboard.install(app)
     return app
 
