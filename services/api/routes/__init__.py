@@ -12,6 +12,7 @@ from services.api.routes import (
     data,
     devices,
     drives,
+    fleet,
     health,
     inventory,
     keys,
@@ -25,5 +26,5 @@ from services.api.routes import (
 ROUTERS = [
     health.router, devices.router, metrics.router, data.router, collected.router, containers.router, drives.router,
     inventory.router, timeline.router, changes.router, stream.router, config.router, watch.router, audit.router,
-    cache.router, keys.router, prometheus.router, alerts.router,
+    cache.router, keys.router, prometheus.router, alerts.router, fleet.router,
 ]
