@@ -31,7 +31,7 @@ TIMESCALEDB_SKIPPED = "TimescaleDB runs skipped"
 # needing TimescaleDB (the ``timescaledb`` fixture, tests/test_timescaledb*.py) on TimescaleDB only.
 BOTH_BACKENDS = (
     "test_migrations.py", "writer/", "api/test_collected_reads.py", "api/test_metrics.py", "api/test_timeline.py",
-    "api/test_audit.py", "api/test_config.py",
+    "api/test_audit.py", "api/test_config.py", "policy/test_pack.py",
 )
 TESTS = Path(__file__).parent
 

@@ -66,7 +66,8 @@ def _env_items(value: Any) -> list[tuple[str, str | None]]:
 def _literal_secrets(value: Any) -> list[str]:
     """Names of the variables that look like secrets (``SECRET_NAME``) and whose value is written
     in the file: not empty, not a yes/no switch, not only a ``${VAR}``/``$VAR`` reference (what
-    redaction keeps, ``redaction.common.kept``); a value redaction masked was such a literal."""
+    redaction keeps, ``redaction.common.kept``). A value redaction masked was such a literal, and so
+    is the default of ``${VAR:-default}``, which redaction masks too."""
     return sorted({k for k, v in _env_items(value)
                    if SECRET_NAME.search(k) and v is not None and (v.strip() == MASK or not kept(v))})
 
