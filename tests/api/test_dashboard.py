@@ -70,6 +70,17 @@ async def _seed(database_url: str, device_id: uuid.UUID, now: datetime) -> None:
         await conn.close()
 
 
+async def open_page(pw, chromium: str):
+    """A browser and its page; ``errors`` collects the page's uncaught errors and Content Security Policy refusals."""
+    browser = await pw.chromium.launch(executable_path=chromium, args=ARGS, headless=True)
+    page = await browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.set_default_timeout(WAIT_MS)
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(f"page error: {exc}"))
+    page.on("console", lambda m: errors.append(m.text) if "Content Security Policy" in m.text else None)
+    return browser, page, errors
+
+
 async def test_dashboard(live, keys, settings, chromium):
     from playwright.async_api import async_playwright, expect
 
@@ -87,14 +98,8 @@ async def test_dashboard(live, keys, settings, chromium):
                            temperature=35 + i) for i in range(4)))
 
     async with async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=chromium, args=ARGS, headless=True)
+        browser, page, errors = await open_page(pw, chromium)
         try:
-            page = await browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.set_default_timeout(WAIT_MS)
-            errors: list[str] = []
-            page.on("pageerror", lambda exc: errors.append(f"page error: {exc}"))
-            page.on("console", lambda m: errors.append(m.text) if "Content Security Policy" in m.text else None)
-
             await page.goto(base + "/")
             await expect(page).to_have_url(base + "/dashboard/")
             await page.fill("#key", "not-a-key")

@@ -7,6 +7,7 @@ import { KEY, api, dev, headers, whenRefused } from "./api.js";
 import { CUSTOM } from "./cards.js";
 import { RANGES, loadMetrics } from "./charts.js";
 import { $, badge, body, card, fmtTime, h, list, state } from "./dom.js";
+import { openFleet } from "./fleet.js";
 import { loadData, loadGeneric, renderData } from "./generic.js";
 import { loadTimeline } from "./timeline.js";
 
@@ -93,6 +94,7 @@ function renderDevices() {
 // ---- one device ----------------------------------------------------------------------------------------------
 
 function route() {
+  if (location.hash === "#/fleet") { openDevice(null); openFleet(); return; }
   const m = location.hash.match(/^#\/device\/(.+)$/);
   const name = m ? decodeURIComponent(m[1]) : null;
   if (name !== state.device || !$("#device-view")) openDevice(name);
