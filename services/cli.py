@@ -12,12 +12,14 @@ import typer
 
 from services.cli_alerts import alerts_app
 from services.cli_common import cli_settings, fail, load_settings, run_service, with_js
+from services.cli_config import config_app
 from services.cli_devices import apikey_app, device_app
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 app.add_typer(device_app, name="device")
 app.add_typer(apikey_app, name="apikey")
 app.add_typer(alerts_app, name="alerts")
+app.add_typer(config_app, name="config")
 
 
 @app.command()
