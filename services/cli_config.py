@@ -87,8 +87,9 @@ def search(
 @config_app.command("compare")
 def compare(
     path: Annotated[str, typer.Argument(help="the file's path")],
-    devices: Annotated[str | None, typer.Option(help="devices, comma-separated; the first is the reference")] = None,
-    against: Annotated[str | None, typer.Option(help="a baseline instead: <device>@<time>")] = None,
+    devices: Annotated[str | None, typer.Option(
+        help="devices, comma-separated, the first is the reference; <device>:<path> for a file at another path")] = None,
+    against: Annotated[str | None, typer.Option(help="a baseline instead: <device>[:<path>]@<time>")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="the API's answer as JSON")] = False,
 ) -> None:
     """One file across devices: the structured differences and the unified diff against the reference."""

@@ -29,6 +29,7 @@ class FileVersion(BaseModel):
 
     device_id: uuid.UUID
     device: str | None
+    path: str
     missing: bool
     snapshot_id: uuid.UUID | None = None
     time: datetime | None = None
@@ -66,7 +67,6 @@ class Comparison(BaseModel):
 
 
 class CompareResult(BaseModel):
-    path: str
     reference: FileVersion
     comparisons: list[Comparison]
 

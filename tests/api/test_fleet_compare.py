@@ -8,6 +8,7 @@ from tests.api.conftest import auth
 from tests.api.fleet_fixtures import COMPOSE, NGINX, T0, change, compose, nginx, register, store
 
 GONE = "/srv/gone/docker-compose.yml"
+ELSEWHERE = "/opt/app@1/docker-compose.yml"
 
 
 @pytest_asyncio.fixture
@@ -25,6 +26,7 @@ async def fleet(client, keys, settings) -> dict[str, dict]:
         change(w1, 1, GONE, compose("a:1"), "CREATE"),
         change(w2, 1, GONE, compose("b:1"), "CREATE"),
         change(w2, 3, GONE, None, "DELETE"),
+        change(w3, 2, ELSEWHERE, compose("nginx:1.25.1"), "CREATE"),
     )
     return devs
 
@@ -82,6 +84,19 @@ async def test_compare_against_a_past_version(client, keys, fleet):
     assert res["reference"]["missing"] is True
 
 
+async def test_compare_files_at_other_paths(client, keys, fleet):
+    res = await _get(client, keys, "/config/compare", path=COMPOSE, devices=f"web-1,web-3:{ELSEWHERE},web-3")
+    assert res["reference"]["path"] == COMPOSE
+    elsewhere, same_path = res["comparisons"]
+    assert (elsewhere["version"]["path"], elsewhere["identical"]) == (ELSEWHERE, True)
+    assert (same_path["version"]["path"], same_path["identical"]) == (COMPOSE, False)
+    res = await _get(client, keys, "/config/compare", path=COMPOSE, devices="web-3",
+                     against=f"web-3:{ELSEWHERE}@{T0.replace(minute=3).isoformat()}")
+    assert res["reference"]["path"] == ELSEWHERE and not res["reference"]["missing"]
+    assert any(c["path"] == "services.web.privileged" for c in res["comparisons"][0]["structured"])
+    await _get(client, keys, "/config/compare", 422, devices=f"web-1:{COMPOSE},web-2")  # web-2: which file?
+
+
 async def test_compare_errors(client, keys, fleet):
     await _get(client, keys, "/config/compare", 422, path=COMPOSE, devices="web-1")
     await _get(client, keys, "/config/compare", 422, path=COMPOSE)
@@ -95,9 +110,7 @@ async def test_compare_errors(client, keys, fleet):
 async def test_drift_groups_devices_by_content(client, keys, fleet):
     page = await _get(client, keys, "/config/drift")
     paths = [(p["path"], p["drifted"]) for p in page["items"]]
-    assert paths == [(NGINX, True), (COMPOSE, True), (GONE, False)] or paths == [
-        (COMPOSE, True), (NGINX, True), (GONE, False)]
-    assert [p for p, _ in paths[:2]] == sorted([COMPOSE, NGINX])
+    assert paths == [(NGINX, True), (COMPOSE, True), (ELSEWHERE, False), (GONE, False)]
     compose_drift = next(p for p in page["items"] if p["path"] == COMPOSE)
     assert compose_drift["devices_total"] == 3 and compose_drift["config_type"] == "docker_compose"
     assert [[d["name"] for d in g["devices"]] for g in compose_drift["groups"]] == [["web-1", "web-2"], ["web-3"]]
@@ -109,6 +122,6 @@ async def test_drift_groups_devices_by_content(client, keys, fleet):
     page = await _get(client, keys, "/config/drift", path="/etc/*", page_size=1)
     assert [p["path"] for p in page["items"]] == [NGINX] and page["total_count"] == 1
     second = await _get(client, keys, "/config/drift", page_size=1, page=2)
-    assert second["total_count"] == 3 and len(second["items"]) == 1
+    assert second["total_count"] == 4 and [p["path"] for p in second["items"]] == [COMPOSE]
     await _get(client, keys, "/config/drift", 404, device="ghost")
     await _get(client, keys, "/config/drift", 422, type="no such")

@@ -189,19 +189,19 @@ async def _version(session: AsyncSession, device_id: uuid.UUID, path: str, at: d
     return None if snap is None or snap.change_type == DELETED else snap
 
 
-def _file_version(registry: DeviceRegistry, device_id: uuid.UUID, snap: Snap | None) -> FileVersion:
+def _file_version(registry: DeviceRegistry, device_id: uuid.UUID, path: str, snap: Snap | None) -> FileVersion:
+    name = _name(registry, device_id)
     if snap is None:
-        return FileVersion(device_id=device_id, device=_name(registry, device_id), missing=True)
-    return FileVersion(device_id=device_id, device=_name(registry, device_id), missing=False, snapshot_id=snap.id,
+        return FileVersion(device_id=device_id, device=name, path=path, missing=True)
+    return FileVersion(device_id=device_id, device=name, path=path, missing=False, snapshot_id=snap.id,
                        time=snap.time, config_type=snap.config_type, content_hash=snap.content_hash)
 
 
-def _label(v: FileVersion, path: str) -> str:
-    return f"{v.device or v.device_id}:{path}"
+def _label(v: FileVersion) -> str:
+    return f"{v.device or v.device_id}:{v.path}"
 
 
-async def _compare(ref: FileVersion, ref_snap: Snap | None, other: FileVersion, snap: Snap | None,
-                   path: str) -> Comparison:
+async def _compare(ref: FileVersion, ref_snap: Snap | None, other: FileVersion, snap: Snap | None) -> Comparison:
     if ref_snap is None or snap is None:
         return Comparison(version=other, identical=False, structured=[], unified_diff=None, counts=CompareCounts())
     identical = bool(snap.content_hash) and snap.content_hash == ref_snap.content_hash
@@ -212,7 +212,7 @@ async def _compare(ref: FileVersion, ref_snap: Snap | None, other: FileVersion, 
     if ref_snap.raw_content is not None and snap.raw_content is not None:
         try:
             out = [] if identical else await diffs.diff(
-                ref_snap.raw_content, snap.raw_content, fromfile=_label(ref, path), tofile=_label(other, path),
+                ref_snap.raw_content, snap.raw_content, fromfile=_label(ref), tofile=_label(other),
                 fromdate=ref_snap.time.isoformat(), todate=snap.time.isoformat(), n=3)
             body = [ln for ln in out if not ln.startswith(("---", "+++"))]
             lines = (sum(ln.startswith("+") for ln in body), sum(ln.startswith("-") for ln in body))
@@ -226,51 +226,70 @@ async def _compare(ref: FileVersion, ref_snap: Snap | None, other: FileVersion, 
     )
 
 
-def _against(registry: DeviceRegistry, value: str) -> tuple[uuid.UUID, datetime]:
-    name, sep, when = value.partition("@")
-    if not sep or not name:
-        raise unprocessable("against", "a device and a time: <device>@<RFC 3339 time>, e.g. web-1@2024-05-01T12:00:00Z")
+def _target(registry: DeviceRegistry, item: str, path: str | None, field: str) -> tuple[uuid.UUID, str]:
+    """``<device>`` (with ``path``) or ``<device>:<path>``: the device's id and the file's path."""
+    name, sep, own = item.partition(":")
+    file_path = own if sep else path
+    if not file_path or len(file_path) > 4096 or "\x00" in file_path:
+        raise unprocessable(field, f"{name}: which file? give path, or <device>:<path> (up to 4096 characters)")
+    ids = _device_ids(registry, [name], field)
+    if not ids:
+        raise unprocessable(field, "a device name or UUID before the path")
+    return ids[0], file_path
+
+
+def _against(registry: DeviceRegistry, value: str, path: str | None) -> tuple[uuid.UUID, str, datetime]:
+    target, sep, when = value.rpartition("@")
+    if not sep or not target:
+        raise unprocessable("against", "a device and a time: <device>[:<path>]@<RFC 3339 time>, "
+                                       "e.g. web-1@2024-05-01T12:00:00Z")
     try:
         at = as_utc(_at_adapter.validate_python(when))
     except (ValidationError, OverflowError):
         raise unprocessable("against", "the time after @ must be like 2024-05-01T12:00:00Z (RFC 3339)") from None
-    (device_id,) = _device_ids(registry, [name], "against")
-    return device_id, at
+    return (*_target(registry, target, path, "against"), at)
 
 
-@router.get("/config/compare", responses={**_ERRORS, 422: {"description": "no device to compare"}},
+@router.get("/config/compare", responses={**_ERRORS, 422: {"description": "no device or no file to compare"}},
             summary="Compare one file across devices")
 async def compare(
     _: ViewerKey, session: SessionDep, registry: RegistryDep,
-    path: Annotated[str, Query(min_length=1, max_length=4096, pattern=PATH_PATTERN, description="the file's path")],
-    devices: DeviceQuery = None,
-    against: Annotated[str | None, Query(
-        max_length=200, description="a baseline: <device>@<RFC 3339 time>, that device's version at that time")] = None,
+    path: Annotated[str | None, Query(
+        min_length=1, max_length=4096, pattern=PATH_PATTERN,
+        description="the file's path (on every device named without a path of its own)")] = None,
+    devices: Annotated[list[str] | None, Query(description=(
+        "devices by name or UUID, repeated or comma-separated; <device>:<path> compares that device's file "
+        "at another path"))] = None,
+    against: Annotated[str | None, Query(max_length=4200, description=(
+        "a baseline: <device>[:<path>]@<RFC 3339 time>, that device's version of the file at that time"))] = None,
 ) -> CompareResult:
     """The file's current version on each of ``devices`` against a reference: the ``against``
     baseline when given, else the first device. Each comparison has the structured differences of
     the parsed data (objects key by key, lists position by position), the unified diff of the stored
     (redacted) texts and their counts. A device without the file is reported ``missing``."""
-    ids = _device_ids(registry, devices, "devices")
+    items = [n.strip() for v in devices or [] for n in v.split(",") if n.strip()]
+    if len(items) > MAX_COMPARED + 1:
+        raise unprocessable("devices", f"at most {MAX_COMPARED} devices in one compare")
+    targets = [_target(registry, item, path, "devices") for item in items]
     if against is not None:
-        ref_id, ref_at = _against(registry, against)
-        ref_snap = await _version(session, ref_id, path, ref_at)
-        others = ids
+        ref_id, ref_path, ref_at = _against(registry, against, path)
+        ref_snap = await _version(session, ref_id, ref_path, ref_at)
+        others = targets
+    elif len(targets) < 2:
+        raise unprocessable("devices", "name two devices or more, or a baseline with against")
     else:
-        if len(ids) < 2:
-            raise unprocessable("devices", "name two devices or more, or a baseline with against")
-        ref_id, others = ids[0], ids[1:]
-        ref_snap = await _version(session, ref_id, path, None)
+        (ref_id, ref_path), others = targets[0], targets[1:]
+        ref_snap = await _version(session, ref_id, ref_path, None)
     if not others:
         raise unprocessable("devices", "name at least one device to compare with the baseline")
     if len(others) > MAX_COMPARED:
         raise unprocessable("devices", f"at most {MAX_COMPARED} devices in one compare")
-    ref = _file_version(registry, ref_id, ref_snap)
+    ref = _file_version(registry, ref_id, ref_path, ref_snap)
     comparisons = []
-    for device_id in others:
-        snap = await _version(session, device_id, path, None)
-        comparisons.append(await _compare(ref, ref_snap, _file_version(registry, device_id, snap), snap, path))
-    return CompareResult(path=path, reference=ref, comparisons=comparisons)
+    for device_id, file_path in others:
+        snap = await _version(session, device_id, file_path, None)
+        comparisons.append(await _compare(ref, ref_snap, _file_version(registry, device_id, file_path, snap), snap))
+    return CompareResult(reference=ref, comparisons=comparisons)
 
 
 @router.get("/config/drift", responses=_TIMEOUT, summary="Paths whose content differs between devices")
