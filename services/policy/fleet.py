@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections import defaultdict
 from datetime import datetime
-from typing import Any
 
 import asyncpg
 import msgspec
 
 from services.policy import store
-from services.policy.evaluate import FileVersion, PolicyResult, decide
+from services.policy.evaluate import FileVersion, decide
 from shared.policy_events import ConfigRef, Resolution
 
 log = logging.getLogger(__name__)
@@ -58,11 +56,11 @@ class Outcome(msgspec.Struct, kw_only=True):
 
 
 async def _matches(conn: asyncpg.Connection, policy_id: uuid.UUID | None,
-                   outcome: Outcome) -> tuple[dict[tuple, list[PolicyResult]], dict[uuid.UUID, str]]:
-    """Per file (device id, path key): every applicable policy's result, for the files that matter."""
+                   outcome: Outcome) -> tuple[set[tuple], dict[uuid.UUID, str]]:
+    """The files (device id, path key) some policy matches now, and the policies' JSONPaths."""
     policies = await conn.fetch("SELECT id, name, severity, message, jsonpath FROM config_policies WHERE enabled "
                                 "AND ($1::uuid IS NULL OR id = $1)", policy_id)
-    by_file: dict[tuple, list[PolicyResult]] = defaultdict(list)
+    files: set[tuple] = set()
     for p in policies:
         try:
             async with conn.transaction():
@@ -71,11 +69,8 @@ async def _matches(conn: asyncpg.Connection, policy_id: uuid.UUID | None,
             log.warning("policy %s cannot be evaluated over the fleet: %s: %s", p["name"], type(exc).__name__, exc)
             outcome.failed_policies.append(p["name"])
             continue
-        for r in rows:
-            by_file[(r["device_id"], r["path_key"])].append(PolicyResult(
-                policy_id=p["id"], name=p["name"], severity=p["severity"], message=p["message"],
-                found=store._loads(r["found"]) or []))
-    return by_file, {p["id"]: p["jsonpath"] for p in policies}
+        files.update((r["device_id"], r["path_key"]) for r in rows)
+    return files, {p["id"]: p["jsonpath"] for p in policies}
 
 
 async def introducer(conn: asyncpg.Connection, device_id: uuid.UUID, path: str, jsonpath: str,
@@ -97,19 +92,18 @@ async def evaluate(pool: asyncpg.Pool, instance: str, now: datetime, policy_id: 
     outcome = Outcome()
     changed: list[uuid.UUID] = []
     async with pool.acquire() as conn:
-        by_file, paths = await _matches(conn, policy_id, outcome)
-        keys = set(by_file) | {(r["device_id"], r["path_key"]) for r in await conn.fetch(_OPEN_FILES)}
+        matched, paths = await _matches(conn, policy_id, outcome)
+        keys = matched | {(r["device_id"], r["path_key"]) for r in await conn.fetch(_OPEN_FILES)}
         for device_id, key in sorted(keys, key=str):
             outcome.files += 1
-            changed += await _one_file(conn, device_id, key, by_file.get((device_id, key), []), paths, policy_id,
-                                       instance, now, outcome)
+            changed += await _one_file(conn, device_id, key, paths, policy_id, instance, now, outcome)
         outcome.open = await conn.fetchval("SELECT count(*) FROM config_violations WHERE state = 'open'")
     return outcome, changed
 
 
-async def _one_file(conn: asyncpg.Connection, device_id: uuid.UUID, key: uuid.UUID, results: list[PolicyResult],
-                    paths: dict[uuid.UUID, str], only: uuid.UUID | None, instance: str, now: datetime,
-                    outcome: Outcome) -> list[uuid.UUID]:
+async def _one_file(conn: asyncpg.Connection, device_id: uuid.UUID, key: uuid.UUID, paths: dict[uuid.UUID, str],
+                    only: uuid.UUID | None, instance: str, now: datetime, outcome: Outcome) -> list[uuid.UUID]:
+    """Decide one file from its current version, read and evaluated under its lock."""
     cur = await conn.fetchrow(_CURRENT, device_id, key)
     if cur is None:
         return []  # violations of a file the writer has not recorded yet: its event decides them
@@ -125,6 +119,10 @@ async def _one_file(conn: asyncpg.Connection, device_id: uuid.UUID, key: uuid.UU
         v = FileVersion(device_id=device_id, device=cur["device"], config_type=cur["config_type"],
                         path=cur["file_path"], ref=ref, operation_id=uuid.uuid4())
         gone: Resolution | None = "deleted" if cur["change_type"] == "DELETE" else None
+        parsed = store._loads(cur["parsed"])
+        results = [] if gone or parsed is None else await store.results(conn, cur["config_type"], device_id, parsed)
+        if gone is None and parsed is None:
+            return []  # the current version did not parse: it decides nothing
         open_ = await store.open_violations(conn, device_id, cur["file_path"])
         plan = decide(v, results, open_, now, instance, gone=gone, only=only, cleared="policy")
         opened = []
@@ -132,8 +130,7 @@ async def _one_file(conn: asyncpg.Connection, device_id: uuid.UUID, key: uuid.UU
             intro = await introducer(conn, device_id, cur["file_path"], paths[ev.policy_id], ref)
             opened.append(msgspec.structs.replace(ev, introduced_by=intro, since=intro.time))
         plan.opened = opened
-        messages: dict[uuid.UUID, Any] = {r.policy_id: r.message for r in results}
-        changed = await store.apply(conn, v, plan, messages, now)
+        changed = await store.apply(conn, v, plan, {r.policy_id: r.message for r in results}, now)
     outcome.opened += len(plan.opened)
     outcome.resolved += len(plan.resolved)
     return changed

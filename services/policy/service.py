@@ -128,10 +128,10 @@ class PolicyEvaluator:
             rows = await store.unpublished(conn, ids)
             for row in rows:
                 ev = store.event_of(row, self.settings.instance)
-                await publish_event(self.js, self.names.alert(row["device"] or str(row["device_id"]),
-                                                               row["policy_name"]), ev)
-                log.info("%s", ev.message)
-                self.perf.add(f"violations_{ev.state}")
+                ack = await publish_event(self.js, self.names.alert(row["device"] or str(row["device_id"]),
+                                                                     row["policy_name"]), ev)
+                if not ack.duplicate:  # another instance's sweep may have published it first
+                    log.info("%s", ev.message)
                 await store.mark_published(conn, row["id"], row["updated_at"])
         for row in rows:
             if row["id"] not in self._notifying:
@@ -197,6 +197,11 @@ class PolicyEvaluator:
             if vid not in self._notifying:
                 self._notifying.add(vid)
                 await self._notify(vid)
+
+    async def gauges(self) -> None:
+        async with self.pool.acquire() as conn:
+            n = await conn.fetchval("SELECT count(*) FROM config_violations WHERE state = 'open'")
+        self.perf.gauge("open_violations", float(n), "configuration policy violations open")
 
     # --- the fleet -----------------------------------------------------------------------------
 
@@ -271,7 +276,7 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
 
             tasks = [asyncio.create_task(consume(), name="policy-consume"),
                      asyncio.create_task(ev.background(stop), name="policy-background"),
-                     asyncio.create_task(publish_loop(js, s, ev.perf, stop), name="policy-perf")]
+                     asyncio.create_task(publish_loop(js, s, ev.perf, stop, ev.gauges), name="policy-perf")]
             serve_metrics(ev.perf, s)
             log.info("policy evaluator running")
             await stop.wait()
