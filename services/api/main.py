@@ -14,7 +14,7 @@ import uvicorn
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 
-from services.api import errors
+from services.api import errors, policy_seed
 from services.api.audit import Auditor
 from services.api.cache import CacheMirror
 from services.api.hot import CachedReads
@@ -53,7 +53,7 @@ def create_app(settings: Settings) -> FastAPI:
         # prepared statements): the pool holds as many as the API serves concurrently.
         engine = create_async_engine(s.sqlalchemy_url, pool_pre_ping=True, pool_size=s.api_db_pool_size,
                                      max_overflow=s.api_db_pool_size // 2)
-        registry = cache = refresher = auditor = perf_task = perf_stop = None
+        registry = cache = refresher = auditor = perf_task = perf_stop = seeding = None
         try:
             js = nc.jetstream()
             await ensure(js, s)
@@ -77,10 +77,13 @@ def create_app(settings: Settings) -> FastAPI:
                 principals=PrincipalCache(s.api_key_cache_s),
                 timescaledb=await has_timescaledb(engine), perf=perf,
             )
+            seeding = await policy_seed.start(engine, policy_seed.default_pack())
             log.info("api ready: %d devices, %d cached values, time buckets by %s", len(registry.by_id),
                      len(cache.entries), {True: "time_bucket", False: "date_bin"}.get(app.state.timescaledb, "?"))
             yield
         finally:
+            if seeding is not None:
+                seeding.cancel()
             if perf_task is not None and perf_stop is not None:
                 perf_stop.set()
                 await asyncio.gather(perf_task, return_exceptions=True)

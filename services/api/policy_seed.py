@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 
 NAMESPACE = uuid.UUID("6f1d8a52-3c4b-5e07-9a1f-2b8c4d6e0f13")  # of the built-in policies' ids
 RETRY_S = 10.0
-FIRST_TRY_S = 10.0
+FIRST_TRY_S = 5.0
 
 
 def policy_id(name: str) -> uuid.UUID:

@@ -13,9 +13,11 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from services.api import policy_seed
 from services.api.routes import policies
+from services.api.schemas_policies import PolicyCreate
+from services.policy.pack import PACK as DEFAULT_PACK
 from shared.names import Names
 from tests.api.conftest import auth
-from tests.util import fetchval
+from tests.util import fetchval, wait_until
 
 NGINX = {"name": "no-autoindex", "config_type": "proxy_configs", "jsonpath": '$.** ? (@.directive == "autoindex")',
          "severity": "high", "message": "directory listing is on"}
@@ -33,9 +35,9 @@ class Spec:
     description: str | None = None
 
 
-PACK = [Spec("compose-privileged", "docker_compose", "$.services.* ? (@.privileged == true)", "critical",
+PACK = [Spec("test-privileged", "docker_compose", "$.services.* ? (@.privileged == true)", "critical",
              "a privileged container", "privileged: true"),
-        Spec("unit-runs-as-root", "systemd_units", '$.Service.User ? (@ == "root")', "medium", "runs as root")]
+        Spec("test-root", "systemd_units", '$.Service.User ? (@ == "root")', "medium", "runs as root")]
 
 
 async def test_policies_are_created_read_changed_and_deleted(client, keys, device, settings):
@@ -59,10 +61,11 @@ async def test_policies_are_created_read_changed_and_deleted(client, keys, devic
                                                           "jsonpath": "$.services", "enabled": False}, headers=admin)
     assert other.status_code == 201, other.text
     names = lambda r: [p["name"] for p in r.json()]  # noqa: E731
-    assert names(await client.get("/config/policies", headers=viewer)) == ["compose-any", "no-autoindex"]
-    assert names(await client.get("/config/policies?config_type=proxy_configs", headers=viewer)) == ["no-autoindex"]
+    assert {"compose-any", "no-autoindex"} < set(names(await client.get("/config/policies", headers=viewer)))
+    assert {p["config_type"] for p in (await client.get("/config/policies?config_type=proxy_configs",
+                                                         headers=viewer)).json()} == {"proxy_configs"}
     assert names(await client.get("/config/policies?enabled=false", headers=viewer)) == ["compose-any"]
-    assert names(await client.get("/config/policies?builtin=true", headers=viewer)) == []
+    assert names(await client.get("/config/policies?builtin=false", headers=viewer)) == ["compose-any", "no-autoindex"]
 
     r = await client.patch("/config/policies/no-autoindex", json={"severity": "critical", "device": None,
                                                                   "jsonpath": "$.x"}, headers=admin)
@@ -95,7 +98,7 @@ async def test_postgresql_judges_the_jsonpath_and_its_message_is_the_answer(clie
     r = await client.post("/config/policies", json={**NGINX, "jsonpath": "$.a ? (@ =="}, headers=admin)
     assert r.status_code == 422, r.text
     assert r.json()["detail"][0]["loc"] == ["body", "jsonpath"] and "syntax error" in r.json()["message"]
-    assert await fetchval(settings.database_url, "SELECT count(*) FROM config_policies") == 0
+    assert await fetchval(settings.database_url, "SELECT count(*) FROM config_policies WHERE NOT builtin") == 0
     assert (await client.post("/config/policies", json=NGINX, headers=admin)).status_code == 201
     r = await client.patch("/config/policies/no-autoindex", json={"jsonpath": "lax strict $"}, headers=admin)
     assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "jsonpath"], r.text
@@ -127,15 +130,14 @@ async def test_the_pack_is_seeded_once_and_admin_changes_stick(client, keys, set
         assert await policy_seed.seed(engine, PACK) == 2
         admin = auth(keys["admin"])
         builtin = (await client.get("/config/policies?builtin=true", headers=admin)).json()
-        assert [(p["name"], p["id"], p["enabled"]) for p in builtin] == [
-            ("compose-privileged", str(policy_seed.policy_id("compose-privileged")), True),
-            ("unit-runs-as-root", str(policy_seed.policy_id("unit-runs-as-root")), True)]
-        r = await client.delete("/config/policies/compose-privileged", headers=admin)
+        assert [(p["name"], p["id"], p["enabled"]) for p in builtin if p["name"].startswith("test-")] == [
+            ("test-privileged", str(policy_seed.policy_id("test-privileged")), True),
+            ("test-root", str(policy_seed.policy_id("test-root")), True)]
+        r = await client.delete("/config/policies/test-privileged", headers=admin)
         assert r.status_code == 409 and r.json()["detail"] == "a built-in policy can be disabled, not deleted"
-        r = await client.patch("/config/policies/compose-privileged", json={"enabled": False, "severity": "low"},
+        r = await client.patch("/config/policies/test-privileged", json={"enabled": False, "severity": "low"},
                                headers=admin)
         assert r.status_code == 200 and r.json()["builtin"] is True
-        await client.delete("/config/policies/unit-runs-as-root", headers=admin)
 
         # Started again (and by several instances at once), the seed inserts nothing and changes nothing.
         other = create_async_engine(settings.sqlalchemy_url)
@@ -143,11 +145,33 @@ async def test_the_pack_is_seeded_once_and_admin_changes_stick(client, keys, set
             assert await asyncio.gather(*(policy_seed.seed(e, PACK) for e in (engine, other, engine))) == [0, 0, 0]
         finally:
             await other.dispose()
-        after = (await client.get("/config/policies/compose-privileged", headers=admin)).json()
+        after = (await client.get("/config/policies/test-privileged", headers=admin)).json()
         assert (after["enabled"], after["severity"]) == (False, "low")
-        assert await fetchval(settings.database_url, "SELECT count(*) FROM config_policies") == 2
+        assert await fetchval(settings.database_url, "SELECT count(*) FROM config_policies WHERE name LIKE 'test-%'") == 2
     finally:
         await engine.dispose()
+
+
+async def test_the_api_adds_the_default_pack_at_start_and_each_entry_is_a_valid_policy(client, keys, settings):
+    viewer = auth(keys["viewer"])
+    builtin = {p["name"]: p for p in (await client.get("/config/policies?builtin=true", headers=viewer)).json()}
+    assert set(builtin) == {p.name for p in DEFAULT_PACK}
+    for spec in DEFAULT_PACK:
+        row = builtin[spec.name]
+        assert (row["id"], row["jsonpath"], row["enabled"], row["device_id"], row["tags"]) == \
+               (str(policy_seed.policy_id(spec.name)), spec.jsonpath, True, None, {})
+        PolicyCreate.model_validate({f: getattr(spec, f) for f in ("name", "config_type", "jsonpath", "severity",
+                                                                   "message", "description")})
+    # A second start adds nothing and keeps an admin's disable.
+    r = await client.patch("/config/policies/nginx-autoindex", json={"enabled": False}, headers=auth(keys["admin"]))
+    assert r.status_code == 200, r.text
+    engine = create_async_engine(settings.sqlalchemy_url)
+    try:
+        assert await policy_seed.start(engine, policy_seed.default_pack()) is None
+    finally:
+        await engine.dispose()
+    assert (await client.get("/config/policies/nginx-autoindex", headers=viewer)).json()["enabled"] is False
+    assert await fetchval(settings.database_url, "SELECT count(*) FROM config_policies") == len(DEFAULT_PACK)
 
 
 async def test_concurrent_first_seeds_insert_each_policy_once(settings):
@@ -209,13 +233,13 @@ async def test_evaluate_without_an_evaluator_is_a_503(client, keys, nc, settings
     admin = auth(keys["admin"])
     r = await client.post("/config/policies/evaluate", headers=admin)  # nobody subscribed: no responders
     assert r.status_code == 503 and r.json()["detail"] == "no policy evaluator answered"
-    monkeypatch.setattr(policies, "EVALUATE_TIMEOUT_S", 0.3)
+    monkeypatch.setattr(policies, "EVALUATE_TIMEOUT_S", 1.0)
     seen: list = []
     sub = await _responder(nc, settings, None, seen)  # subscribed, but never answers
     await nc.flush()
     try:
         r = await client.post("/config/policies/evaluate", json={}, headers=admin)
         assert r.status_code == 503 and r.json()["detail"] == "no policy evaluator answered"
-        assert seen == [{"policy_id": None}]
+        await wait_until(lambda: seen == [{"policy_id": None}])  # it was asked (its callback may run later)
     finally:
         await sub.unsubscribe()

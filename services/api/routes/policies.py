@@ -32,6 +32,7 @@ from services.api.deps import (
 from services.api.errors import unprocessable
 from services.api.limits import bounded_count, max_page
 from services.api.openapi_doc import Error
+from services.api.routes.fleet import glob_like
 from services.api.routes.rules import _check_webhook
 from services.api.schemas import Page, kinds_pattern
 from services.api.schemas_policies import (
@@ -186,12 +187,6 @@ async def evaluate(_: AdminKey, nc: NatsDep, names: NamesDep,
         raise HTTPException(status.HTTP_502_BAD_GATEWAY, "the policy evaluator's answer is not understood") from None
 
 
-def _like(glob: str) -> str:
-    """A LIKE pattern (escape ``\\``) of a glob: ``*`` any characters, ``?`` one."""
-    escaped = glob.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return escaped.replace("*", "%").replace("?", "_")
-
-
 @router.get("/config/violations", responses={404: {"description": "unknown device"}})
 async def list_violations(
     _: ViewerKey, session: SessionDep, registry: RegistryDep,
@@ -215,7 +210,7 @@ async def list_violations(
     if config_type is not None:
         where.append(Violation.config_type == config_type)
     if path is not None:
-        where.append(Violation.file_path.like(_like(path), escape="\\"))
+        where.append(Violation.file_path.like(glob_like(path), escape="\\"))
     counts: dict[str, int] = {s: n for s, n in await session.execute(
         select(Violation.severity, func.count()).where(*where, Violation.state == "open").group_by(Violation.severity))}
     if state != "all":
