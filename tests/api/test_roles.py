@@ -72,6 +72,15 @@ MATRIX = [
     ("GET", "/alerts", None, READ),
     ("GET", "/alerts/active", None, READ),
     ("GET", "/datatypes", None, READ),
+    ("GET", "/config/policies", None, READ),
+    ("POST", "/config/policies", {"name": "new-policy", "config_type": "proxy_configs", "jsonpath": "$.x",
+                                  "message": "m"}, {**ADMIN_ONLY, A: 201}),
+    ("GET", "/config/policies/{policy}", None, READ),
+    ("PATCH", "/config/policies/{policy}", {"severity": "high"}, {**ADMIN_ONLY, A: 200}),
+    ("DELETE", "/config/policies/{policy}", None, {**ADMIN_ONLY, A: 409}),  # a built-in one
+    ("POST", "/config/policies/evaluate", None, {**ADMIN_ONLY, A: 503}),  # no policy evaluator runs
+    ("GET", "/config/violations", None, READ),
+    ("GET", "/config/violations/{violation_id}", None, {V: 404, O: 404, A: 404}),
 ]
 # The generic reads of every registered type not listed above. The world caches values only of COLLECTED's types,
 # so the latest value of any other waits for a refresh that no collector answers.
@@ -108,7 +117,7 @@ async def world(app, client, keys, js, settings, device) -> dict[str, str]:
                           headers=auth(keys["admin"]))
     assert r.status_code == 201, r.text
     return {"snapshot": str(snapshot), "key_id": str(key_id), "rule": r.json()["id"], "container": "app-1",
-            "drive": "sda"}
+            "drive": "sda", "policy": "nginx-autoindex", "violation_id": str(uuid.uuid4())}
 
 
 @pytest.mark.parametrize("role", [V, O, A])
