@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 DESCRIPTION = """Reads of the infrawatch fleet: devices, metrics, cached collections, configuration history,
 audit trail and live events. Every endpoint but `/health`, `/ready`, `/docs` and `/openapi.json` needs an API
 key, as `Authorization: Bearer <key>` or `X-API-Key: <key>`. Roles: viewer reads; operator may also force a
-refresh and invalidate the cache; admin also manages devices, keys and alert rules."""
+refresh and invalidate the cache; admin also manages devices, keys, alert rules and config policies."""
 
 
 def create_app(settings: Settings) -> FastAPI:
