@@ -19,6 +19,7 @@ SUBJECTS = {
     "config": "infra.config.<device>.<config_type>",
     "alert": "infra.alert.<device>.<rule>",
     "alert_notification": "infra.alert.<device>.<rule>.notify",
+    "config_violation": "infra.alert.<device>.<policy>",
 }
 
 HEADER = """# Events

@@ -12,7 +12,7 @@ from pathlib import Path
 from shared.runtime.embedded import free_port, nats_server_binary, stop_process, wait_for_port
 
 DEPLOY_NATS = Path(__file__).resolve().parent.parent / "deploy" / "nats"
-USERS = ("system", "admin", "collector", "watcher", "writer", "api", "alerts")
+USERS = ("system", "admin", "collector", "watcher", "writer", "api", "alerts", "policy")
 
 
 def passwords() -> dict[str, str]:

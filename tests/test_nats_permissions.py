@@ -32,8 +32,8 @@ from tests.nats_cluster import NatsNode, password_env, passwords, render_single
 from tests.util import start_service, wait_until
 
 NAMES = Names("infra")
-SERVICES = ("collector", "watcher", "writer", "api", "alerts")
-PERF_REPORTERS = {"watcher", "writer", "api", "alerts"}  # the services that publish performance counters
+SERVICES = ("collector", "watcher", "writer", "api", "alerts", "policy")
+PERF_REPORTERS = {"watcher", "writer", "api", "alerts", "policy"}  # the services that publish performance counters
 
 # (user, subject it must not publish to)
 FORBIDDEN = [
@@ -56,6 +56,10 @@ FORBIDDEN = [
     ("writer", "$KV.infra_cache.dev1.system_metrics"),
     ("alerts", "infra.collected.dev1.system_metrics"),
     ("alerts", "infra.device.dev1"),
+    ("policy", "infra.collected.dev1.system_metrics"),
+    ("policy", "infra.config.dev1.proxy_configs"),
+    ("policy", "infra.device.dev1"),
+    ("policy", "infra.refresh.dev1.system_metrics"),
     ("api", "$KV.infra_cache.dev1.system_metrics"),  # the api purges cache keys, never writes them
     *[(user, "$JS.API.STREAM.CREATE.INFRA_COLLECTED") for user in SERVICES],  # bootstrap's (admin's) job
     *[(user, "$JS.API.STREAM.CREATE.KV_infra_cache") for user in SERVICES],

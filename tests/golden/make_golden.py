@@ -237,8 +237,25 @@ def alert_notification(cls: type) -> msgspec.Struct:
                delivered=False, http_status=503, last_error="HTTP 503 Service Unavailable")
 
 
+def config_violation(cls: type) -> msgspec.Struct:
+    from shared.policy_events import ConfigRef
+
+    def ref(name: str, minute: int, change: str) -> ConfigRef:
+        return ConfigRef(event_id=uid(f"{name}.event"), snapshot_id=uid(f"{name}.snapshot"),
+                         time=AT.replace(minute=minute), change_type=change, sha256="9f" * 32)
+
+    return cls(**envelope("config_violation", service="policy", instance="policy-a1", trigger="watch",
+                          status="success"),
+               violation_id=uid("violation"), policy_id=uid("policy.socket"), policy="compose-docker-socket",
+               config_type="docker_compose", path="/srv/proxy/docker-compose.yml", severity="critical",
+               state="resolved", message="compose-docker-socket resolved on nas-01 /srv/proxy/docker-compose.yml: "
+               "a service mounts the Docker socket", matches=["nginx-proxy"], match_count=1,
+               since=AT.replace(minute=5), introduced_by=ref("config.created", 5, "CREATE"),
+               fixed_by=ref("config.fixed", 25, "MODIFY"), resolution="fixed")
+
+
 BUILDERS = {"device": device, "audit": audit, "refresh": refresh, "perf": perf, "config": config,
-            "alert": alert, "alert_notification": alert_notification}
+            "alert": alert, "alert_notification": alert_notification, "config_violation": config_violation}
 
 
 def build(cls: type) -> msgspec.Struct:
