@@ -9,6 +9,7 @@ from datetime import timedelta
 
 import nats
 
+from services.policy import pack
 from services.writer.projections.config import row_ids
 from shared import events
 from shared.names import Names
@@ -19,8 +20,9 @@ from tests.util import wait_until
 
 COMPOSE = CORPUS / "compose" / "nginx-proxy" / "docker-compose.yml"  # mounts the docker socket
 PATH = "/srv/proxy/docker-compose.yml"
-SOCKET = '$.services.keyvalue() ? (@.value.volumes[*] like_regex "^/(var/)?run/docker\\\\.sock(:|$)").key'
-PRIVILEGED = "$.services.keyvalue() ? (@.value.privileged == true).key"
+PACK = {p.name: p for p in pack.PACK}
+SOCKET = PACK["compose-docker-socket"].jsonpath  # the default pack's rules
+PRIVILEGED = PACK["compose-privileged"].jsonpath
 
 
 def _without_socket(data: bytes) -> bytes:
