@@ -8,6 +8,7 @@ import json
 from datetime import timedelta
 
 import nats
+import pytest
 
 from services.policy import pack
 from services.writer.projections.config import row_ids
@@ -213,3 +214,46 @@ async def _open_count(settings, want: int) -> int | None:
     n = len(await rows(settings.database_url, "SELECT id FROM config_violations WHERE state = 'open'"))
     return n if n >= want else None
 
+
+
+FIXES = [
+    # (config type, watched path, real file, default-pack policy, its matches, the fix an operator makes)
+    ("proxy_configs", "/config/nginx/proxy-confs/grafana.subdomain.conf",
+     CORPUS / "nginx" / "swag" / "grafana.subdomain.conf.sample", "nginx-tls-without-hsts", ["grafana.*"],
+     lambda b: b.replace(b"    server_name grafana.*;\n",
+                         b"    server_name grafana.*;\n    add_header Strict-Transport-Security \"max-age=63072000\";\n")),
+    ("systemd_units", "/etc/systemd/system/cron.service", CORPUS / "systemd" / "cron" / "cron.service",
+     "systemd-root-unhardened", ["cron.service"],
+     lambda b: b.replace(b"KillMode=process\n", b"KillMode=process\nNoNewPrivileges=yes\nProtectSystem=full\n")),
+]
+
+
+@pytest.mark.parametrize(("config_type", "path", "source", "policy", "matches", "fix"), FIXES,
+                         ids=[f[3] for f in FIXES])
+async def test_nginx_and_systemd_violations_resolve_when_fixed(settings, js, services, config_type, path, source,
+                                                               policy, matches, fix):
+    names = Names(settings.subject_prefix)
+    host = WatchedHost("edge-1")
+    spec = PACK[policy]
+    await add_policy(settings.database_url, spec.name, spec.config_type, spec.jsonpath, spec.severity, spec.message)
+    services.writer()
+    await add_device(js, settings, host)
+    await services.policy()
+    now = events.utcnow().replace(microsecond=0)
+    data = source.read_bytes()
+    assert fix(data) != data
+    created = host.change(config_type, path, data, now - timedelta(minutes=3))
+    fixed = host.change(config_type, path, fix(data), now - timedelta(minutes=1))
+    for ev in (created, fixed):
+        await publish_event(js, names.config(host.name, config_type), ev)
+
+    async def both():
+        found = await violations(js, settings)
+        return found if len(found) == 2 else None
+
+    fired, resolved = await wait_until(both, timeout=60, what="the violation to fire and resolve")
+    assert (fired.state, resolved.state) == ("fired", "resolved") and fired.policy == policy
+    assert fired.matches == matches and resolved.violation_id == fired.violation_id
+    assert fired.introduced_by.event_id == resolved.introduced_by.event_id == created.event_id
+    assert resolved.fixed_by is not None and resolved.fixed_by.event_id == fixed.event_id
+    assert resolved.resolution == "fixed"
