@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -82,15 +83,14 @@ def _sqlstate(exc: DBAPIError) -> str | None:
     return getattr(exc.orig, "sqlstate", None) or getattr(getattr(exc.orig, "__cause__", None), "sqlstate", None)
 
 
-async def _jsonpath(session: AsyncSession, value: str) -> ColumnElement[Any]:
-    """``value`` as a jsonpath expression, once PostgreSQL has accepted it; else a 422 with its message."""
+async def _check_jsonpath(session: AsyncSession, value: str) -> None:
+    """A 422 with PostgreSQL's message unless it accepts ``value`` as a jsonpath."""
     try:
         await session.execute(select(cast(cast(literal(value, Text), JSONPATH), Text)))
     except DBAPIError as exc:
         await session.rollback()
         message = str(exc.orig).splitlines()[0].split(": ", 1)[-1] if exc.orig else str(exc)
         raise unprocessable("jsonpath", f"not a valid PostgreSQL jsonpath: {message}") from None
-    return cast(cast(bindparam("jsonpath", value, Text), Text), JSONPATH)
 
 
 async def _bound(session: AsyncSession) -> None:
@@ -120,6 +120,47 @@ def _current() -> Select:
                   Cur.content_hash, Cur.parsed)
 
 
+@dataclass(frozen=True)
+class SearchFilter:
+    """What a search asks; ``jsonpath`` must be valid (``_check_jsonpath``)."""
+
+    jsonpath: str | None = None
+    config_type: str | None = None
+    device_ids: tuple[uuid.UUID, ...] = ()
+    path: str | None = None
+    at: datetime | None = None
+    include_deleted: bool = False
+
+
+async def run_search(session: AsyncSession, f: SearchFilter, offset: int, limit: int) -> tuple[int, list[Any]]:
+    """The hits' total (counted up to ``offset`` + COUNT_CAP) and one page of them, each query under
+    the statement timeout. The jsonpath is PostgreSQL's ``@?`` operator, which the GIN index on
+    ``parsed`` serves (the function ``jsonb_path_exists`` would not)."""
+    src = (_current() if f.at is None else _versions_at(f.at)).subquery("v")
+    where: list[ColumnElement[bool]] = []
+    if not f.include_deleted:
+        where.append(src.c.change_type != DELETED)
+    if f.config_type:
+        where.append(src.c.config_type == f.config_type)
+    if f.device_ids:
+        where.append(src.c.device_id.in_(f.device_ids))
+    if f.path:
+        where.append(src.c.file_path.like(glob_like(f.path), escape="\\"))
+    found: ColumnElement[Any] = cast(literal("[]"), JSONB)
+    if f.jsonpath is not None:
+        jp = cast(cast(bindparam("jsonpath", f.jsonpath, Text), Text), JSONPATH)
+        where.append(src.c.parsed.op("@?")(jp))
+        found = func.jsonb_path_query_array(src.c.parsed, jp, cast(literal("{}"), JSONB), true())
+    hits = (select(*src.c, found.label("found")).where(*where).order_by(src.c.device_id, src.c.file_path)
+            .offset(offset).limit(limit)).subquery("h")
+    page = select(hits, func.jsonb_array_length(hits.c.found).label("match_count"),
+                  func.jsonb_path_query_array(hits.c.found, cast(literal(f"$[0 to {MAX_MATCHES - 1}]"), JSONPATH))
+                  .label("matches")).order_by(hits.c.device_id, hits.c.file_path)
+    await _bound(session)
+    total = await bounded_count(session, select(src).where(*where), offset)
+    return total, list((await session.execute(page)).all())
+
+
 @router.get("/config/search", responses=_TIMEOUT, summary="Search the fleet's parsed configuration files")
 async def search(
     _: ViewerKey, session: SessionDep, registry: RegistryDep,
@@ -138,34 +179,12 @@ async def search(
     ``jsonpath`` (PostgreSQL's ``@?``: at least one item), filtered by config type, device and path
     glob; ordered by device id, then path. ``matches`` are the first 20 values the jsonpath returns.
     Without ``jsonpath`` every file that passes the filters is listed. A search is cut at 5 s (503)."""
-    ids = _device_ids(registry, device, "device")
-    jp = await _jsonpath(session, jsonpath) if jsonpath is not None else None
-    src = (_current() if at is None else _versions_at(as_utc(at))).subquery("v")
-    where: list[ColumnElement[bool]] = []
-    if not include_deleted:
-        where.append(src.c.change_type != DELETED)
-    if config_type:
-        where.append(src.c.config_type == config_type)
-    if ids:
-        where.append(src.c.device_id.in_(ids))
-    if path:
-        where.append(src.c.file_path.like(glob_like(path), escape="\\"))
-    found: ColumnElement[Any] = cast(literal("[]"), JSONB)
-    if jp is not None:
-        where.append(src.c.parsed.op("@?")(jp))
-        found = func.jsonb_path_query_array(src.c.parsed, jp, cast(literal("{}"), JSONB), true())
-    base = select(src).where(*where)
-    offset = (page - 1) * page_size
-    order = (src.c.device_id, src.c.file_path)
-    hits = select(*src.c, found.label("found")).where(*where).order_by(*order).offset(offset).limit(page_size)
-    h = hits.subquery("h")
-    stmt = select(h, func.jsonb_array_length(h.c.found).label("match_count"),
-                  func.jsonb_path_query_array(h.c.found, cast(literal(f"$[0 to {MAX_MATCHES - 1}]"), JSONPATH))
-                  .label("matches")).order_by(h.c.device_id, h.c.file_path)
+    f = SearchFilter(jsonpath=jsonpath, config_type=config_type, device_ids=tuple(_device_ids(registry, device, "device")),
+                     path=path, at=as_utc(at) if at is not None else None, include_deleted=include_deleted)
+    if jsonpath is not None:
+        await _check_jsonpath(session, jsonpath)
     try:
-        await _bound(session)
-        total = await bounded_count(session, base, offset)
-        rows = (await session.execute(stmt)).all()
+        total, rows = await run_search(session, f, (page - 1) * page_size, page_size)
     except DBAPIError as exc:
         _timed_out(exc, "search")
         raise
