@@ -37,6 +37,7 @@ BENCHMARKS: list[tuple[str, str, list[str], list[str]]] = [
     ("service_rss", "service_rss.py", [], ["--hosts", "20", "--seconds", "30", "--warmup", "15"]),
     ("redact", "redact_bench.py", [], ["--repeat", "2"]),
     ("api_diff", "diff_bench.py", [], ["--seconds", "5"]),
+    ("config_search", "config_search.py", [], ["--runs", "200", "--seconds", "3"]),
 ]
 NAMES = [b[0] for b in BENCHMARKS]
 

@@ -105,6 +105,8 @@ async def test_paging(client, keys, fleet):
     second = await _search(client, keys, page_size=2, page=2)
     assert first["total_count"] == 5 and first["total_pages"] == 3
     assert len({h["snapshot_id"] for h in first["items"] + second["items"]}) == 4
+    past = await _search(client, keys, page_size=2, page=9)
+    assert (past["items"], past["total_count"]) == ([], 5)
 
 
 async def test_invalid_jsonpath_and_unknown_device(client, keys, fleet):

@@ -20,7 +20,7 @@ from schema.models import ConfigCurrent as Cur, ConfigurationSnapshot as Snap
 from services.api import diffs
 from services.api.deps import RegistryDep, Responses, SessionDep, ViewerKey, device_filter
 from services.api.errors import unprocessable
-from services.api.limits import bounded_count, max_page
+from services.api.limits import COUNT_CAP, bounded_count, max_page
 from services.api.routes.config import PATH_PATTERN, TOKEN
 from services.api.schemas import DateTime, Page, as_utc
 from services.api.schemas_fleet import (
@@ -133,8 +133,8 @@ class SearchFilter:
 
 
 async def run_search(session: AsyncSession, f: SearchFilter, offset: int, limit: int) -> tuple[int, list[Any]]:
-    """The hits' total (counted up to ``offset`` + COUNT_CAP) and one page of them, each query under
-    the statement timeout. The jsonpath is PostgreSQL's ``@?`` operator, which the GIN index on
+    """The hits' total (up to ``offset`` + COUNT_CAP) and one page of them, under the statement
+    timeout. The jsonpath is PostgreSQL's ``@?`` operator, which the GIN index on
     ``parsed`` serves (the function ``jsonb_path_exists`` would not)."""
     src = (_current() if f.at is None else _versions_at(f.at)).subquery("v")
     where: list[ColumnElement[bool]] = []
@@ -151,14 +151,21 @@ async def run_search(session: AsyncSession, f: SearchFilter, offset: int, limit:
         jp = cast(cast(bindparam("jsonpath", f.jsonpath, Text), Text), JSONPATH)
         where.append(src.c.parsed.op("@?")(jp))
         found = func.jsonb_path_query_array(src.c.parsed, jp, cast(literal("{}"), JSONB), true())
-    hits = (select(*src.c, found.label("found")).where(*where).order_by(src.c.device_id, src.c.file_path)
-            .offset(offset).limit(limit)).subquery("h")
-    page = select(hits, func.jsonb_array_length(hits.c.found).label("match_count"),
+    # One scan: the total rides on every row of the page (a window over the matches, which the
+    # sort reads anyway); only a page past the end asks for it again.
+    cols = [c for c in src.c if c.name != "parsed"]
+    hits = (select(*cols, found.label("found"), func.count().over().label("total")).where(*where)
+            .order_by(src.c.device_id, src.c.file_path).offset(offset).limit(limit)).subquery("h")
+    page = select(*(c for c in hits.c if c.name != "found"), func.jsonb_array_length(hits.c.found).label("match_count"),
                   func.jsonb_path_query_array(hits.c.found, cast(literal(f"$[0 to {MAX_MATCHES - 1}]"), JSONPATH))
                   .label("matches")).order_by(hits.c.device_id, hits.c.file_path)
     await _bound(session)
-    total = await bounded_count(session, select(src).where(*where), offset)
-    return total, list((await session.execute(page)).all())
+    rows = list((await session.execute(page)).all())
+    if rows:
+        total = min(rows[0].total, offset + COUNT_CAP)
+    else:
+        total = await bounded_count(session, select(src).where(*where), offset) if offset else 0
+    return total, rows
 
 
 @router.get("/config/search", responses=_TIMEOUT, summary="Search the fleet's parsed configuration files")
