@@ -37,7 +37,8 @@ def _url(v: str) -> str:
     return v
 
 
-WebhookUrl = Annotated[str, StringConstraints(max_length=2048, pattern=r"^https?://[^\s]+$"), AfterValidator(_url)]
+WebhookUrl = Annotated[str, StringConstraints(max_length=2048, pattern=r"^https?://[^\s\x00-\x1f\x7f]+$"),
+                       AfterValidator(_url)]
 _JSONPATH_DOC = "a PostgreSQL jsonpath over the file's parsed data; each value it returns is a match"
 
 

@@ -84,6 +84,7 @@ async def test_policies_are_created_read_changed_and_deleted(client, keys, devic
     ({"jsonpath": "$." + "a" * 1000}, "jsonpath"), ({"jsonpath": ""}, "jsonpath"), ({"severity": "urgent"}, "severity"),
     ({"message": "m" * 501}, "message"), ({"message": "a\x00b"}, "message"), ({"tags": {"env": 1}}, "tags"),
     ({"tags": {f"k{i}": "v" for i in range(33)}}, "tags"), ({"webhook_url": "ftp://x"}, "webhook_url"),
+    ({"webhook_url": "http://a\x00b/"}, "webhook_url"),
     ({"webhook_url": "http://127.0.0.1:9/hook"}, "webhook_url"), ({"webhook_format": "xml"}, "webhook_format"),
     ({"device": "not a name"}, "device"), ({"builtin": True}, "builtin"),
 ])
