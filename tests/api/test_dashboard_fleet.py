@@ -76,9 +76,6 @@ async def test_the_fleet_page(live, keys, settings, chromium):
             r = await http.post("/devices", json={"name": name, "address": address})
             assert r.status_code == 201, r.text
             ids[name] = uuid.UUID(r.json()["id"])
-        r = await http.post("/config/policies", json={"name": "nginx-autoindex", "config_type": "proxy_configs",
-                                                      "jsonpath": "$.autoindex", "message": "listing"})
-        assert r.status_code == 201, r.text
     await _seed(settings.database_url, ids["web-1"], ids["db-1"], datetime.now(UTC))
 
     async with async_playwright() as pw:
