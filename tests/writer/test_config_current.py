@@ -19,7 +19,6 @@ from shared import events
 from shared.config_events import ConfigChanged
 from shared.names import MSG_ID, Names
 from shared.policy_events import path_key
-from shared.runtime.publish import publish_event
 from tests.util import fetch, fetchval, wait_until
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)

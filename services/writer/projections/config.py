@@ -27,8 +27,8 @@ ROW_NS = uuid.UUID("0f7e4d52-8b1a-4c3e-9d6f-2a5b7c9e1d40")
 table(ConfigurationSnapshot)
 table(ConfigurationChangeEvent)
 
-_CURRENT_SET = ", ".join(f"{c} = EXCLUDED.{c}" for c in ConfigCurrent.__table__.columns.keys()
-                         if c not in ("device_id", "path_key"))
+_CURRENT_SET = ", ".join(f"{c.name} = EXCLUDED.{c.name}" for c in ConfigCurrent.__table__.columns
+                         if not c.primary_key)
 table(
     ConfigCurrent,
     f"ON CONFLICT (device_id, path_key) DO UPDATE SET {_CURRENT_SET} "
