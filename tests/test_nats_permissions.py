@@ -126,6 +126,10 @@ async def test_each_service_runs_end_to_end_under_its_own_user(secured, database
 
             body = await wait_until(metrics, timeout=30, interval=0.3, what="metrics from the API")
             assert body["cpu_count"] >= 1
+            # the api asks the policy evaluator for a fleet evaluation, which answers under its own user
+            r = await client.post("/config/policies/evaluate", json={})
+            assert r.status_code == 200, r.text
+            assert set(r.json()) >= {"files", "opened", "resolved", "open"}
 
             js = admin.jetstream()
 
