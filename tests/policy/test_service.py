@@ -257,3 +257,20 @@ async def test_nginx_and_systemd_violations_resolve_when_fixed(settings, js, ser
     assert fired.introduced_by.event_id == resolved.introduced_by.event_id == created.event_id
     assert resolved.fixed_by is not None and resolved.fixed_by.event_id == fixed.event_id
     assert resolved.resolution == "fixed"
+
+
+async def test_a_policy_that_cannot_be_evaluated_is_left_out_and_the_others_still_decide(settings, js, services,
+                                                                                          caplog):
+    """A JSONPath PostgreSQL refuses (stored past the API's check) costs only its own policy."""
+    names = Names(settings.subject_prefix)
+    host = WatchedHost("web-5")
+    await add_policy(settings.database_url, "broken", "docker_compose", "$.services ? (@ like_regex")
+    await add_policy(settings.database_url, "compose-docker-socket", "docker_compose", SOCKET)
+    services.writer()
+    await add_device(js, settings, host)
+    await services.policy()
+    created = host.change("docker_compose", PATH, COMPOSE.read_bytes(), events.utcnow().replace(microsecond=0))
+    await publish_event(js, names.config(host.name, "docker_compose"), created)
+    [ev] = await wait_until(lambda: violations(js, settings), timeout=60, what="the working policy to fire")
+    assert ev.policy == "compose-docker-socket" and ev.introduced_by.event_id == created.event_id
+    assert any("policy broken cannot be evaluated" in r.getMessage() for r in caplog.records)
