@@ -140,7 +140,7 @@ def test_from_config_summarises_the_watchers_decision():
     ev = nginx_change(before(1))
     (c,) = from_config(ev)
     assert (c.kind, c.subject, c.risk, c.ref, c.time) == ("config", ev.path, "HIGH", str(ev.event_id), ev.occurred_at)
-    assert c.summary == ("nginx /etc/nginx/sites-enabled/default MODIFY: 3 changed, 8 added, 8 removed, "
+    assert c.summary == ("nginx /etc/nginx/sites-enabled/default MODIFY: 3 changed, 13 added, 13 removed, "
                          "mode, owner changed (HIGH)")
     assert c.detail["changed"] == ["proxy_pass", "server_names", "upstream_hosts"]
     assert c.detail["risk_rule"] == "nginx: a server or location was removed"
