@@ -38,6 +38,7 @@ BENCHMARKS: list[tuple[str, str, list[str], list[str]]] = [
     ("redact", "redact_bench.py", [], ["--repeat", "2"]),
     ("api_diff", "diff_bench.py", [], ["--seconds", "5"]),
     ("config_search", "config_search.py", [], ["--runs", "200", "--seconds", "3"]),
+    ("policy_eval", "policy_eval.py", [], ["--events", "300", "--changes", "30"]),
 ]
 NAMES = [b[0] for b in BENCHMARKS]
 
