@@ -35,7 +35,7 @@ from shared.alert_events import AlertChanged, AlertRule, Cause, NotificationAtte
 from shared.names import MSG_ID, Names
 from shared.runtime.bootstrap import ensure
 from shared.runtime.devices import DeviceRegistry
-from shared.runtime.fetch import batches, unsubscribe
+from shared.runtime.fetch import batches, each_event, unsubscribe
 from shared.runtime.nats_conn import connect, drain
 from shared.runtime.perf import Perf, publish_loop, serve_metrics
 from shared.runtime.publish import publish_event
@@ -156,26 +156,11 @@ class Evaluator:
 
     async def evaluate_batch(self, msgs: list) -> None:
         """Evaluate messages in stream order; each is acked once its alerts are published."""
-        for msg in msgs:
-            loop = asyncio.get_running_loop()
-            t0 = loop.time()
-            try:
-                ev = events.decode(msg.data)
-            except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-                log.warning("undecodable event on %s skipped: %s", msg.subject, exc)
-                self.perf.operation("error", 0.0, error_type="undecodable")
-                await msg.term()
-                continue
-            try:
-                for rule in self.rules.matching(ev):
-                    await self.evaluate(rule, ev)
-            except Exception as exc:
-                log.warning("evaluating %s failed, redelivered later: %s: %s", msg.subject, type(exc).__name__, exc)
-                self.perf.operation("error", (loop.time() - t0) * 1000, error_type=type(exc).__name__)
-                await msg.nak(delay=2)
-                continue
-            await msg.ack()
-            self.perf.operation("success", (loop.time() - t0) * 1000)
+        await each_event(msgs, self._evaluate_all, self.perf, "evaluating")
+
+    async def _evaluate_all(self, ev: events.Event) -> None:
+        for rule in self.rules.matching(ev):
+            await self.evaluate(rule, ev)
 
     # --- one rule on one event -----------------------------------------------------------------
 

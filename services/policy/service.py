@@ -36,7 +36,7 @@ from shared.alert_events import NotificationAttempted, redact_url
 from shared.config_events import ConfigChanged
 from shared.names import Names
 from shared.runtime.bootstrap import ensure
-from shared.runtime.fetch import batches, unsubscribe
+from shared.runtime.fetch import batches, each_event, unsubscribe
 from shared.runtime.nats_conn import connect, drain
 from shared.runtime.perf import Perf, publish_loop, serve_metrics
 from shared.runtime.publish import publish_event
@@ -94,29 +94,12 @@ class PolicyEvaluator:
         return changed
 
     async def evaluate_batch(self, msgs: list[Msg]) -> None:
-        for msg in msgs:
-            loop = asyncio.get_running_loop()
-            t0 = loop.time()
-            try:
-                ev = events.decode(msg.data)
-            except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-                log.warning("undecodable event on %s skipped: %s", msg.subject, exc)
-                self.perf.operation("error", 0.0, error_type="undecodable")
-                await msg.term()
-                continue
-            if not isinstance(ev, ConfigChanged):
-                await msg.ack()
-                continue
-            try:
-                await self.publish(await self.handle(ev))
-            except Exception as exc:
-                log.warning("policies on %s %s failed, redelivered later: %s: %s", ev.device, ev.path,
-                            type(exc).__name__, exc)
-                self.perf.operation("error", (loop.time() - t0) * 1000, error_type=type(exc).__name__)
-                await msg.nak(delay=2)
-                continue
-            await msg.ack()
-            self.perf.operation("success", (loop.time() - t0) * 1000)
+        """Apply changes in stream order; each is acked once its violations are published."""
+        await each_event(msgs, self._apply, self.perf, "applying policies to")
+
+    async def _apply(self, ev: events.Event) -> None:
+        if isinstance(ev, ConfigChanged):
+            await self.publish(await self.handle(ev))
 
     # --- the outbox ----------------------------------------------------------------------------
 

@@ -1,14 +1,20 @@
-"""Batches from a JetStream pull subscription, for every service that consumes one until stopped."""
+"""Batches from a JetStream pull subscription, for every service that consumes one until stopped,
+and the per-event handling of a batch that services deciding one event at a time share."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
+import msgspec
 import nats.errors
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
+
+from shared import events
+from shared.envelope import Event
+from shared.runtime.perf import Perf
 
 log = logging.getLogger(__name__)
 
@@ -63,3 +69,28 @@ async def unsubscribe(psub: JetStreamContext.PullSubscription, label: str = "") 
         await psub.unsubscribe()
     except Exception as exc:
         log.debug("unsubscribe %s: %s", label, exc)
+
+
+async def each_event(msgs: list[Msg], handle: Callable[[Event], Awaitable[object]], perf: Perf, what: str,
+                     retry_s: float = 2.0) -> None:
+    """Hand each message's event to ``handle``, in stream order: acknowledged once ``handle``
+    returns, redelivered after ``retry_s`` when it raises, terminated when it does not decode."""
+    loop = asyncio.get_running_loop()
+    for msg in msgs:
+        t0 = loop.time()
+        try:
+            ev = events.decode(msg.data)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            log.warning("undecodable event on %s skipped: %s", msg.subject, exc)
+            perf.operation("error", 0.0, error_type="undecodable")
+            await msg.term()
+            continue
+        try:
+            await handle(ev)
+        except Exception as exc:
+            log.warning("%s %s failed, redelivered later: %s: %s", what, msg.subject, type(exc).__name__, exc)
+            perf.operation("error", (loop.time() - t0) * 1000, error_type=type(exc).__name__)
+            await msg.nak(delay=retry_s)
+            continue
+        await msg.ack()
+        perf.operation("success", (loop.time() - t0) * 1000)
