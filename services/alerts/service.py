@@ -35,7 +35,7 @@ from shared.alert_events import AlertChanged, AlertRule, Cause, NotificationAtte
 from shared.names import MSG_ID, Names
 from shared.runtime.bootstrap import ensure
 from shared.runtime.devices import DeviceRegistry
-from shared.runtime.fetch import batches, each_event, unsubscribe
+from shared.runtime.fetch import batches, each_event, finish, unsubscribe
 from shared.runtime.nats_conn import connect, drain
 from shared.runtime.perf import Perf, publish_loop, serve_metrics
 from shared.runtime.publish import publish_event
@@ -342,10 +342,7 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
                                              name="alerts-perf"))
             log.info("alert evaluator running with %d rules", len(rules.rules))
             await stop.wait()
-            _, pending = await asyncio.wait(tasks, timeout=s.alerts_batch_wait_s + 10)
-            for t in pending:
-                t.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await finish(tasks, s.alerts_batch_wait_s + 10)
     finally:
         if rules is not None:
             await rules.stop()

@@ -15,6 +15,7 @@ from sqlalchemy.pool import NullPool
 
 from schema.migrate import async_url
 from schema.models import ApiKey
+from shared.alert_events import redact_url
 
 ROLES = ("viewer", "operator", "admin")
 KEY_PREFIX = "iw_"
@@ -34,6 +35,10 @@ class Principal:
 
     def allows(self, role: str) -> bool:
         return ROLES.index(self.role) >= ROLES.index(role)
+
+    def webhook(self, url: str | None) -> str | None:
+        """A webhook URL as this key may see it: whole to admins, else scheme, host and port (it may hold a token)."""
+        return url if url is None or self.allows("admin") else redact_url(url)
 
 
 def hash_key(key: str) -> str:

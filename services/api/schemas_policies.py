@@ -101,7 +101,7 @@ class PolicyInfo(BaseModel):
     @classmethod
     def of(cls, row: ConfigPolicy, registry: DeviceRegistry, principal: Principal) -> PolicyInfo:
         spec = registry.get(str(row.device_id)) if row.device_id else None
-        url = row.webhook_url if row.webhook_url is None or principal.allows("admin") else redact_url(row.webhook_url)
+        url = principal.webhook(row.webhook_url)
         return cls(id=row.id, name=row.name, config_type=row.config_type, jsonpath=row.jsonpath,
                    severity=row.severity, message=row.message, description=row.description, enabled=row.enabled,
                    device_id=row.device_id, device=spec.name if spec else None, tags=row.tags or {},

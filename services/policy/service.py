@@ -36,7 +36,7 @@ from shared.alert_events import NotificationAttempted, redact_url
 from shared.config_events import ConfigChanged
 from shared.names import Names
 from shared.runtime.bootstrap import ensure
-from shared.runtime.fetch import batches, each_event, unsubscribe
+from shared.runtime.fetch import batches, each_event, finish, unsubscribe
 from shared.runtime.nats_conn import connect, drain
 from shared.runtime.perf import Perf, publish_loop, serve_metrics
 from shared.runtime.publish import publish_event
@@ -264,10 +264,7 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
             log.info("policy evaluator running")
             await stop.wait()
             await req.unsubscribe()
-            _, pending = await asyncio.wait(tasks, timeout=s.policy_batch_wait_s + 10)
-            for t in pending:
-                t.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await finish(tasks, s.policy_batch_wait_s + 10)
     finally:
         await pool.close()
         await drain(nc)

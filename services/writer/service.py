@@ -17,7 +17,7 @@ from services.writer.projection import ProjectionError, Rows, merge, rows
 from shared import events
 from shared.names import DLQ_REASON, DLQ_STREAM_SEQ, DLQ_SUBJECT, MSG_ID, Names
 from shared.runtime.bootstrap import ensure
-from shared.runtime.fetch import batches, unsubscribe
+from shared.runtime.fetch import batches, finish, unsubscribe
 from shared.runtime.nats_conn import connect, drain
 from shared.runtime.perf import Perf, publish_loop, serve_metrics
 from shared.settings import Settings
@@ -202,10 +202,7 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
                                          name="writer-perf"))
         log.info("writer consuming %s", ", ".join(k for k, _ in PROJECTED))
         await stop.wait()
-        _, pending = await asyncio.wait(tasks, timeout=settings.writer_batch_wait_s + 10)
-        for t in pending:
-            t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await finish(tasks, settings.writer_batch_wait_s + 10)
         await pool.close()
     finally:
         await drain(nc)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import msgspec
 import nats.errors
@@ -94,3 +95,11 @@ async def each_event(msgs: list[Msg], handle: Callable[[Event], Awaitable[object
             continue
         await msg.ack()
         perf.operation("success", (loop.time() - t0) * 1000)
+
+
+async def finish(tasks: list[asyncio.Task[Any]], timeout: float) -> None:
+    """Let a stopping service's tasks end their work in flight for up to ``timeout`` seconds, then cancel the rest."""
+    _, pending = await asyncio.wait(tasks, timeout=timeout)
+    for t in pending:
+        t.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)

@@ -141,9 +141,7 @@ class RuleInfo(BaseModel):
     @classmethod
     def of(cls, row: Rule, registry: DeviceRegistry, principal: Principal) -> RuleInfo:
         spec = registry.get(str(row.device_id)) if row.device_id else None
-        url = row.webhook_url
-        if url is not None and not principal.allows("admin"):
-            url = redact_url(url)
+        url = principal.webhook(row.webhook_url)
         return cls(id=row.id, name=row.name, device_id=row.device_id, device=spec.name if spec else None,
                    metric=row.metric, selector=row.selector, operator=row.operator, threshold=row.threshold,
                    duration_s=row.duration_s, refire_interval_s=row.refire_interval_s, enabled=row.enabled,
