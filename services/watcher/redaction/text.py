@@ -21,9 +21,10 @@ _NAME_CHARS = "abcdefghijklmnopqrstuvwxyz0123456789_.-"
 _MAX_NAME = 64
 _ASSIGN = re.compile(r"""["']?[ \t]*(?:=>|=(?!=)|:(?=[ \t"']))[ \t]*""")
 _WS = re.compile(r"[ \t]+")
-_DQ = re.compile(r'"((?:[^"\\\r\n]|\\.)*)"?')
-_SQ = re.compile(r"'((?:[^'\\\r\n]|\\.|'')*)'?")
-_TOKEN = re.compile(r"""(?:[^\s"'`\\;,&)}\]<>|]|\\.)+""")
+# an escape never takes a line's end (nor the \r of a CRLF) with it; a backslash ending a line is kept
+_DQ = re.compile(r'"((?:[^"\\\r\n]|\\[^\r\n]|\\(?=[\r\n]|\Z))*)"?')
+_SQ = re.compile(r"'((?:[^'\\\r\n]|\\[^\r\n]|\\(?=[\r\n]|\Z)|'')*)'?")
+_TOKEN = re.compile(r"""(?:[^\s"'`\\;,&)}\]<>|]|\\[^\r\n]|\\(?=[\r\n]|\Z))+""")
 _SCHEME = re.compile(r"(?i)(?:basic|bearer|token|digest|negotiate|apikey|key)[ \t]+(?=[^\s\"';])")
 _SCHEME_FIRST = set("bBtTdDnNaAkK")
 _LINE_END = re.compile(r"[ \t]*;?[ \t]*\r?(?:\n|$)")
